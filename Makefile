@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# `make` builds everything, `make test` runs every test, `make demo` shows ksteer at work.
+
+OUT ?= .output
+CC ?= gcc
+CLANG ?= clang
+BPFTOOL ?= bpftool
+SHARED ?= $(abspath ../shared)
+
+ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+CFLAGS ?= -g -O2
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers -MMD -MP \
+	  -I$(OUT) -I. -D_GNU_SOURCE
+LDLIBS := -lbpf -lelf -lz -lyaml -ljansson -lm
+ifeq ($(SAN),1)
+CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+BPF_CFLAGS := -g -O2 --target=bpf -D__TARGET_ARCH_$(ARCH) -D__BPF__ -Wall -Werror -I. -MMD -MP
+
+AGENT_SRC := $(sort $(shell find agent -name '*.c'))
+AGENT_OBJ := $(AGENT_SRC:%.c=$(OUT)/%.o)
+LIB_OBJ := $(filter-out $(OUT)/agent/cli/main.o,$(AGENT_OBJ))
+BPF_SRC := $(sort $(wildcard bpf/*.bpf.c))
+BPF_OBJ := $(BPF_SRC:bpf/%.bpf.c=$(OUT)/%.bpf.o)
+SKELS := $(BPF_SRC:bpf/%.bpf.c=$(OUT)/%.skel.h)
+UNIT_SRC := $(sort $(wildcard selftests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:selftests/unit/%.c=$(OUT)/unit/%)
+
+.DELETE_ON_ERROR:
+.PHONY: all deps test unit unit-asan cli-test demo vmlinux clean format
+
+all: ksteer
+
+deps:
+	@scripts/deps.sh
+
+ksteer: $(OUT)/ksteer
+	@ln -sf $(OUT)/ksteer $@
+
+$(OUT)/ksteer: $(AGENT_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Every agent object may include a skeleton: generate them first.
+$(AGENT_OBJ): $(OUT)/%.o: %.c | $(SKELS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(OUT)/%.tmp.bpf.o: bpf/%.bpf.c vmlinux.h
+	@mkdir -p $(OUT)
+	$(CLANG) $(BPF_CFLAGS) -MF $(OUT)/$*.bpf.d -MT $@ -c $< -o $@
+
+$(OUT)/%.bpf.o: $(OUT)/%.tmp.bpf.o
+	$(BPFTOOL) gen object $@ $<
+
+$(OUT)/%.skel.h: $(OUT)/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $(subst -,_,$*) > $@
+
+$(OUT)/unit/%: selftests/unit/%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) -lcmocka
+
+vmlinux:
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux.h
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; KSTEER_SHARED=$(SHARED) $$t; done
+
+# The unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer.
+unit-asan:
+	@$(MAKE) --no-print-directory OUT=$(OUT)/asan SAN=1 unit
+
+cli-test: ksteer
+	@KSTEER=$(abspath $(OUT)/ksteer) SHARED=$(SHARED) bash selftests/cli/run.sh
+
+test:
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory unit-asan
+	@$(MAKE) --no-print-directory cli-test
+	@echo "All tests passed."
+
+demo:
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory all
+	@SHARED=$(SHARED) bash scripts/demo.sh
+
+format:
+	clang-format -i $(AGENT_SRC) $(shell find agent maps bpf selftests -name '*.h') $(BPF_SRC) $(UNIT_SRC)
+
+clean:
+	rm -rf $(OUT) ksteer
+
+-include $(shell find $(OUT) -name '*.d' 2>/dev/null)

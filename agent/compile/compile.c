@@ -1,0 +1,1013 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include "compile.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../lib/strmap.h"
+#include "../policy/decode.h"
+
+/* ---- the service registry: every host with its ports, VIPs and workloads ---- */
+
+struct c_port {
+	uint16_t number, target;
+	const char *name, *protocol, *target_name;
+};
+
+struct c_wl {
+	const char *address;
+	const struct kvs *labels;
+	const struct kvs *portmap; /* ServiceEntry endpoint / WorkloadEntry named ports */
+	const struct pod_spec *pod; /* for named targetPorts */
+	const char *network, *sa, *origin;
+	uint32_t weight;
+};
+
+struct c_service {
+	const char *host, *ns, *origin, *resolution;
+	struct c_port *ports;
+	uint32_t n_ports, cap_ports;
+	struct c_vip *vips;
+	uint32_t n_vips, cap_vips;
+	struct c_wl *wls;
+	uint32_t n_wls, cap_wls;
+	uint32_t pending; /* pods known without an address (Deployment replicas) */
+	const struct resource *res;
+};
+
+struct list {
+	const void *item;
+	struct list *next;
+};
+
+struct cctx {
+	struct plan *plan;
+	struct policy *p;
+	struct diag *diag;
+	struct arena *a;
+	struct strmap services; /* host -> struct c_service */
+	struct strmap by_label; /* "ns\0k=v" -> list of workload resources */
+	struct c_service **svc_list;
+	uint32_t n_svcs, cap_svcs;
+	int failed;
+};
+
+static void *grow(struct arena *a, void *v, uint32_t n, uint32_t *cap, size_t sz)
+{
+	void *nv;
+
+	if (n < *cap)
+		return v;
+	*cap = *cap ? *cap * 2 : 4;
+	nv = arena_array(a, *cap, sz);
+	if (n)
+		memcpy(nv, v, n * sz);
+	return nv;
+}
+#define PUSH(a, arr, n, cap) ((arr) = grow((a), (arr), (n), &(cap), sizeof(*(arr))), &(arr)[(n)++])
+
+static void vwarn(struct cctx *c, const struct resource *r, struct pos pos, const char *path,
+		  const char *fmt, va_list ap)
+{
+	char msg[512];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	diag_add(c->diag, DIAG_WARN, r->file, pos.line, pos.col, "%s %s/%s: %s%s%s",
+		 kind_name(r->kind), r->ns, r->name, path, *path ? ": " : "", msg);
+}
+
+static void __attribute__((format(printf, 4, 5)))
+warn_at(struct cctx *c, const struct resource *r, const struct obj *o, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vwarn(c, r, o->pos, o->path, fmt, ap);
+	va_end(ap);
+}
+
+static void __attribute__((format(printf, 5, 6)))
+warn_pos(struct cctx *c, const struct resource *r, struct pos pos, const char *path,
+	 const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vwarn(c, r, pos, path, fmt, ap);
+	va_end(ap);
+}
+
+int addr_parse(const char *s, struct ks_addr *out)
+{
+	struct in_addr v4;
+	struct in6_addr v6;
+
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, s, &v4) == 1) {
+		out->a[2] = htonl(0xffff);
+		out->a[3] = v4.s_addr;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, &v6) == 1) {
+		memcpy(out->a, &v6, 16);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static const char *port_protocol(const char *proto, const char *app_proto, const char *name)
+{
+	static const char *const known[] = { "http2", "https", "http", "grpc-web", "grpc", "tcp",
+					     "tls",   "mongo", "redis", "mysql", "udp", NULL };
+
+	if (proto && *proto && strcasecmp(proto, "TCP"))
+		return proto; /* ServiceEntry protocol, or Kubernetes UDP/SCTP */
+	if (app_proto && *app_proto)
+		return app_proto;
+	for (const char *const *k = known; name && *k; k++) {
+		size_t l = strlen(*k);
+
+		if (!strncasecmp(name, *k, l) && (name[l] == 0 || name[l] == '-'))
+			return *k; /* Istio's port naming convention: <protocol>[-<suffix>] */
+	}
+	if (proto && !strcasecmp(proto, "TCP") && !name)
+		return "tcp";
+	return "auto"; /* Istio sniffs the protocol */
+}
+
+static bool proto_is_http(const char *p)
+{
+	return !strcasecmp(p, "http") || !strcasecmp(p, "http2") || !strcasecmp(p, "grpc") ||
+	       !strcasecmp(p, "grpc-web") || !strcasecmp(p, "auto");
+}
+
+static bool proto_is_tls(const char *p)
+{
+	return !strcasecmp(p, "https") || !strcasecmp(p, "tls");
+}
+
+static struct c_service *service_get(struct cctx *c, const char *host, const struct resource *r,
+				     const char *origin)
+{
+	void **slot = strmap_slot(&c->services, c->a, host);
+	struct c_service *s = *slot;
+
+	if (s) {
+		if (s->res != r)
+			warn_at(c, r, &r->o,
+				"host %s is already defined by %s: this definition is ignored", host,
+				s->origin);
+		return NULL;
+	}
+	s = arena_alloc(c->a, sizeof(*s));
+	s->host = host;
+	s->ns = r->ns;
+	s->origin = origin;
+	s->res = r;
+	*slot = s;
+	*PUSH(c->a, c->svc_list, c->n_svcs, c->cap_svcs) = s;
+	return s;
+}
+
+static void service_add_vip(struct cctx *c, struct c_service *s, const char *ip)
+{
+	struct c_vip *v;
+	struct ks_addr ka;
+
+	if (addr_parse(ip, &ka))
+		return;
+	for (uint32_t i = 0; i < s->n_vips; i++)
+		if (!memcmp(&s->vips[i].ka, &ka, sizeof(ka)))
+			return;
+	v = PUSH(c->a, s->vips, s->n_vips, s->cap_vips);
+	v->text = ip;
+	v->ka = ka;
+}
+
+static const char *label_key(struct cctx *c, const char *ns, const char *k, const char *v)
+{
+	return arena_printf(c->a, "%s\x01%s=%s", ns, k, v ? v : "");
+}
+
+static void index_workload(struct cctx *c, const struct resource *r, const struct kvs *labels)
+{
+	for (uint32_t i = 0; i < labels->n; i++) {
+		void **slot = strmap_slot(&c->by_label,
+					  c->a, label_key(c, r->ns, labels->v[i].k, labels->v[i].v));
+		struct list *l = arena_alloc(c->a, sizeof(*l));
+
+		l->item = r;
+		l->next = *slot;
+		*slot = l;
+	}
+}
+
+static const struct kvs no_labels;
+
+static const struct kvs *res_labels(const struct resource *r)
+{
+	if (r->kind == K_WORKLOAD_ENTRY)
+		return &((const struct workload_entry *)r->spec)->labels;
+	if (r->kind == K_DEPLOYMENT) {
+		const struct deployment_spec *d = r->spec;
+
+		return d && d->template && d->template->metadata ? &d->template->metadata->labels
+								 : &no_labels;
+	}
+	return r->metadata ? &r->metadata->labels : &no_labels;
+}
+
+static void add_workload(struct cctx *c, struct c_service *s, const struct resource *r)
+{
+	struct c_wl *w;
+
+	if (r->kind == K_DEPLOYMENT) {
+		const struct deployment_spec *d = r->spec;
+
+		s->pending += d && obj_has(&d->o, "replicas") ? (uint32_t)d->replicas : 1;
+		return;
+	}
+	if (r->kind == K_POD && !(r->status && r->status->podIP)) {
+		s->pending++;
+		return;
+	}
+	w = PUSH(c->a, s->wls, s->n_wls, s->cap_wls);
+	w->labels = res_labels(r);
+	w->origin = arena_printf(c->a, "%s %s/%s", kind_name(r->kind), r->ns, r->name);
+	w->weight = 1;
+	if (r->kind == K_POD) {
+		w->address = r->status->podIP;
+		w->pod = r->spec;
+		if (w->pod)
+			w->sa = w->pod->serviceAccountName ? w->pod->serviceAccountName
+							   : w->pod->serviceAccount;
+	} else {
+		const struct workload_entry *we = r->spec;
+
+		w->address = we->address;
+		w->portmap = &we->ports;
+		w->network = we->network;
+		w->sa = we->serviceAccount;
+		if (obj_has(&we->o, "weight"))
+			w->weight = (uint32_t)we->weight;
+	}
+}
+
+/* Workloads in ns whose labels the selector selects, in identity order. */
+static void select_workloads(struct cctx *c, struct c_service *s, const char *ns,
+			     const struct kvs *sel, bool pods, bool wes)
+{
+	const struct list *l;
+
+	if (!sel->n)
+		return; /* Kubernetes: a Service without a selector selects nothing */
+	l = strmap_get(&c->by_label, label_key(c, ns, sel->v[0].k, sel->v[0].v));
+	/* the index lists newest first: walk the batch order instead for determinism */
+	for (uint32_t i = 0; l && i < c->p->n; i++) {
+		const struct resource *r = c->p->res[i];
+
+		if (strcmp(r->ns, ns) || !((pods && (r->kind == K_POD || r->kind == K_DEPLOYMENT)) ||
+					   (wes && r->kind == K_WORKLOAD_ENTRY)))
+			continue;
+		if (labels_match(sel, res_labels(r)))
+			add_workload(c, s, r);
+	}
+}
+
+static void registry_build(struct cctx *c)
+{
+	struct policy *p = c->p;
+
+	for (uint32_t i = 0; i < p->n; i++) {
+		const struct resource *r = p->res[i];
+
+		if (r->kind == K_POD || r->kind == K_WORKLOAD_ENTRY || r->kind == K_DEPLOYMENT)
+			index_workload(c, r, res_labels(r));
+	}
+	for (uint32_t i = 0; i < p->n; i++) {
+		const struct resource *r = p->res[i];
+		struct c_service *s;
+
+		if (r->kind == K_SERVICE && r->spec) {
+			const struct k8s_service *ks = r->spec;
+			bool eps = false;
+
+			s = service_get(c, host_fqdn(c->a, r->name, r->ns), r,
+					arena_printf(c->a, "Service %s/%s", r->ns, r->name));
+			if (!s)
+				continue;
+			s->resolution = "k8s";
+			if (ks->clusterIP)
+				service_add_vip(c, s, ks->clusterIP);
+			for (uint32_t j = 0; j < ks->clusterIPs.n; j++)
+				service_add_vip(c, s, ks->clusterIPs.v[j]);
+			for (uint32_t j = 0; j < ks->ports.n; j++) {
+				const struct svc_port *sp = &ks->ports.v[j];
+				struct c_port *cp = PUSH(c->a, s->ports, s->n_ports, s->cap_ports);
+				char *end;
+				long t;
+
+				cp->number = (uint16_t)sp->port;
+				cp->name = sp->name;
+				cp->protocol = port_protocol(sp->protocol, sp->appProtocol, sp->name);
+				if (sp->targetPort) {
+					t = strtol(sp->targetPort, &end, 10);
+					if (!*end)
+						cp->target = (uint16_t)t;
+					else
+						cp->target_name = sp->targetPort;
+				}
+			}
+			/* explicit EndpointSlices win over the selector, as for selector-less Services */
+			for (uint32_t j = 0; j < p->n; j++) {
+				const struct resource *e = p->res[j];
+				const char *owner;
+
+				if (e->kind != K_ENDPOINT_SLICE || strcmp(e->ns, r->ns) || !e->metadata)
+					continue;
+				owner = labels_get(&e->metadata->labels, "kubernetes.io/service-name");
+				if (!owner || strcmp(owner, r->name))
+					continue;
+				eps = true;
+				for (uint32_t k = 0; k < e->endpoints.n; k++) {
+					const struct eps_endpoint *ep = &e->endpoints.v[k];
+
+					if (ep->conditions && obj_has(&ep->conditions->o, "ready") &&
+					    !ep->conditions->ready)
+						continue;
+					for (uint32_t m = 0; m < ep->addresses.n; m++) {
+						struct c_wl *w = PUSH(c->a, s->wls, s->n_wls, s->cap_wls);
+
+						w->address = ep->addresses.v[m];
+						w->labels = &no_labels;
+						w->weight = 1;
+						w->origin = arena_printf(c->a, "EndpointSlice %s/%s",
+									 e->ns, e->name);
+						if (ep->targetRef && ep->targetRef->name)
+							for (uint32_t q = 0; q < p->n; q++)
+								if (p->res[q]->kind == K_POD &&
+								    !strcmp(p->res[q]->ns, e->ns) &&
+								    !strcmp(p->res[q]->name,
+									    ep->targetRef->name))
+									w->labels = res_labels(p->res[q]);
+					}
+				}
+			}
+			if (!eps)
+				select_workloads(c, s, r->ns, &ks->selector, true, false);
+		} else if (r->kind == K_SERVICE_ENTRY) {
+			const struct service_entry *se = r->spec;
+
+			for (uint32_t h = 0; h < se->hosts.n; h++) {
+				s = service_get(c, host_fqdn(c->a, se->hosts.v[h], r->ns), r,
+						arena_printf(c->a, "ServiceEntry %s/%s", r->ns,
+							     r->name));
+				if (!s)
+					continue;
+				s->resolution = se->resolution ? se->resolution : "NONE";
+				for (uint32_t j = 0; j < se->addresses.n; j++) {
+					const char *a = se->addresses.v[j];
+					const char *slash = strchr(a, '/');
+
+					if (slash && strcmp(slash, "/32") && strcmp(slash, "/128")) {
+						warn_pos(c, r, se->addresses.pos[j],
+							 arena_printf(c->a, "addresses[%u]", j),
+							 "CIDR %s: subnet frontends are not compiled "
+							 "yet, ignored",
+							 a);
+						continue;
+					}
+					service_add_vip(c, s,
+							slash ? arena_strndup(c->a, a,
+									      (size_t)(slash - a))
+							      : a);
+				}
+				for (uint32_t j = 0; j < se->ports.n; j++) {
+					const struct se_port *sp = &se->ports.v[j];
+					struct c_port *cp =
+						PUSH(c->a, s->ports, s->n_ports, s->cap_ports);
+
+					cp->number = (uint16_t)sp->number;
+					cp->target = (uint16_t)sp->targetPort;
+					cp->name = sp->name;
+					cp->protocol = sp->protocol ? sp->protocol : "auto";
+				}
+				for (uint32_t j = 0; j < se->endpoints.n; j++) {
+					const struct workload_entry *e = &se->endpoints.v[j];
+					struct c_wl *w = PUSH(c->a, s->wls, s->n_wls, s->cap_wls);
+
+					w->address = e->address;
+					w->labels = &e->labels;
+					w->portmap = &e->ports;
+					w->network = e->network;
+					w->sa = e->serviceAccount;
+					w->weight = obj_has(&e->o, "weight") ? (uint32_t)e->weight : 1;
+					w->origin = arena_printf(c->a, "ServiceEntry %s/%s endpoints[%u]",
+								 r->ns, r->name, j);
+				}
+				if (se->workloadSelector)
+					select_workloads(c, s, r->ns, &se->workloadSelector->labels,
+							 true, true);
+				if (!strcmp(s->resolution, "NONE") && !s->n_wls && !se->workloadSelector)
+					s->resolution = "NONE (original destination)";
+			}
+		}
+	}
+}
+
+/* ---- DestinationRules ---- */
+
+static const struct resource *find_dr(struct cctx *c, const char *host, const char *client_ns)
+{
+	const struct resource *best = NULL;
+	int best_score = -1;
+
+	for (uint32_t i = 0; i < c->p->n; i++) {
+		const struct resource *r = c->p->res[i];
+		const struct destination_rule *dr = r->spec;
+		const char *h;
+		int score;
+
+		if (r->kind != K_DESTINATION_RULE || !dr->host)
+			continue;
+		h = host_fqdn(c->a, dr->host, r->ns);
+		if (!host_matches(h, host))
+			continue;
+		/* Istio: the client's namespace first, exact hosts before wildcards */
+		score = (!strcasecmp(h, host) ? 2 : 0) + (!strcmp(r->ns, client_ns) ? 4 : 0);
+		if (score > best_score) {
+			best = r;
+			best_score = score;
+		}
+	}
+	return best;
+}
+
+static const struct client_tls *tls_of(const struct traffic_policy *tp, uint16_t port)
+{
+	if (!tp)
+		return NULL;
+	for (uint32_t i = 0; i < tp->portLevelSettings.n; i++) {
+		const struct port_traffic_policy *pl = &tp->portLevelSettings.v[i];
+
+		if (pl->port && pl->port->number == port && pl->tls)
+			return pl->tls;
+	}
+	return tp->tls;
+}
+
+/* ---- destinations ---- */
+
+static uint16_t endpoint_port(const struct c_wl *w, const struct c_port *p)
+{
+	if (w->portmap && p->name) {
+		const char *v = labels_get(w->portmap, p->name);
+
+		if (v)
+			return (uint16_t)atoi(v);
+	}
+	if (p->target)
+		return p->target;
+	if (p->target_name && w->pod)
+		for (uint32_t i = 0; i < w->pod->containers.n; i++)
+			for (uint32_t j = 0; j < w->pod->containers.v[i].ports.n; j++) {
+				const struct container_port *cp = &w->pod->containers.v[i].ports.v[j];
+
+				if (cp->name && !strcmp(cp->name, p->target_name))
+					return (uint16_t)cp->containerPort;
+			}
+	return p->number;
+}
+
+static void resolve_dest(struct cctx *c, const struct resource *vsr, struct c_dest *d,
+			 const struct destination *dst, uint16_t fe_port)
+{
+	const char *ns = vsr ? vsr->ns : "default";
+	const struct c_service *s = strmap_get(&c->services, d->host);
+	const struct resource *drr = find_dr(c, d->host, ns);
+	const struct destination_rule *dr = drr ? drr->spec : NULL;
+	const struct subset *sub = NULL;
+	const struct c_port *port = NULL;
+	const struct client_tls *tls;
+	uint32_t cap_eps = 0;
+
+	if (dst && dst->port)
+		d->port = (uint16_t)dst->port->number;
+	else if (s && s->n_ports == 1)
+		d->port = s->ports[0].number;
+	else
+		d->port = fe_port;
+	if (drr)
+		d->dr = arena_printf(c->a, "%s/%s", drr->ns, drr->name);
+	if (d->subset) {
+		for (uint32_t i = 0; dr && i < dr->subsets.n; i++)
+			if (dr->subsets.v[i].name && !strcmp(dr->subsets.v[i].name, d->subset))
+				sub = &dr->subsets.v[i];
+		if (!sub) {
+			d->problem = arena_printf(c->a, "subset %s is not defined for host %s",
+						  d->subset, d->host);
+			if (vsr && dst)
+				warn_at(c, vsr, &dst->o,
+					"subset \"%s\" not found in any DestinationRule for host %s: "
+					"requests routed here get 503 no healthy upstream",
+					d->subset, d->host);
+		}
+	}
+	tls = sub ? tls_of(sub->trafficPolicy, d->port) : NULL;
+	if (!tls && dr)
+		tls = tls_of(dr->trafficPolicy, d->port);
+	d->tls_mode = tls && tls->mode ? tls->mode : NULL;
+	if (!s) {
+		if (!d->problem)
+			d->problem = arena_printf(c->a, "no Service or ServiceEntry defines %s",
+						  d->host);
+		if (vsr && dst)
+			warn_at(c, vsr, &dst->o,
+				"host %s not found (no Service or ServiceEntry defines it in this "
+				"batch)",
+				d->host);
+		return;
+	}
+	for (uint32_t i = 0; i < s->n_ports; i++)
+		if (s->ports[i].number == d->port)
+			port = &s->ports[i];
+	if (!port) {
+		if (!d->problem)
+			d->problem = d->port ? arena_printf(c->a, "%s has no port %u", d->host,
+							    d->port)
+					     : arena_printf(c->a,
+							    "%s has several ports: the route must "
+							    "name one",
+							    d->host);
+		return;
+	}
+	if (d->problem)
+		return;
+	for (uint32_t i = 0; i < s->n_wls; i++) {
+		const struct c_wl *w = &s->wls[i];
+		struct c_endpoint *e;
+
+		if (sub && !labels_match(&sub->labels, w->labels))
+			continue;
+		e = PUSH(c->a, d->eps, d->n_eps, cap_eps);
+		e->address = w->address;
+		e->is_ip = !addr_parse(w->address, &e->ka);
+		e->port = endpoint_port(w, port);
+		e->labels = w->labels;
+		e->cluster = labels_get(w->labels, "topology.istio.io/cluster");
+		if (!e->cluster)
+			e->cluster = labels_get(w->labels, "cluster");
+		e->network = w->network;
+		e->service_account = w->sa;
+		e->origin = w->origin;
+		e->weight = w->weight;
+	}
+	if (!d->n_eps)
+		d->problem = s->pending ? arena_printf(c->a,
+						       "%u matching workload(s) have no address yet",
+						       s->pending)
+				: sub ? arena_printf(c->a, "no workload of %s has labels of subset %s",
+						     d->host, d->subset)
+				      : arena_printf(c->a, "no workloads selected by %s", s->origin);
+}
+
+/* ---- routes ---- */
+
+static bool match_applies(const struct http_match *m, const struct l4_match *l4, uint16_t port,
+			  const char *gateway)
+{
+	const struct strs *gws = m ? &m->gateways : &l4->gateways;
+	int64_t mport = m ? m->port : l4->port;
+
+	if (mport && port && mport != port)
+		return false;
+	if (gws->n) {
+		bool found = false;
+
+		for (uint32_t i = 0; i < gws->n; i++)
+			found |= !strcmp(gws->v[i], gateway ? gateway : "mesh") ||
+				 (gateway && strchr(gateway, '/') &&
+				  !strcmp(gws->v[i], strchr(gateway, '/') + 1));
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/* A match on anything but port and gateways needs to see the request. */
+static bool match_needs_l7(const struct http_match *m)
+{
+	return m->uri || m->scheme || m->method || m->authority || m->headers.n ||
+	       m->queryParams.n || m->withoutHeaders.n || m->sourceLabels.n || m->sourceNamespace;
+}
+
+static bool route_has_l7_feature(const struct http_route *r)
+{
+	static const char *const features[] = { "timeout",   "retries", "fault",
+						"redirect",  "directResponse", "rewrite",
+						"mirror",    "mirrors",  "corsPolicy",
+						"headers",   "delegate", NULL };
+
+	for (const char *const *f = features; *f; f++)
+		if (obj_has(&r->o, *f))
+			return true;
+	return false;
+}
+
+static void add_dests(struct cctx *c, const struct resource *vsr, struct c_route *cr,
+		      const struct route_destination *rd, uint32_t n, uint16_t fe_port)
+{
+	cr->dests = arena_array(c->a, n, sizeof(*cr->dests));
+	cr->n_dests = n;
+	for (uint32_t i = 0; i < n; i++) {
+		struct c_dest *d = &cr->dests[i];
+		const struct destination *dst = rd[i].destination;
+
+		d->host = host_fqdn(c->a, dst->host, vsr->ns);
+		d->subset = dst->subset;
+		d->weight = n == 1 ? 1 : (uint32_t)rd[i].weight; /* one destination gets all */
+		d->src = &rd[i].o;
+		cr->weight_total += d->weight;
+		resolve_dest(c, vsr, d, dst, fe_port);
+	}
+}
+
+static void route_default(struct cctx *c, struct c_frontend *fe)
+{
+	struct c_route *r = arena_alloc(c->a, sizeof(*r));
+
+	r->type = "default";
+	r->index = -1;
+	r->dests = arena_alloc(c->a, sizeof(*r->dests));
+	r->n_dests = 1;
+	r->dests[0].host = fe->host;
+	r->dests[0].weight = 1;
+	r->weight_total = 1;
+	resolve_dest(c, NULL, &r->dests[0], NULL, fe->port);
+	fe->routes = r;
+	fe->n_routes = 1;
+}
+
+static void routes_build(struct cctx *c, struct c_frontend *fe, const struct resource *vsr)
+{
+	const struct virtual_service *vs = vsr ? vsr->spec : NULL;
+	bool http = proto_is_http(fe->protocol) || (!fe->port && vs && vs->http.n);
+	uint32_t cap = 0;
+
+	if (vs && http && vs->http.n) {
+		for (uint32_t i = 0; i < vs->http.n; i++) {
+			const struct http_route *hr = &vs->http.v[i];
+			bool applies = !hr->match.n, l7 = false, all = !hr->match.n;
+			struct c_route *cr;
+
+			for (uint32_t j = 0; j < hr->match.n; j++)
+				if (match_applies(&hr->match.v[j], NULL, fe->port, fe->gateway)) {
+					applies = true;
+					if (match_needs_l7(&hr->match.v[j]))
+						l7 = true;
+					else
+						all = true;
+				}
+			if (!applies)
+				continue;
+			cr = PUSH(c->a, fe->routes, fe->n_routes, cap);
+			cr->type = "http";
+			cr->index = (int)i;
+			cr->name = hr->name;
+			cr->http = hr;
+			if (hr->route.n)
+				add_dests(c, vsr, cr, hr->route.v, hr->route.n, fe->port);
+			if (l7)
+				fe->shim |= SHIM_HTTP_MATCH;
+			if (route_has_l7_feature(hr))
+				fe->shim |= SHIM_HTTP_FEATURE;
+			for (uint32_t j = 0, pos = 0; j < cr->n_dests; j++)
+				if (cr->dests[j].weight && ++pos > 1)
+					fe->shim |= SHIM_HTTP_SPLIT;
+			if (all) {
+				if (i + 1 < vs->http.n)
+					warn_at(c, vsr, &vs->http.v[i + 1].o,
+						"unreachable on %s:%u: http[%u] before it matches every "
+						"request",
+						fe->host, fe->port, i);
+				break;
+			}
+		}
+	} else if (vs && proto_is_tls(fe->protocol) && vs->tls.n) {
+		for (uint32_t i = 0; i < vs->tls.n; i++) {
+			const struct l4_route *tr = &vs->tls.v[i];
+			struct c_route *cr = PUSH(c->a, fe->routes, fe->n_routes, cap);
+
+			cr->type = "tls";
+			cr->index = (int)i;
+			cr->l4 = tr;
+			add_dests(c, vsr, cr, tr->route.v, tr->route.n, fe->port);
+			fe->shim |= SHIM_SNI;
+		}
+	} else if (vs && vs->tcp.n) {
+		for (uint32_t i = 0; i < vs->tcp.n; i++) {
+			const struct l4_route *tr = &vs->tcp.v[i];
+			bool applies = !tr->match.n;
+			struct c_route *cr;
+
+			for (uint32_t j = 0; j < tr->match.n; j++) {
+				const struct l4_match *m = &tr->match.v[j];
+
+				if (!match_applies(NULL, m, fe->port, fe->gateway))
+					continue;
+				if (m->sourceLabels.n || m->sourceNamespace)
+					warn_at(c, vsr, &m->o,
+						"sourceLabels/sourceNamespace are not evaluated by the "
+						"kernel datapath yet: the match is taken as true");
+				applies = true;
+			}
+			if (!applies)
+				continue;
+			cr = PUSH(c->a, fe->routes, fe->n_routes, cap);
+			cr->type = "tcp";
+			cr->index = (int)i;
+			cr->l4 = tr;
+			add_dests(c, vsr, cr, tr->route.v, tr->route.n, fe->port);
+			break; /* the first applicable tcp route takes the connection */
+		}
+	}
+	if (!fe->n_routes)
+		route_default(c, fe);
+	for (uint32_t i = 0; i < fe->n_routes; i++)
+		for (uint32_t j = 0; j < fe->routes[i].n_dests; j++) {
+			const char *m = fe->routes[i].dests[j].tls_mode;
+
+			if (m && strcmp(m, "DISABLE"))
+				fe->shim |= SHIM_TLS;
+		}
+}
+
+/* The mesh VirtualService for a host: exact hosts before wildcards, then by identity. */
+static const struct resource *find_vs(struct cctx *c, const char *host, const char *gateway)
+{
+	const struct resource *best = NULL;
+	int best_score = -1, count = 0;
+
+	for (uint32_t i = 0; i < c->p->n; i++) {
+		const struct resource *r = c->p->res[i];
+		const struct virtual_service *vs = r->spec;
+		bool bound = false;
+
+		if (r->kind != K_VIRTUAL_SERVICE)
+			continue;
+		if (!gateway)
+			bound = !vs->gateways.n;
+		for (uint32_t g = 0; g < vs->gateways.n; g++) {
+			const char *gw = vs->gateways.v[g];
+
+			if (!gateway)
+				bound |= !strcmp(gw, "mesh");
+			else if (strchr(gw, '/'))
+				bound |= !strcmp(gw, gateway);
+			else
+				bound |= !strcmp(arena_printf(c->a, "%s/%s", r->ns, gw), gateway);
+		}
+		if (!bound)
+			continue;
+		for (uint32_t h = 0; h < vs->hosts.n; h++) {
+			const char *vh = host_fqdn(c->a, vs->hosts.v[h], r->ns);
+			int score;
+
+			if (!host_matches(vh, host) && !(gateway && host_matches(host, vh)))
+				continue;
+			score = !strcasecmp(vh, host) ? 2 : 1;
+			count++;
+			if (score > best_score) {
+				best = r;
+				best_score = score;
+			}
+		}
+	}
+	if (count > 1 && !gateway)
+		warn_at(c, best, &best->o,
+			"several VirtualServices route host %s: this one is used (Istio does not "
+			"merge them for sidecars)",
+			host);
+	return best;
+}
+
+static struct c_frontend *fe_new(struct cctx *c)
+{
+	struct plan *pl = c->plan;
+	struct c_frontend *fe = PUSH(c->a, pl->fes, pl->n_fes, pl->cap_fes);
+
+	memset(fe, 0, sizeof(*fe));
+	return fe;
+}
+
+static void frontends_build(struct cctx *c)
+{
+	/* Service ports */
+	for (uint32_t i = 0; i < c->n_svcs; i++) {
+		const struct c_service *s = c->svc_list[i];
+		const struct resource *vsr = find_vs(c, s->host, NULL);
+
+		for (uint32_t j = 0; j < s->n_ports; j++) {
+			struct c_frontend *fe = fe_new(c);
+
+			fe->host = s->host;
+			fe->port = s->ports[j].number;
+			fe->port_name = s->ports[j].name;
+			fe->protocol = s->ports[j].protocol;
+			fe->vips = s->vips;
+			fe->n_vips = s->n_vips;
+			fe->service = s->origin;
+			if (vsr)
+				fe->vs = arena_printf(c->a, "VirtualService %s/%s", vsr->ns, vsr->name);
+			routes_build(c, fe, vsr);
+		}
+	}
+	/* VirtualService hosts that nothing defines yet, and Gateway-bound VirtualServices */
+	for (uint32_t i = 0; i < c->p->n; i++) {
+		const struct resource *r = c->p->res[i];
+		const struct virtual_service *vs = r->spec;
+		bool mesh = false;
+
+		if (r->kind != K_VIRTUAL_SERVICE)
+			continue;
+		mesh = !vs->gateways.n;
+		for (uint32_t g = 0; g < vs->gateways.n; g++) {
+			const char *gw = vs->gateways.v[g];
+			struct c_frontend *fe;
+
+			if (!strcmp(gw, "mesh")) {
+				mesh = true;
+				continue;
+			}
+			fe = fe_new(c);
+			fe->gateway = strchr(gw, '/') ? gw : arena_printf(c->a, "%s/%s", r->ns, gw);
+			fe->host = vs->hosts.n ? host_fqdn(c->a, vs->hosts.v[0], r->ns) : "*";
+			for (uint32_t h = 1; h < vs->hosts.n; h++)
+				fe->host = arena_printf(c->a, "%s, %s", fe->host,
+							host_fqdn(c->a, vs->hosts.v[h], r->ns));
+			fe->protocol = vs->http.n ? "http" : vs->tls.n ? "tls" : "tcp";
+			fe->vs = arena_printf(c->a, "VirtualService %s/%s", r->ns, r->name);
+			routes_build(c, fe, r);
+			fe->shim = 0; /* gateway traffic is the gateway's to route */
+		}
+		for (uint32_t h = 0; mesh && h < vs->hosts.n; h++) {
+			const char *host = host_fqdn(c->a, vs->hosts.v[h], r->ns);
+			struct c_frontend *fe;
+
+			if (strmap_get(&c->services, host) || strchr(host, '*') ||
+			    find_vs(c, host, NULL) != r)
+				continue;
+			warn_pos(c, r, vs->hosts.pos[h], arena_printf(c->a, "hosts[%u]", h),
+				 "%s: no Service or ServiceEntry defines this host in this batch: it "
+				 "has no address to route from yet",
+				 host);
+			fe = fe_new(c);
+			fe->host = host;
+			fe->protocol = vs->http.n ? "http" : "tcp";
+			fe->vs = arena_printf(c->a, "VirtualService %s/%s", r->ns, r->name);
+			routes_build(c, fe, r);
+		}
+	}
+}
+
+/* ---- the image ---- */
+
+static int image_build(struct cctx *c)
+{
+	struct plan *pl = c->plan;
+	struct c_image *img = &pl->img;
+	uint32_t n_keys = 0, n_dests = 0, n_be = 0, cap_keys = 0, cap_dests = 0, cap_be = 0,
+		 cap_fes = 0;
+	uint32_t id = 0;
+
+	for (uint32_t i = 0; i < pl->n_fes; i++) {
+		const struct c_frontend *fe = &pl->fes[i];
+		const struct c_route *r = fe->n_routes ? &fe->routes[0] : NULL;
+		struct ks_frontend val = { 0 };
+		uint32_t cum = 0, backends = 0;
+
+		if (fe->gateway || !fe->n_vips || !fe->port)
+			continue;
+		val.id = id++;
+		if (fe->shim) {
+			val.flags = KS_FE_SHIM | (fe->shim & SHIM_TLS ? KS_FE_TLS : 0);
+		} else if (r) {
+			if (r->n_dests > KS_MAX_DESTS) {
+				diag_add(c->diag, DIAG_ERROR, NULL, 0, 0,
+					 "%s:%u: route has %u destinations, the kernel datapath takes "
+					 "at most %d",
+					 fe->host, fe->port, r->n_dests, KS_MAX_DESTS);
+				c->failed = 1;
+				continue;
+			}
+			val.dest_first = n_dests;
+			val.dest_count = r->n_dests;
+			for (uint32_t j = 0; j < r->n_dests; j++) {
+				const struct c_dest *d = &r->dests[j];
+				struct ks_dest *kd = PUSH(c->a, img->dests, n_dests, cap_dests);
+				uint32_t nb = 0;
+
+				kd->backend_first = n_be;
+				for (uint32_t k = 0; d->weight && k < d->n_eps; k++) {
+					struct ks_backend *b;
+
+					if (!d->eps[k].is_ip)
+						continue; /* DNS names are resolved by the agent */
+					b = PUSH(c->a, img->backends, n_be, cap_be);
+					b->addr = d->eps[k].ka;
+					b->port = htons(d->eps[k].port);
+					b->weight = d->eps[k].weight;
+					nb++;
+				}
+				kd->backend_count = nb;
+				/* a destination without endpoints keeps its share: those connects fail */
+				cum += d->weight;
+				kd->weight_cum = cum;
+				backends += nb;
+			}
+			val.weight_total = cum;
+			if (!backends || !cum)
+				val.flags |= KS_FE_NO_UPSTREAM;
+		}
+		for (uint32_t v = 0; v < fe->n_vips; v++) {
+			struct ks_frontend_key *k = PUSH(c->a, img->fe_keys, n_keys, cap_keys);
+
+			img->fes = grow(c->a, img->fes, n_keys - 1, &cap_fes, sizeof(*img->fes));
+			img->fes[n_keys - 1] = val;
+			k->addr = fe->vips[v].ka;
+			k->port = htons(fe->port);
+			k->proto = strcasecmp(fe->protocol, "udp") ? IPPROTO_TCP : IPPROTO_UDP;
+		}
+	}
+	img->n_fes = n_keys;
+	img->n_dests = n_dests;
+	img->n_backends = n_be;
+	return c->failed ? -EINVAL : 0;
+}
+
+static int cmp_fe(const void *a, const void *b)
+{
+	const struct c_frontend *x = a, *y = b;
+	int c = (x->gateway != NULL) - (y->gateway != NULL);
+
+	if (!c && x->gateway && y->gateway)
+		c = strcmp(x->gateway, y->gateway);
+	if (!c)
+		c = strcmp(x->host, y->host);
+	if (!c)
+		c = (int)x->port - (int)y->port;
+	if (!c && x->vs && y->vs)
+		c = strcmp(x->vs, y->vs);
+	return c;
+}
+
+int plan_compile(struct plan *plan, struct policy *p, struct diag *diag)
+{
+	struct cctx c = { .plan = plan, .p = p, .diag = diag, .a = &plan->a };
+
+	memset(plan, 0, sizeof(*plan));
+	c.a = &plan->a;
+	plan->policy = p;
+	registry_build(&c);
+	frontends_build(&c);
+	qsort(plan->fes, plan->n_fes, sizeof(*plan->fes), cmp_fe);
+	return image_build(&c);
+}
+
+void plan_free(struct plan *plan)
+{
+	arena_free(&plan->a);
+	memset(plan, 0, sizeof(*plan));
+}
+
+unsigned char *image_serialize(const struct c_image *img, size_t *len)
+{
+	size_t n = 16 + img->n_fes * (sizeof(struct ks_frontend_key) + sizeof(struct ks_frontend)) +
+		   img->n_dests * sizeof(struct ks_dest) +
+		   img->n_backends * sizeof(struct ks_backend);
+	unsigned char *buf = malloc(n), *p = buf;
+	uint32_t hdr[4] = { KS_LAYOUT_VERSION, img->n_fes, img->n_dests, img->n_backends };
+
+	if (!buf)
+		return NULL;
+	memcpy(p, hdr, sizeof(hdr));
+	p += sizeof(hdr);
+	for (uint32_t i = 0; i < img->n_fes; i++) {
+		memcpy(p, &img->fe_keys[i], sizeof(img->fe_keys[i]));
+		p += sizeof(img->fe_keys[i]);
+		memcpy(p, &img->fes[i], sizeof(img->fes[i]));
+		p += sizeof(img->fes[i]);
+	}
+	if (img->n_dests)
+		memcpy(p, img->dests, img->n_dests * sizeof(*img->dests));
+	p += img->n_dests * sizeof(*img->dests);
+	if (img->n_backends)
+		memcpy(p, img->backends, img->n_backends * sizeof(*img->backends));
+	*len = n;
+	return buf;
+}

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The compiler: a validated policy batch to a plan (what every frontend does,
+ * readable) and a dataplane image (the exact entries of the kernel's maps).
+ */
+#ifndef KSTEER_COMPILE_H
+#define KSTEER_COMPILE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../../maps/ksteer_maps.h"
+#include "../lib/arena.h"
+#include "../policy/policy.h"
+
+/* Why a frontend needs the user-space shim (none: it stays in the kernel). */
+enum shim_reason {
+	SHIM_HTTP_MATCH = 1u << 0, /* a route matches on headers, uri, method... */
+	SHIM_HTTP_SPLIT = 1u << 1, /* an http route splits by weight: per request in Istio */
+	SHIM_TLS = 1u << 2, /* DestinationRule TLS origination */
+	SHIM_HTTP_FEATURE = 1u << 3, /* fault, timeout, retries, rewrite, redirect, mirror... */
+	SHIM_SNI = 1u << 4, /* tls routes match on SNI */
+};
+
+struct c_endpoint {
+	const char *address; /* IP, DNS name, or an unresolved ${VAR} */
+	bool is_ip;
+	struct ks_addr ka;
+	uint16_t port;
+	const struct kvs *labels;
+	const char *cluster, *network, *service_account, *origin;
+	uint32_t weight;
+};
+
+struct c_dest {
+	const char *host, *subset;
+	uint16_t port; /* 0: the request's port */
+	uint32_t weight;
+	const char *tls_mode; /* effective DestinationRule tls.mode; NULL: none */
+	const char *dr; /* "ns/name" of the DestinationRule used */
+	struct c_endpoint *eps;
+	uint32_t n_eps;
+	const char *problem; /* why there are no endpoints, when there are none */
+	const struct obj *src; /* the route destination it came from (NULL: default route) */
+};
+
+struct c_route {
+	const char *type; /* "http", "tcp", "tls", "default" */
+	int index; /* position in the VirtualService's list */
+	const char *name;
+	const struct http_route *http;
+	const struct l4_route *l4;
+	struct c_dest *dests;
+	uint32_t n_dests;
+	uint64_t weight_total;
+};
+
+struct c_vip {
+	const char *text;
+	struct ks_addr ka;
+};
+
+struct c_frontend {
+	const char *host;
+	uint16_t port; /* 0: any port (a VirtualService host nothing defines yet) */
+	const char *port_name, *protocol;
+	struct c_vip *vips;
+	uint32_t n_vips;
+	const char *service; /* "ServiceEntry hello/helloworld", NULL if none */
+	const char *vs; /* "VirtualService hello/helloworld", NULL if none */
+	struct c_route *routes;
+	uint32_t n_routes;
+	uint32_t shim; /* enum shim_reason bits; 0: kernel */
+	const char *gateway; /* set for routes bound to a Gateway server, not to the mesh */
+};
+
+struct c_image {
+	struct ks_frontend_key *fe_keys;
+	struct ks_frontend *fes;
+	uint32_t n_fes;
+	struct ks_dest *dests;
+	uint32_t n_dests;
+	struct ks_backend *backends;
+	uint32_t n_backends;
+};
+
+struct plan {
+	struct arena a;
+	struct c_frontend *fes;
+	uint32_t n_fes, cap_fes;
+	struct c_image img;
+	struct policy *policy;
+};
+
+/* 0, or -EINVAL with errors in the policy's diag (e.g. a route over KS_MAX_DESTS). */
+int plan_compile(struct plan *plan, struct policy *p, struct diag *diag);
+void plan_free(struct plan *plan);
+/* The image as bytes, as the maps would hold it: for equality tests. Caller frees. */
+unsigned char *image_serialize(const struct c_image *img, size_t *len);
+
+void plan_print_text(const struct plan *plan, FILE *f);
+int plan_print_json(const struct plan *plan, FILE *f);
+
+#endif

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The ksteer dataplane ABI: every map key and value shared by the BPF
+ * programs and user space. Fixed-width types, explicit padding, no pointers.
+ * Bump KS_LAYOUT_VERSION whenever a struct below changes shape.
+ */
+#ifndef KSTEER_MAPS_H
+#define KSTEER_MAPS_H
+
+#ifdef __BPF__
+/* vmlinux.h already provides the __u32/__be16 family */
+#else
+#include <linux/types.h>
+#endif
+
+#define KS_LAYOUT_VERSION 1
+
+/* Two generations of policy live side by side; ks_config.active picks one. */
+#define KS_GENERATIONS 2
+/* Destinations of one kernel route (Istio sets no limit; ksteer refuses more). */
+#define KS_MAX_DESTS 16
+
+/* Default capacities; the agent may resize them at load time. */
+#define KS_DEF_FRONTENDS 65536
+#define KS_DEF_DESTS 65536
+#define KS_DEF_BACKENDS 262144
+
+/* An IPv6 address, or an IPv4 one as ::ffff:a.b.c.d, network order. */
+struct ks_addr {
+	__be32 a[4];
+};
+
+/* ksteer_frontends: (generation, VIP, port, protocol) -> frontend */
+struct ks_frontend_key {
+	__u32 gen;
+	struct ks_addr addr;
+	__be16 port;
+	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad;
+};
+
+enum ks_frontend_flags {
+	KS_FE_SHIM = 1u << 0, /* per-request decision or TLS: send to the node's shim */
+	KS_FE_TLS = 1u << 1, /* the shim originates TLS for this frontend */
+	KS_FE_NO_UPSTREAM = 1u << 2, /* no destination has an endpoint: refuse */
+};
+
+struct ks_frontend {
+	__u32 id; /* stable within one image: index in sorted order */
+	__u32 flags; /* enum ks_frontend_flags */
+	__u32 dest_first; /* index of the first ks_dest of the route */
+	__u32 dest_count; /* at most KS_MAX_DESTS */
+	__u32 weight_total; /* sum of the destinations' weights, > 0 unless NO_UPSTREAM */
+	__u32 pad;
+};
+
+/* ksteer_dests and ksteer_backends: (generation, index) -> value */
+struct ks_index_key {
+	__u32 gen;
+	__u32 index;
+};
+
+/* One weighted destination: a (host, subset, port) with its endpoint range. */
+struct ks_dest {
+	__u32 weight_cum; /* running sum of weights up to and including this one */
+	__u32 backend_first;
+	__u32 backend_count; /* 0: this destination has no healthy upstream */
+	__u32 pad;
+};
+
+struct ks_backend {
+	struct ks_addr addr;
+	__be16 port;
+	__u16 pad;
+	__u32 weight; /* endpoint weight, carried; selection is uniform for now */
+};
+
+/* ksteer_config: a single-entry array; the one word an image switch writes. */
+struct ks_config {
+	__u32 layout_version; /* KS_LAYOUT_VERSION of whoever filled the maps */
+	__u32 active; /* generation the programs read, < KS_GENERATIONS */
+	struct ks_addr shim_addr; /* node-local shim outbound listener */
+	__be16 shim_port;
+	__u16 pad;
+	__u32 pad2;
+};
+
+/* ksteer_origdst: socket cookie -> what the application dialled (for the shim). */
+struct ks_origdst {
+	struct ks_addr addr;
+	__be16 port;
+	__u16 pad;
+	__u32 frontend_id;
+};
+
+/* ksteer_stats: per-CPU array of counters indexed by this enum. */
+enum ks_stat {
+	KS_STAT_CONNECT_SEEN,
+	KS_STAT_CONNECT_ROUTED,
+	KS_STAT_CONNECT_SHIM,
+	KS_STAT_CONNECT_NO_UPSTREAM,
+	KS_STAT_CONNECT_MISS,
+	KS_STAT_CONNECT_SELF, /* the agent's own sockets, never redirected */
+	KS_STAT_MAX,
+};
+
+#ifndef __BPF__
+_Static_assert(sizeof(struct ks_addr) == 16, "ks_addr layout");
+_Static_assert(sizeof(struct ks_frontend_key) == 24, "ks_frontend_key layout");
+_Static_assert(sizeof(struct ks_frontend) == 24, "ks_frontend layout");
+_Static_assert(sizeof(struct ks_index_key) == 8, "ks_index_key layout");
+_Static_assert(sizeof(struct ks_dest) == 16, "ks_dest layout");
+_Static_assert(sizeof(struct ks_backend) == 24, "ks_backend layout");
+_Static_assert(sizeof(struct ks_config) == 32, "ks_config layout");
+_Static_assert(sizeof(struct ks_origdst) == 24, "ks_origdst layout");
+#endif
+
+#endif /* KSTEER_MAPS_H */

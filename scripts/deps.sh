@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# Installs the Debian packages ksteer needs; quiet and quick when all are there.
+set -euo pipefail
+
+pkgs=(
+	make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
+	libyaml-dev libjansson-dev libssl-dev libcmocka-dev
+	iproute2 curl
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "Error: missing packages: ${missing[*]}; run 'make deps' as root" >&2
+	exit 1
+fi
+echo "Installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/ksteer-deps.log 2>&1; then
+	apt-get update -q >>/tmp/ksteer-deps.log 2>&1 || true
+	apt-get install -y -q --no-install-recommends "${missing[@]}" >>/tmp/ksteer-deps.log 2>&1 || {
+		echo "Error: apt-get install failed; see /tmp/ksteer-deps.log" >&2
+		tail -n 20 /tmp/ksteer-deps.log >&2
+		exit 1
+	}
+fi
