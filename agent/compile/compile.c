@@ -36,7 +36,6 @@ struct c_service {
 	uint32_t n_vips, cap_vips;
 	struct c_wl *wls;
 	uint32_t n_wls, cap_wls;
-	uint32_t pending; /* pods known without an address (Deployment replicas) */
 	const struct resource *res;
 };
 
@@ -224,24 +223,19 @@ static const struct kvs *res_labels(const struct resource *r)
 
 static void add_workload(struct cctx *c, struct c_service *s, const struct resource *r)
 {
-	struct c_wl *w;
+	struct c_wl *w = PUSH(c->a, s->wls, s->n_wls, s->cap_wls);
 
-	if (r->kind == K_DEPLOYMENT) {
-		const struct deployment_spec *d = r->spec;
-
-		s->pending += d && obj_has(&d->o, "replicas") ? (uint32_t)d->replicas : 1;
-		return;
-	}
-	if (r->kind == K_POD && !(r->status && r->status->podIP)) {
-		s->pending++;
-		return;
-	}
-	w = PUSH(c->a, s->wls, s->n_wls, s->cap_wls);
 	w->labels = res_labels(r);
 	w->origin = arena_printf(c->a, "%s %s/%s", kind_name(r->kind), r->ns, r->name);
 	w->weight = 1;
-	if (r->kind == K_POD) {
-		w->address = r->status->podIP;
+	if (r->kind == K_DEPLOYMENT) {
+		const struct deployment_spec *d = r->spec;
+
+		/* replicas without addresses yet: counted, never routed to */
+		w->weight = d && obj_has(&d->o, "replicas") ? (uint32_t)d->replicas : 1;
+		w->pod = d && d->template ? d->template->spec : NULL;
+	} else if (r->kind == K_POD) {
+		w->address = r->status ? r->status->podIP : NULL;
 		w->pod = r->spec;
 		if (w->pod)
 			w->sa = w->pod->serviceAccountName ? w->pod->serviceAccountName
@@ -413,7 +407,8 @@ static void registry_build(struct cctx *c)
 				if (se->workloadSelector)
 					select_workloads(c, s, r->ns, &se->workloadSelector->labels,
 							 true, true);
-				if (!strcmp(s->resolution, "NONE") && !s->n_wls && !se->workloadSelector)
+				if (!strcmp(s->resolution, "NONE") && !se->endpoints.n &&
+				    !se->workloadSelector)
 					s->resolution = "NONE (original destination)";
 			}
 		}
@@ -494,7 +489,7 @@ static void resolve_dest(struct cctx *c, const struct resource *vsr, struct c_de
 	const struct subset *sub = NULL;
 	const struct c_port *port = NULL;
 	const struct client_tls *tls;
-	uint32_t cap_eps = 0;
+	uint32_t cap_eps = 0, pending = 0;
 
 	if (dst && dst->port)
 		d->port = (uint16_t)dst->port->number;
@@ -554,6 +549,10 @@ static void resolve_dest(struct cctx *c, const struct resource *vsr, struct c_de
 
 		if (sub && !labels_match(&sub->labels, w->labels))
 			continue;
+		if (!w->address) {
+			pending += w->weight;
+			continue;
+		}
 		e = PUSH(c->a, d->eps, d->n_eps, cap_eps);
 		e->address = w->address;
 		e->is_ip = !addr_parse(w->address, &e->ka);
@@ -568,9 +567,8 @@ static void resolve_dest(struct cctx *c, const struct resource *vsr, struct c_de
 		e->weight = w->weight;
 	}
 	if (!d->n_eps)
-		d->problem = s->pending ? arena_printf(c->a,
-						       "%u matching workload(s) have no address yet",
-						       s->pending)
+		d->problem = pending ? arena_printf(c->a, "%u matching pod(s) have no address yet",
+						    pending)
 				: sub ? arena_printf(c->a, "no workload of %s has labels of subset %s",
 						     d->host, d->subset)
 				      : arena_printf(c->a, "no workloads selected by %s", s->origin);
@@ -824,6 +822,7 @@ static void frontends_build(struct cctx *c)
 			fe->service = s->origin;
 			if (vsr)
 				fe->vs = arena_printf(c->a, "VirtualService %s/%s", vsr->ns, vsr->name);
+			fe->passthrough = !vsr && !s->n_wls && !strncmp(s->resolution, "NONE", 4);
 			routes_build(c, fe, vsr);
 		}
 	}
@@ -891,7 +890,7 @@ static int image_build(struct cctx *c)
 		struct ks_frontend val = { 0 };
 		uint32_t cum = 0, backends = 0;
 
-		if (fe->gateway || !fe->n_vips || !fe->port)
+		if (fe->gateway || !fe->n_vips || !fe->port || fe->passthrough)
 			continue;
 		val.id = id++;
 		if (fe->shim) {

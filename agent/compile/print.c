@@ -15,6 +15,8 @@ static const struct {
 	{ SHIM_SNI, "sni match" },
 };
 
+static void print_policy_text(const struct policy *p, FILE *f);
+
 static void print_string_match(FILE *f, const char *what, const struct string_match *m)
 {
 	if (m->exact)
@@ -161,7 +163,7 @@ void plan_print_text(const struct plan *plan, FILE *f)
 					}
 				fprintf(f, "]\n");
 			} else {
-				fprintf(f, "  [kernel]\n");
+				fprintf(f, fe->passthrough ? "  [passthrough]\n" : "  [kernel]\n");
 			}
 			fprintf(f, "  address  ");
 			for (uint32_t v = 0; v < fe->n_vips; v++)
@@ -211,6 +213,67 @@ void plan_print_text(const struct plan *plan, FILE *f)
 				if (ds->problem)
 					fprintf(f, "               no endpoints: %s (503 no healthy upstream)\n",
 						ds->problem);
+			}
+		}
+	}
+	print_policy_text(plan->policy, f);
+}
+
+static void print_labels(FILE *f, const struct kvs *l)
+{
+	for (uint32_t i = 0; i < l->n; i++)
+		fprintf(f, "%s%s=%s", i ? "," : "", l->v[i].k, l->v[i].v ? l->v[i].v : "");
+	if (!l->n)
+		fprintf(f, "(all endpoints)");
+}
+
+/* Gateways and DestinationRules, which shape traffic arriving from elsewhere. */
+static void print_policy_text(const struct policy *p, FILE *f)
+{
+	for (uint32_t i = 0; i < p->n; i++) {
+		const struct resource *r = p->res[i];
+
+		if (r->kind == K_GATEWAY) {
+			const struct gateway *gw = r->spec;
+
+			fprintf(f, "\ngateway %s/%s  selector ", r->ns, r->name);
+			print_labels(f, &gw->selector);
+			fprintf(f, "\n");
+			for (uint32_t s = 0; s < gw->servers.n; s++) {
+				const struct server *sv = &gw->servers.v[s];
+				const char *mode = sv->tls && sv->tls->mode ? sv->tls->mode : NULL;
+
+				fprintf(f, "  server %lld/%s  hosts", sv->port ? (long long)sv->port->number : 0,
+					sv->port && sv->port->protocol ? sv->port->protocol : "?");
+				for (uint32_t h = 0; h < sv->hosts.n; h++)
+					fprintf(f, " %s", sv->hosts.v[h]);
+				if (mode)
+					fprintf(f, "  tls %s", mode);
+				if (mode && !strcmp(mode, "AUTO_PASSTHROUGH"))
+					fprintf(f, ": SNI outbound_.<port>_.<subset>_.<host> picks a subset "
+						   "of this cluster, TLS passed through");
+				fprintf(f, "\n");
+			}
+		} else if (r->kind == K_DESTINATION_RULE) {
+			const struct destination_rule *dr = r->spec;
+			const struct traffic_policy *tp = dr->trafficPolicy;
+
+			fprintf(f, "\ndestination rule %s/%s  host %s", r->ns, r->name,
+				host_fqdn((struct arena *)&p->a, dr->host, r->ns));
+			if (tp && tp->tls && tp->tls->mode)
+				fprintf(f, "  tls %s", tp->tls->mode);
+			if (tp && tp->loadBalancer && tp->loadBalancer->simple)
+				fprintf(f, "  lb %s", tp->loadBalancer->simple);
+			fprintf(f, "\n");
+			for (uint32_t s = 0; s < dr->subsets.n; s++) {
+				const struct subset *sb = &dr->subsets.v[s];
+
+				fprintf(f, "  subset %s  ", sb->name);
+				print_labels(f, &sb->labels);
+				if (sb->trafficPolicy && sb->trafficPolicy->tls &&
+				    sb->trafficPolicy->tls->mode)
+					fprintf(f, "  tls %s", sb->trafficPolicy->tls->mode);
+				fprintf(f, "\n");
 			}
 		}
 	}

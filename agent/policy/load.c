@@ -171,9 +171,72 @@ static int load_document(struct policy *p, const char *name, yaml_document_t *do
 	return 0;
 }
 
+/*
+ * Kubernetes reads YAML with go-yaml, which takes ':' inside a plain scalar in a
+ * flow collection (`addresses: [2001:db8::]`); libyaml 0.2.5 refuses it. Find each
+ * such scalar with the scanner and single-quote it, so both read the same value.
+ * Returns a new buffer (caller frees) or NULL when nothing needed quoting.
+ */
+static char *quote_flow_colons(const char *buf, size_t *len)
+{
+	char *cur = NULL;
+	size_t n = *len;
+
+	for (int round = 0; round < 1000; round++) {
+		const char *b = cur ? cur : buf;
+		yaml_parser_t ps;
+		yaml_token_t tok;
+		size_t start = 0, end;
+		int found = 0;
+		char *next;
+
+		if (!yaml_parser_initialize(&ps))
+			abort();
+		yaml_parser_set_input_string(&ps, (const unsigned char *)b, n);
+		for (;;) {
+			if (!yaml_parser_scan(&ps, &tok)) {
+				found = ps.problem && !strcmp(ps.problem, "found unexpected ':'") &&
+					ps.context &&
+					!strcmp(ps.context, "while scanning a plain scalar") &&
+					ps.flow_level > 0;
+				start = ps.context_mark.index;
+				break;
+			}
+			if (tok.type == YAML_STREAM_END_TOKEN) {
+				yaml_token_delete(&tok);
+				break;
+			}
+			yaml_token_delete(&tok);
+		}
+		yaml_parser_delete(&ps);
+		if (!found || start >= n)
+			break;
+		for (end = start; end < n && !strchr(",]}\n'\"#", b[end]); end++)
+			;
+		while (end > start && (b[end - 1] == ' ' || b[end - 1] == '\t'))
+			end--;
+		if (end < n && (b[end] == '\'' || b[end] == '"'))
+			break; /* not a shape we can quote safely: let the parser report it */
+		next = malloc(n + 3);
+		if (!next)
+			abort();
+		memcpy(next, b, start);
+		next[start] = '\'';
+		memcpy(next + start + 1, b + start, end - start);
+		next[end + 1] = '\'';
+		memcpy(next + end + 2, b + end, n - end);
+		n += 2;
+		free(cur);
+		cur = next;
+	}
+	*len = n;
+	return cur;
+}
+
 int policy_load_buffer(struct policy *p, const char *name, const char *buf, size_t len)
 {
 	yaml_parser_t parser;
+	char *fixed;
 	int err = 0;
 
 	if (len > POLICY_MAX_FILE_BYTES) {
@@ -182,6 +245,9 @@ int policy_load_buffer(struct policy *p, const char *name, const char *buf, size
 			 POLICY_MAX_FILE_BYTES);
 		return -EFBIG;
 	}
+	fixed = quote_flow_colons(buf, &len);
+	if (fixed)
+		buf = fixed;
 	if (!yaml_parser_initialize(&parser))
 		abort();
 	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
@@ -209,6 +275,7 @@ int policy_load_buffer(struct policy *p, const char *name, const char *buf, size
 		yaml_document_delete(&doc);
 	}
 	yaml_parser_delete(&parser);
+	free(fixed);
 	return err;
 }
 
