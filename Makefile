@@ -28,6 +28,7 @@ UNIT_SRC := $(sort $(wildcard selftests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:selftests/unit/%.c=$(OUT)/unit/%)
 
 .DELETE_ON_ERROR:
+.SECONDARY: $(BPF_OBJ) $(BPF_OBJ:.bpf.o=.tmp.bpf.o)
 .PHONY: all deps test unit unit-asan cli-test demo vmlinux clean format
 
 all: ksteer

@@ -82,7 +82,7 @@ struct ks_config {
 	struct ks_addr shim_addr; /* node-local shim outbound listener */
 	__be16 shim_port;
 	__u16 pad;
-	__u32 pad2;
+	__u32 self_mark; /* SO_MARK of the agent's own sockets: never redirected */
 };
 
 /* ksteer_origdst: socket cookie -> what the application dialled (for the shim). */
@@ -91,6 +91,26 @@ struct ks_origdst {
 	__be16 port;
 	__u16 pad;
 	__u32 frontend_id;
+};
+
+/* ksteer_sock (socket storage): what a redirected socket dialled, for getpeername */
+enum ks_sock_flags {
+	KS_SOCK_REWRITTEN = 1u << 0,
+	KS_SOCK_TO_SHIM = 1u << 1, /* sockops records its 4-tuple in ksteer_origdst */
+};
+
+struct ks_sock {
+	struct ks_addr orig_addr;
+	__be16 orig_port;
+	__u16 flags; /* enum ks_sock_flags */
+	__u32 frontend_id;
+};
+
+/* ksteer_origdst key: the client end of a connection to the shim, as the shim sees it */
+struct ks_peer_key {
+	struct ks_addr addr;
+	__be16 port;
+	__u16 pad;
 };
 
 /* ksteer_stats: per-CPU array of counters indexed by this enum. */
@@ -113,6 +133,8 @@ _Static_assert(sizeof(struct ks_dest) == 16, "ks_dest layout");
 _Static_assert(sizeof(struct ks_backend) == 24, "ks_backend layout");
 _Static_assert(sizeof(struct ks_config) == 32, "ks_config layout");
 _Static_assert(sizeof(struct ks_origdst) == 24, "ks_origdst layout");
+_Static_assert(sizeof(struct ks_sock) == 24, "ks_sock layout");
+_Static_assert(sizeof(struct ks_peer_key) == 20, "ks_peer_key layout");
 #endif
 
 #endif /* KSTEER_MAPS_H */

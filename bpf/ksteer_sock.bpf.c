@@ -1,0 +1,249 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Socket-level routing: connect4/6 pick a backend, getpeername4/6 keep the VIP visible. */
+#include "vmlinux.h"
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "maps/ksteer_maps.h"
+#include "bpf/lib/route.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ks_config);
+} ksteer_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KS_DEF_FRONTENDS * KS_GENERATIONS);
+	__type(key, struct ks_frontend_key);
+	__type(value, struct ks_frontend);
+} ksteer_frontends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KS_DEF_DESTS * KS_GENERATIONS);
+	__type(key, struct ks_index_key);
+	__type(value, struct ks_dest);
+} ksteer_dests SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KS_DEF_BACKENDS * KS_GENERATIONS);
+	__type(key, struct ks_index_key);
+	__type(value, struct ks_backend);
+} ksteer_backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct ks_sock);
+} ksteer_sock SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ks_peer_key);
+	__type(value, struct ks_origdst);
+} ksteer_origdst SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KS_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} ksteer_stats SEC(".maps");
+
+static __always_inline void stat_inc(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&ksteer_stats, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+/*
+ * Route one connect; on success addr and port hold where to go instead.
+ * Returns 1 to let the connect proceed (rewritten or not), 0 to refuse it.
+ */
+static __always_inline int route_connect(struct bpf_sock_addr *ctx, struct ks_addr *addr,
+					 __be16 *port)
+{
+	struct ks_frontend_key key = {};
+	struct ks_frontend *fe;
+	struct ks_config *cfg;
+	struct ks_sock *st;
+	__u32 zero = 0, r, gen;
+	struct bpf_sock *sk;
+
+	cfg = bpf_map_lookup_elem(&ksteer_config, &zero);
+	if (!cfg)
+		return 1;
+	stat_inc(KS_STAT_CONNECT_SEEN);
+	sk = ctx->sk;
+	if (sk && cfg->self_mark && sk->mark == cfg->self_mark) {
+		stat_inc(KS_STAT_CONNECT_SELF);
+		return 1;
+	}
+	gen = cfg->active;
+	key.gen = gen;
+	key.addr = *addr;
+	key.port = *port;
+	key.proto = (__u8)ctx->protocol;
+	fe = bpf_map_lookup_elem(&ksteer_frontends, &key);
+	if (!fe) {
+		stat_inc(KS_STAT_CONNECT_MISS);
+		return 1;
+	}
+	st = bpf_sk_storage_get(&ksteer_sock, ctx->sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	if (st) {
+		st->orig_addr = *addr;
+		st->orig_port = *port;
+		st->frontend_id = fe->id;
+		st->flags = KS_SOCK_REWRITTEN;
+	}
+	if (fe->flags & KS_FE_SHIM) {
+		if (st)
+			st->flags |= KS_SOCK_TO_SHIM;
+		*addr = cfg->shim_addr;
+		*port = cfg->shim_port;
+		stat_inc(KS_STAT_CONNECT_SHIM);
+		return 1;
+	}
+	if ((fe->flags & KS_FE_NO_UPSTREAM) || !fe->weight_total)
+		goto no_upstream;
+
+	r = bpf_get_prandom_u32() % fe->weight_total;
+	for (int i = 0; i < KS_MAX_DESTS; i++) {
+		struct ks_index_key dk = { .gen = gen };
+		struct ks_backend *be;
+		struct ks_dest *d;
+
+		if ((__u32)i >= fe->dest_count)
+			break;
+		dk.index = fe->dest_first + i;
+		d = bpf_map_lookup_elem(&ksteer_dests, &dk);
+		if (!d)
+			break;
+		if (!ks_dest_hit(r, d->weight_cum))
+			continue;
+		if (!d->backend_count)
+			goto no_upstream;
+		dk.index = d->backend_first + bpf_get_prandom_u32() % d->backend_count;
+		be = bpf_map_lookup_elem(&ksteer_backends, &dk);
+		if (!be)
+			goto no_upstream;
+		*addr = be->addr;
+		*port = be->port;
+		stat_inc(KS_STAT_CONNECT_ROUTED);
+		return 1;
+	}
+no_upstream:
+	stat_inc(KS_STAT_CONNECT_NO_UPSTREAM);
+	return 0; /* connect fails with EPERM: no healthy upstream */
+}
+
+SEC("cgroup/connect4")
+int ksteer_connect4(struct bpf_sock_addr *ctx)
+{
+	struct ks_addr addr;
+	__be16 port = (__be16)ctx->user_port;
+	int ret;
+
+	ks_addr_from_v4(&addr, ctx->user_ip4);
+	ret = route_connect(ctx, &addr, &port);
+	if (ret && ks_addr_is_v4(&addr)) {
+		ctx->user_ip4 = addr.a[3];
+		ctx->user_port = port;
+	}
+	return ret;
+}
+
+SEC("cgroup/connect6")
+int ksteer_connect6(struct bpf_sock_addr *ctx)
+{
+	struct ks_addr addr;
+	__be16 port = (__be16)ctx->user_port;
+	int ret;
+
+	addr.a[0] = ctx->user_ip6[0];
+	addr.a[1] = ctx->user_ip6[1];
+	addr.a[2] = ctx->user_ip6[2];
+	addr.a[3] = ctx->user_ip6[3];
+	ret = route_connect(ctx, &addr, &port);
+	if (ret) {
+		ctx->user_ip6[0] = addr.a[0];
+		ctx->user_ip6[1] = addr.a[1];
+		ctx->user_ip6[2] = addr.a[2];
+		ctx->user_ip6[3] = addr.a[3];
+		ctx->user_port = port;
+	}
+	return ret;
+}
+
+SEC("cgroup/getpeername4")
+int ksteer_getpeer4(struct bpf_sock_addr *ctx)
+{
+	struct ks_sock *st = bpf_sk_storage_get(&ksteer_sock, ctx->sk, NULL, 0);
+
+	if (st && (st->flags & KS_SOCK_REWRITTEN) && ks_addr_is_v4(&st->orig_addr)) {
+		ctx->user_ip4 = st->orig_addr.a[3];
+		ctx->user_port = st->orig_port;
+	}
+	return 1;
+}
+
+SEC("cgroup/getpeername6")
+int ksteer_getpeer6(struct bpf_sock_addr *ctx)
+{
+	struct ks_sock *st = bpf_sk_storage_get(&ksteer_sock, ctx->sk, NULL, 0);
+
+	if (st && (st->flags & KS_SOCK_REWRITTEN)) {
+		ctx->user_ip6[0] = st->orig_addr.a[0];
+		ctx->user_ip6[1] = st->orig_addr.a[1];
+		ctx->user_ip6[2] = st->orig_addr.a[2];
+		ctx->user_ip6[3] = st->orig_addr.a[3];
+		ctx->user_port = st->orig_port;
+	}
+	return 1;
+}
+
+/* Connections sent to the shim: record their client end so the shim finds the VIP. */
+SEC("sockops")
+int ksteer_sockops(struct bpf_sock_ops *ops)
+{
+	struct ks_peer_key key = {};
+	struct ks_origdst od = {};
+	struct ks_sock *st;
+	struct bpf_sock *sk;
+
+	if (ops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
+		return 1;
+	sk = ops->sk;
+	if (!sk)
+		return 1;
+	st = bpf_sk_storage_get(&ksteer_sock, sk, NULL, 0);
+	if (!st || !(st->flags & KS_SOCK_TO_SHIM))
+		return 1;
+	if (ops->family == AF_INET) {
+		ks_addr_from_v4(&key.addr, ops->local_ip4);
+	} else {
+		key.addr.a[0] = ops->local_ip6[0];
+		key.addr.a[1] = ops->local_ip6[1];
+		key.addr.a[2] = ops->local_ip6[2];
+		key.addr.a[3] = ops->local_ip6[3];
+	}
+	key.port = bpf_htons((__u16)ops->local_port); /* local_port is host order */
+	od.addr = st->orig_addr;
+	od.port = st->orig_port;
+	od.frontend_id = st->frontend_id;
+	bpf_map_update_elem(&ksteer_origdst, &key, &od, BPF_ANY);
+	return 1;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
