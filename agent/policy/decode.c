@@ -23,10 +23,9 @@ void dec_error(struct dec *d, const yaml_node_t *n, const char *path, const char
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (path && *path)
-		diag_add(d->diag, DIAG_ERROR, d->file, p.line, p.col, "%s: %s: %s", d->who, path, msg);
-	else
-		diag_add(d->diag, DIAG_ERROR, d->file, p.line, p.col, "%s: %s", d->who, msg);
+	/* the only object decoded with an empty path below the top is the spec */
+	diag_add(d->diag, DIAG_ERROR, d->file, p.line, p.col, "%s: %s: %s", d->who,
+		 path && *path ? path : "spec", msg);
 	d->failed = 1;
 }
 
