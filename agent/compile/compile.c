@@ -51,10 +51,15 @@ struct cctx {
 	struct arena *a;
 	struct strmap services; /* host -> struct c_service */
 	struct strmap by_label; /* "ns\0k=v" -> list of workload resources */
+	struct strmap pods; /* "ns/name" -> Pod resource */
 	struct c_service **svc_list;
 	uint32_t n_svcs, cap_svcs;
+	uint32_t kstart[K_KIND_MAX], kend[K_KIND_MAX]; /* the batch is sorted by kind */
 	int failed;
 };
+
+/* Every resource of kind k, in identity order. */
+#define FOR_KIND(c, k, i) for (uint32_t i = (c)->kstart[k]; i < (c)->kend[k]; i++)
 
 static void *grow(struct arena *a, void *v, uint32_t n, uint32_t *cap, size_t sz)
 {
@@ -257,16 +262,23 @@ static void select_workloads(struct cctx *c, struct c_service *s, const char *ns
 			     const struct kvs *sel, bool pods, bool wes)
 {
 	const struct list *l;
+	const struct resource **cand;
+	uint32_t n = 0;
 
 	if (!sel->n)
 		return; /* Kubernetes: a Service without a selector selects nothing */
+	/* candidates share the selector's first label; the index lists them newest first */
 	l = strmap_get(&c->by_label, label_key(c, ns, sel->v[0].k, sel->v[0].v));
-	/* the index lists newest first: walk the batch order instead for determinism */
-	for (uint32_t i = 0; l && i < c->p->n; i++) {
-		const struct resource *r = c->p->res[i];
+	for (const struct list *x = l; x; x = x->next)
+		n++;
+	cand = arena_array(c->a, n ? n : 1, sizeof(*cand));
+	for (uint32_t i = n; l; l = l->next)
+		cand[--i] = l->item;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct resource *r = cand[i];
 
-		if (strcmp(r->ns, ns) || !((pods && (r->kind == K_POD || r->kind == K_DEPLOYMENT)) ||
-					   (wes && r->kind == K_WORKLOAD_ENTRY)))
+		if (!((pods && (r->kind == K_POD || r->kind == K_DEPLOYMENT)) ||
+		      (wes && r->kind == K_WORKLOAD_ENTRY)))
 			continue;
 		if (labels_match(sel, res_labels(r)))
 			add_workload(c, s, r);
@@ -282,6 +294,9 @@ static void registry_build(struct cctx *c)
 
 		if (r->kind == K_POD || r->kind == K_WORKLOAD_ENTRY || r->kind == K_DEPLOYMENT)
 			index_workload(c, r, res_labels(r));
+		if (r->kind == K_POD)
+			*strmap_slot(&c->pods, c->a, arena_printf(c->a, "%s/%s", r->ns, r->name)) =
+				(void *)r;
 	}
 	for (uint32_t i = 0; i < p->n; i++) {
 		const struct resource *r = p->res[i];
@@ -318,11 +333,11 @@ static void registry_build(struct cctx *c)
 				}
 			}
 			/* explicit EndpointSlices win over the selector, as for selector-less Services */
-			for (uint32_t j = 0; j < p->n; j++) {
+			FOR_KIND(c, K_ENDPOINT_SLICE, j) {
 				const struct resource *e = p->res[j];
 				const char *owner;
 
-				if (e->kind != K_ENDPOINT_SLICE || strcmp(e->ns, r->ns) || !e->metadata)
+				if (strcmp(e->ns, r->ns) || !e->metadata)
 					continue;
 				owner = labels_get(&e->metadata->labels, "kubernetes.io/service-name");
 				if (!owner || strcmp(owner, r->name))
@@ -342,13 +357,15 @@ static void registry_build(struct cctx *c)
 						w->weight = 1;
 						w->origin = arena_printf(c->a, "EndpointSlice %s/%s",
 									 e->ns, e->name);
-						if (ep->targetRef && ep->targetRef->name)
-							for (uint32_t q = 0; q < p->n; q++)
-								if (p->res[q]->kind == K_POD &&
-								    !strcmp(p->res[q]->ns, e->ns) &&
-								    !strcmp(p->res[q]->name,
-									    ep->targetRef->name))
-									w->labels = res_labels(p->res[q]);
+						if (ep->targetRef && ep->targetRef->name) {
+							const struct resource *pod = strmap_get(
+								&c->pods,
+								arena_printf(c->a, "%s/%s", e->ns,
+									     ep->targetRef->name));
+
+							if (pod)
+								w->labels = res_labels(pod);
+						}
 					}
 				}
 			}
@@ -417,30 +434,71 @@ static void registry_build(struct cctx *c)
 
 /* ---- DestinationRules ---- */
 
-static const struct resource *find_dr(struct cctx *c, const char *host, const char *client_ns)
+/* The DestinationRules in force for a host, merged as Istio merges them. */
+struct c_dr {
+	const char *name; /* "ns/name", or "ns/a+b" when several merged */
+	const struct traffic_policy *tp;
+	const struct subset **subsets;
+	uint32_t n_subsets;
+};
+
+static int dr_score(struct cctx *c, const struct resource *r, const char *host,
+		    const char *client_ns, const char **fqdn)
+{
+	const struct destination_rule *dr = r->spec;
+
+	if (!dr->host)
+		return -1;
+	*fqdn = host_fqdn(c->a, dr->host, r->ns);
+	if (!host_matches(*fqdn, host))
+		return -1;
+	/* Istio: the client's namespace first, exact hosts before wildcards */
+	return (!strcasecmp(*fqdn, host) ? 2 : 0) + (!strcmp(r->ns, client_ns) ? 4 : 0);
+}
+
+static bool find_dr(struct cctx *c, const char *host, const char *client_ns, struct c_dr *out)
 {
 	const struct resource *best = NULL;
-	int best_score = -1;
+	const char *best_host = NULL, *h;
+	int best_score = -1, score;
+	uint32_t cap = 0;
 
-	for (uint32_t i = 0; i < c->p->n; i++) {
-		const struct resource *r = c->p->res[i];
-		const struct destination_rule *dr = r->spec;
-		const char *h;
-		int score;
-
-		if (r->kind != K_DESTINATION_RULE || !dr->host)
-			continue;
-		h = host_fqdn(c->a, dr->host, r->ns);
-		if (!host_matches(h, host))
-			continue;
-		/* Istio: the client's namespace first, exact hosts before wildcards */
-		score = (!strcasecmp(h, host) ? 2 : 0) + (!strcmp(r->ns, client_ns) ? 4 : 0);
+	memset(out, 0, sizeof(*out));
+	FOR_KIND(c, K_DESTINATION_RULE, i) {
+		score = dr_score(c, c->p->res[i], host, client_ns, &h);
 		if (score > best_score) {
-			best = r;
+			best = c->p->res[i];
 			best_score = score;
+			best_host = h;
 		}
 	}
-	return best;
+	if (!best)
+		return false;
+	/*
+	 * Rules for the same host in the same namespace merge in order: the first
+	 * top-level policy wins, subsets are appended unless their name is taken.
+	 */
+	FOR_KIND(c, K_DESTINATION_RULE, i) {
+		const struct resource *r = c->p->res[i];
+		const struct destination_rule *dr = r->spec;
+
+		if (strcmp(r->ns, best->ns) || dr_score(c, r, host, client_ns, &h) != best_score ||
+		    strcasecmp(h, best_host))
+			continue;
+		out->name = out->name ? arena_printf(c->a, "%s+%s", out->name, r->name)
+				      : arena_printf(c->a, "%s/%s", r->ns, r->name);
+		if (!out->tp)
+			out->tp = dr->trafficPolicy;
+		for (uint32_t s = 0; s < dr->subsets.n; s++) {
+			bool taken = false;
+
+			for (uint32_t k = 0; k < out->n_subsets; k++)
+				taken |= !strcmp(out->subsets[k]->name, dr->subsets.v[s].name);
+			if (!taken)
+				*PUSH(c->a, out->subsets, out->n_subsets, cap) = &dr->subsets.v[s];
+		}
+	}
+	return true;
 }
 
 static const struct client_tls *tls_of(const struct traffic_policy *tp, uint16_t port)
@@ -484,8 +542,8 @@ static void resolve_dest(struct cctx *c, const struct resource *vsr, struct c_de
 {
 	const char *ns = vsr ? vsr->ns : "default";
 	const struct c_service *s = strmap_get(&c->services, d->host);
-	const struct resource *drr = find_dr(c, d->host, ns);
-	const struct destination_rule *dr = drr ? drr->spec : NULL;
+	struct c_dr dr;
+	bool has_dr = find_dr(c, d->host, ns, &dr);
 	const struct subset *sub = NULL;
 	const struct c_port *port = NULL;
 	const struct client_tls *tls;
@@ -497,12 +555,12 @@ static void resolve_dest(struct cctx *c, const struct resource *vsr, struct c_de
 		d->port = s->ports[0].number;
 	else
 		d->port = fe_port;
-	if (drr)
-		d->dr = arena_printf(c->a, "%s/%s", drr->ns, drr->name);
+	if (has_dr)
+		d->dr = dr.name;
 	if (d->subset) {
-		for (uint32_t i = 0; dr && i < dr->subsets.n; i++)
-			if (dr->subsets.v[i].name && !strcmp(dr->subsets.v[i].name, d->subset))
-				sub = &dr->subsets.v[i];
+		for (uint32_t i = 0; i < dr.n_subsets; i++)
+			if (!strcmp(dr.subsets[i]->name, d->subset))
+				sub = dr.subsets[i];
 		if (!sub) {
 			d->problem = arena_printf(c->a, "subset %s is not defined for host %s",
 						  d->subset, d->host);
@@ -514,8 +572,8 @@ static void resolve_dest(struct cctx *c, const struct resource *vsr, struct c_de
 		}
 	}
 	tls = sub ? tls_of(sub->trafficPolicy, d->port) : NULL;
-	if (!tls && dr)
-		tls = tls_of(dr->trafficPolicy, d->port);
+	if (!tls && has_dr)
+		tls = tls_of(dr.tp, d->port);
 	d->tls_mode = tls && tls->mode ? tls->mode : NULL;
 	if (!s) {
 		if (!d->problem)
@@ -751,13 +809,11 @@ static const struct resource *find_vs(struct cctx *c, const char *host, const ch
 	const struct resource *best = NULL;
 	int best_score = -1, count = 0;
 
-	for (uint32_t i = 0; i < c->p->n; i++) {
+	FOR_KIND(c, K_VIRTUAL_SERVICE, i) {
 		const struct resource *r = c->p->res[i];
 		const struct virtual_service *vs = r->spec;
 		bool bound = false;
 
-		if (r->kind != K_VIRTUAL_SERVICE)
-			continue;
 		if (!gateway)
 			bound = !vs->gateways.n;
 		for (uint32_t g = 0; g < vs->gateways.n; g++) {
@@ -827,13 +883,11 @@ static void frontends_build(struct cctx *c)
 		}
 	}
 	/* VirtualService hosts that nothing defines yet, and Gateway-bound VirtualServices */
-	for (uint32_t i = 0; i < c->p->n; i++) {
+	FOR_KIND(c, K_VIRTUAL_SERVICE, i) {
 		const struct resource *r = c->p->res[i];
 		const struct virtual_service *vs = r->spec;
-		bool mesh = false;
+		bool mesh;
 
-		if (r->kind != K_VIRTUAL_SERVICE)
-			continue;
 		mesh = !vs->gateways.n;
 		for (uint32_t g = 0; g < vs->gateways.n; g++) {
 			const char *gw = vs->gateways.v[g];
@@ -972,6 +1026,12 @@ int plan_compile(struct plan *plan, struct policy *p, struct diag *diag)
 	memset(plan, 0, sizeof(*plan));
 	c.a = &plan->a;
 	plan->policy = p;
+	/* policy_validate sorted the batch by kind: each kind is one range */
+	for (uint32_t i = p->n; i-- > 0;) {
+		c.kstart[p->res[i]->kind] = i;
+		if (!c.kend[p->res[i]->kind])
+			c.kend[p->res[i]->kind] = i + 1;
+	}
 	registry_build(&c);
 	frontends_build(&c);
 	qsort(plan->fes, plan->n_fes, sizeof(*plan->fes), cmp_fe);

@@ -84,6 +84,20 @@ void diag_print(const struct diag *d, FILE *f)
 	}
 }
 
+void diag_truncate(struct diag *d, unsigned n)
+{
+	while (d->n > n) {
+		struct diag_entry *e = &d->v[--d->n];
+
+		if (e->sev == DIAG_ERROR)
+			d->errors--;
+		else
+			d->warnings--;
+		free(e->file);
+		free(e->msg);
+	}
+}
+
 void diag_free(struct diag *d)
 {
 	for (unsigned i = 0; i < d->n; i++) {

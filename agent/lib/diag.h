@@ -27,6 +27,8 @@ void diag_vadd(struct diag *d, enum diag_sev sev, const char *file, unsigned lin
 /* Warnings become errors (--strict). */
 void diag_promote(struct diag *d);
 void diag_print(const struct diag *d, FILE *f);
+/* Forget every entry from the n-th on. */
+void diag_truncate(struct diag *d, unsigned n);
 void diag_free(struct diag *d);
 
 #endif

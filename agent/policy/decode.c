@@ -29,6 +29,36 @@ void dec_error(struct dec *d, const yaml_node_t *n, const char *path, const char
 	d->failed = 1;
 }
 
+/* Field paths are built for every node: plain copies, not printf. */
+static const char *path_field(struct arena *a, const char *base, const char *name)
+{
+	size_t bl = strlen(base), nl = strlen(name);
+	char *p = arena_alloc(a, bl + nl + 2);
+
+	memcpy(p, base, bl);
+	p[bl] = '.';
+	memcpy(p + bl + 1, name, nl + 1);
+	return p;
+}
+
+static const char *path_index(struct arena *a, const char *base, uint32_t i)
+{
+	size_t bl = strlen(base);
+	char num[12], *p;
+	int n = 0;
+
+	do
+		num[n++] = (char)('0' + i % 10);
+	while ((i /= 10));
+	p = arena_alloc(a, bl + (size_t)n + 3);
+	memcpy(p, base, bl);
+	p[bl] = '[';
+	for (int k = 0; k < n; k++)
+		p[bl + 1 + k] = num[n - 1 - k];
+	p[bl + 1 + n] = ']';
+	return p;
+}
+
 static int visit(struct dec *d, const yaml_node_t *n)
 {
 	if (--d->budget >= 0)
@@ -267,7 +297,7 @@ static int dec_strs(struct dec *d, yaml_node_t *n, const char *path, struct strs
 		if (visit(d, c))
 			return -E2BIG;
 		out->pos[i] = node_pos(c);
-		if (dec_str(d, c, arena_printf(d->a, "%s[%u]", path, i), &out->v[i]))
+		if (dec_str(d, c, path_index(d->a, path, i), &out->v[i]))
 			err = -EINVAL;
 	}
 	return err;
@@ -306,7 +336,7 @@ static int dec_map(struct dec *d, yaml_node_t *n, const char *path, const struct
 				dec_error(d, k, path, "duplicate key \"%s\"", e->k);
 				err = -EINVAL;
 			}
-		sub_path = arena_printf(d->a, "%s.%s", path, e->k);
+		sub_path = path_field(d->a, path, e->k);
 		if (sub) {
 			if (is_null(v))
 				v = NULL;
@@ -383,7 +413,7 @@ static int dec_field(struct dec *d, yaml_node_t *v, const char *path, const stru
 
 			if (visit(d, c))
 				return -E2BIG;
-			if (dec_struct(d, c, arena_printf(d->a, "%s[%u]", path, i), f->sub, elem))
+			if (dec_struct(d, c, path_index(d->a, path, i), f->sub, elem))
 				err = -EINVAL;
 		}
 		return err;
@@ -428,7 +458,7 @@ int dec_struct(struct dec *d, yaml_node_t *n, const char *path, const struct sch
 		if (!*path && !strcmp(name, "spec"))
 			fpath = ""; /* fields are named from the spec down, as in kubectl explain */
 		else if (*path)
-			fpath = arena_printf(d->a, "%s.%s", path, name);
+			fpath = path_field(d->a, path, name);
 		else
 			fpath = arena_strdup(d->a, name);
 		if (i < 0) {

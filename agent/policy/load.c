@@ -2,6 +2,7 @@
 #include "policy.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -233,21 +234,18 @@ static char *quote_flow_colons(const char *buf, size_t *len)
 	return cur;
 }
 
-int policy_load_buffer(struct policy *p, const char *name, const char *buf, size_t len)
+static bool is_flow_colon_error(const yaml_parser_t *ps)
+{
+	return ps->problem && !strcmp(ps->problem, "found unexpected ':'") && ps->context &&
+	       !strcmp(ps->context, "while scanning a plain scalar") && ps->flow_level > 0;
+}
+
+static int load_documents(struct policy *p, const char *name, const char *buf, size_t len,
+			  bool retry_ok)
 {
 	yaml_parser_t parser;
-	char *fixed;
 	int err = 0;
 
-	if (len > POLICY_MAX_FILE_BYTES) {
-		diag_add(p->diag, DIAG_ERROR, name, 0, 0,
-			 "file is %zu bytes, over the %u byte limit: refused", len,
-			 POLICY_MAX_FILE_BYTES);
-		return -EFBIG;
-	}
-	fixed = quote_flow_colons(buf, &len);
-	if (fixed)
-		buf = fixed;
 	if (!yaml_parser_initialize(&parser))
 		abort();
 	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
@@ -259,6 +257,10 @@ int policy_load_buffer(struct policy *p, const char *name, const char *buf, size
 						       ? &parser.problem_mark
 						       : &parser.context_mark;
 
+			if (retry_ok && is_flow_colon_error(&parser)) {
+				err = -EAGAIN;
+				break;
+			}
 			diag_add(p->diag, DIAG_ERROR, name, (unsigned)m->line + 1,
 				 (unsigned)m->column + 1, "invalid YAML: %s%s%s",
 				 parser.problem ? parser.problem : "parse error",
@@ -275,6 +277,29 @@ int policy_load_buffer(struct policy *p, const char *name, const char *buf, size
 		yaml_document_delete(&doc);
 	}
 	yaml_parser_delete(&parser);
+	return err;
+}
+
+int policy_load_buffer(struct policy *p, const char *name, const char *buf, size_t len)
+{
+	unsigned n_res = p->n, n_diag = p->diag->n;
+	char *fixed;
+	int err;
+
+	if (len > POLICY_MAX_FILE_BYTES) {
+		diag_add(p->diag, DIAG_ERROR, name, 0, 0,
+			 "file is %zu bytes, over the %u byte limit: refused", len,
+			 POLICY_MAX_FILE_BYTES);
+		return -EFBIG;
+	}
+	err = load_documents(p, name, buf, len, true);
+	if (err != -EAGAIN)
+		return err;
+	/* rare: undo this file's documents, quote the scalars go-yaml accepts, read again */
+	p->n = n_res;
+	diag_truncate(p->diag, n_diag);
+	fixed = quote_flow_colons(buf, &len);
+	err = load_documents(p, name, fixed ? fixed : buf, len, false);
 	free(fixed);
 	return err;
 }
