@@ -2,6 +2,7 @@
 #include "compile.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -142,6 +143,15 @@ static const char *port_protocol(const char *proto, const char *app_proto, const
 	if (proto && !strcasecmp(proto, "TCP") && !name)
 		return "tcp";
 	return "auto"; /* Istio sniffs the protocol */
+}
+
+static const char *lower(struct arena *a, const char *s)
+{
+	char *l = arena_strdup(a, s);
+
+	for (char *p = l; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return l;
 }
 
 static bool proto_is_http(const char *p)
@@ -323,7 +333,8 @@ static void registry_build(struct cctx *c)
 
 				cp->number = (uint16_t)sp->port;
 				cp->name = sp->name;
-				cp->protocol = port_protocol(sp->protocol, sp->appProtocol, sp->name);
+				cp->protocol =
+					lower(c->a, port_protocol(sp->protocol, sp->appProtocol, sp->name));
 				if (sp->targetPort) {
 					t = strtol(sp->targetPort, &end, 10);
 					if (!*end)
@@ -406,7 +417,7 @@ static void registry_build(struct cctx *c)
 					cp->number = (uint16_t)sp->number;
 					cp->target = (uint16_t)sp->targetPort;
 					cp->name = sp->name;
-					cp->protocol = sp->protocol ? sp->protocol : "auto";
+					cp->protocol = sp->protocol ? lower(c->a, sp->protocol) : "auto";
 				}
 				for (uint32_t j = 0; j < se->endpoints.n; j++) {
 					const struct workload_entry *e = &se->endpoints.v[j];
@@ -424,6 +435,17 @@ static void registry_build(struct cctx *c)
 				if (se->workloadSelector)
 					select_workloads(c, s, r->ns, &se->workloadSelector->labels,
 							 true, true);
+				/* DNS without endpoints: the proxy resolves the host itself */
+				if (!strncmp(s->resolution, "DNS", 3) && !se->endpoints.n &&
+				    !se->workloadSelector && !strchr(s->host, '*')) {
+					struct c_wl *w = PUSH(c->a, s->wls, s->n_wls, s->cap_wls);
+
+					w->address = s->host;
+					w->labels = &no_labels;
+					w->weight = 1;
+					w->origin = arena_printf(c->a, "ServiceEntry %s/%s host", r->ns,
+								 r->name);
+				}
 				if (!strcmp(s->resolution, "NONE") && !se->endpoints.n &&
 				    !se->workloadSelector)
 					s->resolution = "NONE (original destination)";
@@ -1034,7 +1056,8 @@ int plan_compile(struct plan *plan, struct policy *p, struct diag *diag)
 	}
 	registry_build(&c);
 	frontends_build(&c);
-	qsort(plan->fes, plan->n_fes, sizeof(*plan->fes), cmp_fe);
+	if (plan->n_fes)
+		qsort(plan->fes, plan->n_fes, sizeof(*plan->fes), cmp_fe);
 	return image_build(&c);
 }
 

@@ -169,10 +169,12 @@ void plan_print_text(const struct plan *plan, FILE *f)
 			for (uint32_t v = 0; v < fe->n_vips; v++)
 				fprintf(f, "%s%s", v ? ", " : "", fe->vips[v].text);
 			if (!fe->n_vips)
-				fprintf(f, "none yet (%s)",
-					fe->service ? "a ClusterIP is assigned when the Service is "
-						      "applied to a cluster"
-						    : "no Service or ServiceEntry defines this host");
+				fprintf(f, "none (%s)",
+					!fe->service ? "no Service or ServiceEntry defines this host yet"
+					: !strncmp(fe->service, "Service ", 8)
+						? "a ClusterIP is assigned when the Service is applied to "
+						  "a cluster"
+						: "the ServiceEntry declares no addresses");
 			fprintf(f, "\n");
 			if (fe->service)
 				fprintf(f, "  service  %s\n", fe->service);

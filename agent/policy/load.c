@@ -405,7 +405,8 @@ int policy_load_path(struct policy *p, const char *path)
 			names[n++] = strdup(de->d_name);
 		}
 		closedir(dir);
-		qsort(names, n, sizeof(*names), cmp_str);
+		if (n)
+			qsort(names, n, sizeof(*names), cmp_str);
 		for (size_t i = 0; i < n; i++) {
 			size_t l = strlen(path);
 			char *full = malloc(l + strlen(names[i]) + 2);

@@ -884,7 +884,8 @@ int policy_validate(struct policy *p)
 		validate_one(&v, r);
 	}
 	/* Sorted by identity: the result does not depend on the order of the inputs. */
-	qsort(p->res, p->n, sizeof(*p->res), cmp_identity);
+	if (p->n)
+		qsort(p->res, p->n, sizeof(*p->res), cmp_identity);
 	for (unsigned i = 1; i < p->n; i++) {
 		struct resource *a = p->res[i - 1], *b = p->res[i];
 
