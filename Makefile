@@ -29,7 +29,7 @@ UNIT_BIN := $(UNIT_SRC:selftests/unit/%.c=$(OUT)/unit/%)
 
 .DELETE_ON_ERROR:
 .SECONDARY: $(BPF_OBJ) $(BPF_OBJ:.bpf.o=.tmp.bpf.o)
-.PHONY: all deps test unit unit-asan cli-test demo vmlinux clean format
+.PHONY: all deps test unit unit-asan cli-test fuzz demo vmlinux clean format
 
 all: ksteer
 
@@ -61,6 +61,21 @@ $(OUT)/unit/%: selftests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) -lcmocka
 
+# A short coverage-guided run over the policy pipeline, seeded with every YAML we know.
+FUZZ_SECONDS ?= 30
+$(OUT)/fuzz/fuzz_policy: selftests/fuzz/fuzz_policy.c $(filter-out agent/cli/main.c,$(AGENT_SRC)) | $(SKELS)
+	@mkdir -p $(dir $@)
+	$(CLANG) -g -O1 -std=gnu11 -Wall -Werror -I. -I$(OUT) -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=all -o $@ $^ -lyaml -ljansson -lm
+
+fuzz: $(OUT)/fuzz/fuzz_policy
+	@rm -rf $(OUT)/fuzz/corpus && mkdir -p $(OUT)/fuzz/corpus
+	@find $(SHARED)/scenario $(SHARED)/conformance -name '*.yaml' -exec cp --backup=numbered -t $(OUT)/fuzz/corpus {} +
+	$(OUT)/fuzz/fuzz_policy -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 \
+		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(OUT)/fuzz/ $(OUT)/fuzz/corpus 2>$(OUT)/fuzz/log || \
+		{ tail -n 60 $(OUT)/fuzz/log; exit 1; }
+	@grep -E 'stat::number_of_executed_units|cov:' $(OUT)/fuzz/log | tail -n 2
+
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux.h
 
@@ -80,6 +95,7 @@ test:
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory unit-asan
 	@$(MAKE) --no-print-directory cli-test
+	@$(MAKE) --no-print-directory fuzz
 	@echo "All tests passed."
 
 demo:

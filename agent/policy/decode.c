@@ -297,8 +297,10 @@ static int dec_strs(struct dec *d, yaml_node_t *n, const char *path, struct strs
 		if (visit(d, c))
 			return -E2BIG;
 		out->pos[i] = node_pos(c);
-		if (dec_str(d, c, path_index(d->a, path, i), &out->v[i]))
+		if (dec_str(d, c, path_index(d->a, path, i), &out->v[i])) {
+			out->v[i] = ""; /* validation still walks the list: no NULL holes */
 			err = -EINVAL;
+		}
 	}
 	return err;
 }
@@ -324,8 +326,11 @@ static int dec_map(struct dec *d, yaml_node_t *n, const char *path, const struct
 
 		if (visit(d, k) || visit(d, v))
 			return -E2BIG;
+		if (sub) /* allocated first: a failed entry is still a valid empty object */
+			e->o = arena_alloc(d->a, sub->size);
 		if (k->type != YAML_SCALAR_NODE) {
 			dec_error(d, k, path, "map keys must be strings");
+			e->k = "";
 			err = -EINVAL;
 			continue;
 		}
@@ -340,13 +345,13 @@ static int dec_map(struct dec *d, yaml_node_t *n, const char *path, const struct
 		if (sub) {
 			if (is_null(v))
 				v = NULL;
-			e->o = arena_alloc(d->a, sub->size);
 			if (v && dec_struct(d, v, sub_path, sub, e->o))
 				err = -EINVAL;
 			else if (!v) /* `name: {}` and `name:` both mean an empty object */
 				((struct obj *)e->o)->pos = e->pos;
 		} else if (v->type != YAML_SCALAR_NODE) {
 			dec_error(d, v, sub_path, "expected a string");
+			e->v = "";
 			err = -EINVAL;
 		} else {
 			e->v = arena_strndup(d->a, scalar(v), v->data.scalar.length);

@@ -160,16 +160,19 @@ static int load_document(struct policy *p, const char *name, yaml_document_t *do
 		       : arena_printf(&p->a, "%s %s", kind, r->name);
 	dec_struct(&d, root, "", kind_spec_schema[k], r);
 	r->o.path = "";
-	if (d.failed)
-		return -EINVAL;
 	if (!r->metadata || !mname || !*mname) {
 		diag_add(p->diag, DIAG_ERROR, name, (unsigned)root->start_mark.line + 1,
 			 (unsigned)root->start_mark.column + 1, "%s: metadata.name: Required value",
 			 d.who);
 		return -EINVAL;
 	}
-	add_resource(p, r);
-	return 0;
+	/*
+	 * Kept even when some fields failed to decode: validation then reports the
+	 * rest of its errors too. The batch has errors, so it is never applied.
+	 */
+	if (d.budget >= 0)
+		add_resource(p, r);
+	return d.failed ? -EINVAL : 0;
 }
 
 /*

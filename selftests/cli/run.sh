@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# `ksteer check` as a user runs it: real files, exit codes, messages, JSON.
+set -uo pipefail
+
+KSTEER=${KSTEER:?path to the ksteer binary}
+SHARED=${SHARED:-../shared}
+SCEN=$SHARED/scenario
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; shift; printf '     %s\n' "$@"; }
+
+# expect NAME WANT_RC CMD... ; leaves stdout in $tmp/out and stderr in $tmp/err
+expect() {
+	local name=$1 want=$2 rc
+	shift 2
+	"$@" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	if [ "$rc" -ne "$want" ]; then
+		bad "$name" "exit $rc, expected $want" "stderr: $(head -c 600 "$tmp/err")"
+		return 1
+	fi
+	return 0
+}
+
+# has NAME FILE TEXT: the fixed string TEXT is in FILE
+has() {
+	if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1" "expected: $3" "in: $(head -c 800 "$2")"; fi
+}
+
+# -- the scenario, cluster by cluster, exactly as written
+if expect "scenario cluster1" 0 env -u CLUSTER2_GW_ADDR "$KSTEER" check -n hello -f "$SCEN/cluster1/"; then
+	has "cluster1: frontend on the .global VIP" "$tmp/out" "frontend helloworld.hello.global:5000 http  [shim: http match, per-request weight split, tls origination]"
+	has "cluster1: VIP" "$tmp/out" "address  127.255.0.8"
+	has "cluster1: jason's match" "$tmp/out" 'http[0]: when header end-user = "jason"'
+	has "cluster1: 70% to v2" "$tmp/out" "70.0%  helloworld.hello.global:5000 subset v2  tls ISTIO_MUTUAL"
+	has "cluster1: 30% to v3" "$tmp/out" "30.0%  helloworld.hello.global:5000 subset v3  tls ISTIO_MUTUAL"
+	has "cluster1: others to local v1" "$tmp/out" "100.0%  helloworld.hello.svc.cluster.local subset v1  tls ISTIO_MUTUAL"
+	has "cluster1: unset variable warned with file:line:col" "$tmp/err" "cluster1/01-serviceentry-global.yaml:17:14: warning: ServiceEntry hello/helloworld: endpoints[0].address"
+fi
+
+if expect "scenario cluster1 with the gateway address" 0 env CLUSTER2_GW_ADDR=172.30.2.2 "$KSTEER" check -n hello -f "$SCEN/cluster1/"; then
+	has "cluster1: the gateway endpoint on 15443 labelled cluster2" "$tmp/out" "172.30.2.2:15443  cluster=cluster2"
+	if grep -q "environment variable" "$tmp/err"; then bad "variable expanded" "$(cat "$tmp/err")"; else ok "variable expanded"; fi
+fi
+
+expect "--strict turns warnings into errors" 1 "$KSTEER" check --strict -n hello -f "$SCEN/cluster1/" &&
+	has "--strict: says nothing was applied" "$tmp/err" "nothing applied"
+
+if expect "scenario cluster2" 0 "$KSTEER" check -n hello -f "$SCEN/cluster2/"; then
+	has "cluster2: the 15443 passthrough gateway" "$tmp/out" "gateway istio-system/istio-multicluster-ingressgateway  selector istio=ingressgateway"
+	has "cluster2: AUTO_PASSTHROUGH server" "$tmp/out" "server 15443/TLS  hosts *.global  tls AUTO_PASSTHROUGH"
+	has "cluster2: subsets" "$tmp/out" "subset v3  version=v3"
+fi
+
+# -- bad input: every error, with file:line:col, object and field; nothing printed as a plan
+cat >"$tmp/04-virtualservice.yaml" <<'Y'
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata:
+  name: helloworld
+spec:
+  hosts:
+  - helloworld.hello.svc.cluster.local
+  http:
+  - match:
+    - headers:
+        end-user:
+          exact: jason
+    route:
+    - destination:
+        host: helloworld.hello.global
+        subset: v2
+      weight: 70
+    - destination:
+        host: helloworld.hello.global
+        subset: v3
+      weight: -30
+  - route:
+    - destination:
+        host: helloworld.hello.svc.cluster.local
+        subset: v1
+      weigth: 1
+Y
+if expect "negative weight refused" 1 "$KSTEER" check -n hello -f "$tmp/04-virtualservice.yaml"; then
+	has "negative weight: file:line:col, object, field" "$tmp/err" "04-virtualservice.yaml:21:15: error: VirtualService hello/helloworld: http[0].route[1].weight: must not be negative"
+	has "typo'd field reported too" "$tmp/err" "04-virtualservice.yaml:26:7: error: VirtualService hello/helloworld: http[1].route[0].weigth: unknown field \"weigth\""
+	if [ -s "$tmp/out" ]; then bad "no plan for a bad batch" "$(cat "$tmp/out")"; else ok "no plan for a bad batch"; fi
+fi
+
+# a bad file next to good ones: the whole batch is refused
+cp "$SCEN"/cluster1/*.yaml "$tmp/" 2>/dev/null
+printf 'apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {ports: [{port: 0}]}\n' >"$tmp/05-bad.yaml"
+rm -f "$tmp/04-virtualservice.yaml"
+expect "one bad file refuses the batch" 1 "$KSTEER" check -n hello -f "$tmp/" &&
+	has "the bad file is named" "$tmp/err" "05-bad.yaml:4:23: error: Service hello/x: ports[0].port: port must be between 1-65535"
+rm -f "$tmp"/*.yaml
+
+printf 'kind: [\n' >"$tmp/broken.yaml"
+expect "malformed YAML" 1 "$KSTEER" check -f "$tmp/broken.yaml" && has "malformed YAML: position" "$tmp/err" "broken.yaml:2:1: error: invalid YAML"
+
+expect "missing file" 1 "$KSTEER" check -f "$tmp/nope.yaml" && has "missing file: reason" "$tmp/err" "nope.yaml: error: open: No such file or directory"
+expect "no input is a usage error" 2 "$KSTEER" check
+expect "unknown output is a usage error" 2 "$KSTEER" check -o yaml -f "$SCEN/cluster2/"
+expect "unknown command" 2 "$KSTEER" frobnicate
+
+# -- JSON for programs
+if expect "json output" 0 env CLUSTER2_GW_ADDR=172.30.2.2 "$KSTEER" check -o json -n hello -f "$SCEN/cluster1/"; then
+	if python3 - "$tmp/out" <<'PY'
+import json, sys
+plan = json.load(open(sys.argv[1]))
+fe = [f for f in plan["frontends"] if f["host"] == "helloworld.hello.global"][0]
+assert fe["addresses"] == ["127.255.0.8"], fe["addresses"]
+assert fe["datapath"] == "shim", fe["datapath"]
+d = fe["routes"][0]["destinations"]
+assert [x["subset"] for x in d] == ["v2", "v3"], d
+assert [round(x["percent"]) for x in d] == [70, 30], d
+assert d[0]["endpoints"][0]["address"] == "172.30.2.2" and d[0]["endpoints"][0]["port"] == 15443
+PY
+	then ok "json: the scenario's plan"; else bad "json: the scenario's plan" "$(head -c 600 "$tmp/out")"; fi
+fi
+
+# -- stdin, and a Kubernetes ConfigMap volume (files are symlinks through ..data)
+expect "stdin" 0 "$KSTEER" check -n hello -f - <"$SCEN/cluster2/01-destinationrule-local.yaml" &&
+	has "stdin: read" "$tmp/out" "destination rule hello/helloworld"
+mkdir -p "$tmp/cm/..2026_11_25_00_00_00.1" && cp "$SCEN"/cluster2/*.yaml "$tmp/cm/..2026_11_25_00_00_00.1/"
+ln -s ..2026_11_25_00_00_00.1 "$tmp/cm/..data"
+for f in "$tmp"/cm/..data/*.yaml; do ln -s "..data/$(basename "$f")" "$tmp/cm/$(basename "$f")"; done
+expect "ConfigMap volume layout" 0 "$KSTEER" check -n hello -f "$tmp/cm" &&
+	has "ConfigMap: gateway read once" "$tmp/out" "gateway istio-system/istio-multicluster-ingressgateway"
+if [ "$(grep -c '^gateway ' "$tmp/out")" = 1 ]; then ok "ConfigMap: no duplicate from ..data"; else bad "ConfigMap: no duplicate from ..data" "$(cat "$tmp/out")"; fi
+
+# -- no root needed
+if command -v setpriv >/dev/null; then
+	mkdir -p "$tmp/u" && cp "$SCEN"/cluster2/*.yaml "$tmp/u/" && chmod -R a+rX "$tmp"
+	expect "check runs without root" 0 setpriv --reuid=65534 --regid=65534 --clear-groups "$KSTEER" check -n hello -f "$tmp/u" && ok "check runs without root"
+else
+	bad "check runs without root" "setpriv (util-linux) is missing"
+fi
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
