@@ -8,6 +8,7 @@
 #include "../compile/compile.h"
 #include "../lib/log.h"
 #include "../policy/policy.h"
+#include "cli.h"
 
 static int usage(FILE *f)
 {
@@ -17,6 +18,13 @@ static int usage(FILE *f)
 		   "  check [-n NS] [--strict] [-o text|json] -f PATH...\n"
 		   "          validate Istio/Kubernetes YAML (files, directories, - for stdin)\n"
 		   "          and print the compiled plan; exit 0 valid, 1 invalid\n"
+		   "  agent --policy DIR --cgroup PATH --instance NAME [...]\n"
+		   "          load, attach and feed the datapath; watch DIR\n"
+		   "  apply -i INSTANCE -f FILE   hand a policy file to a running agent\n"
+		   "  status --instance NAME      the agent's state\n"
+		   "  get frontends|routes|endpoints|stats -i INSTANCE [-o json]\n"
+		   "          read the pinned maps (works while the agent is down)\n"
+		   "  uninstall --instance NAME   remove every link, pin and map of an instance\n"
 		   "  version print the version and the map layout version\n"
 		   "  help    this text\n");
 	return f == stderr ? 2 : 0;
@@ -124,6 +132,11 @@ static const struct cmd {
 	int (*fn)(int argc, char **argv);
 } cmds[] = {
 	{ "check", cmd_check },
+	{ "agent", cmd_agent },
+	{ "apply", cmd_apply },
+	{ "status", cmd_status },
+	{ "get", cmd_get },
+	{ "uninstall", cmd_uninstall },
 	{ "version", cmd_version },
 	{ "help", cmd_help },
 };

@@ -1,0 +1,519 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * `ksteer agent`: keeps the datapath fed. Loads every YAML under the policy
+ * directory, watches it (ConfigMap `..data` swaps included), switches each
+ * good policy in atomically, keeps the last good one when a new one is bad,
+ * and answers `ksteer apply` and `ksteer status` on a root-only socket.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../compile/compile.h"
+#include "../datapath/datapath.h"
+#include "../lib/log.h"
+#include "cli.h"
+
+struct agent {
+	const char *policy_dir, *instance, *ns;
+	struct datapath dp;
+	int epfd, inofd, sigfd, ctlfd, timerfd;
+	unsigned applied; /* good policies switched in since start */
+	unsigned rejected;
+	uint32_t gen;
+	uint32_t n_frontends;
+	char ctl_path[108];
+	char last[1024]; /* the last load's outcome, for status */
+};
+
+/* Loads the directory plus an optional extra document; compiles into plan. */
+static int load_policy(struct agent *ag, const char *extra_name, const char *extra,
+		       struct diag *diag, struct policy *p, struct plan *plan)
+{
+	policy_init(p, diag, ag->ns);
+	policy_load_path(p, ag->policy_dir);
+	if (extra)
+		policy_load_buffer(p, extra_name, extra, strlen(extra));
+	policy_validate(p);
+	memset(plan, 0, sizeof(*plan));
+	if (!diag->errors)
+		plan_compile(plan, p, diag);
+	return diag->errors ? -EINVAL : 0;
+}
+
+static void reload(struct agent *ag)
+{
+	struct diag diag = { 0 };
+	struct policy p;
+	struct plan plan;
+	int err = load_policy(ag, NULL, NULL, &diag, &p, &plan);
+
+	diag_print(&diag, stderr);
+	if (err) {
+		ag->rejected++;
+		snprintf(ag->last, sizeof(ag->last),
+			 "policy rejected (%u errors): generation %u keeps routing", diag.errors,
+			 ag->gen);
+		pr_warn("%s\n", ag->last);
+	} else if ((err = dp_apply(&ag->dp, &plan.img, &ag->gen))) {
+		ag->rejected++;
+		snprintf(ag->last, sizeof(ag->last), "policy not applied: %s", strerror(-err));
+		pr_warn("%s\n", ag->last);
+	} else {
+		ag->applied++;
+		ag->n_frontends = plan.img.n_fes;
+		snprintf(ag->last, sizeof(ag->last),
+			 "policy applied: generation %u, %u frontend keys, %u destinations, %u "
+			 "backends",
+			 ag->gen, plan.img.n_fes, plan.img.n_dests, plan.img.n_backends);
+		pr_info("%s\n", ag->last);
+	}
+	plan_free(&plan);
+	policy_free(&p);
+	diag_free(&diag);
+}
+
+static void arm_reload(struct agent *ag)
+{
+	/* coalesce a burst of file events (a ConfigMap swap is several) into one load */
+	struct itimerspec its = { .it_value = { 0, 50 * 1000 * 1000 } };
+
+	timerfd_settime(ag->timerfd, 0, &its, NULL);
+}
+
+/* Writes data to dir/name through a temporary file and rename: readers see all or nothing. */
+static int write_atomic(const char *dir, const char *name, const char *data, size_t len)
+{
+	char tmp[4096], dst[4096];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+	snprintf(dst, sizeof(dst), "%s/%s", dir, name);
+	f = fopen(tmp, "w");
+	if (!f)
+		return -errno;
+	if (fwrite(data, 1, len, f) != len || fclose(f)) {
+		unlink(tmp);
+		return -EIO;
+	}
+	if (rename(tmp, dst)) {
+		int err = -errno;
+
+		unlink(tmp);
+		return err;
+	}
+	return 0;
+}
+
+static void ctl_reply(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ctl_reply(int fd, const char *fmt, ...)
+{
+	char buf[4096];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n > 0 && write(fd, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1) < 0)
+		pr_debug("control reply: %s\n", strerror(errno));
+}
+
+static void handle_apply(struct agent *ag, int fd, const char *name, const char *body)
+{
+	struct diag diag = { 0 };
+	struct policy p;
+	struct plan plan;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+	int err;
+
+	if (!*name || strchr(name, '/') || name[0] == '.') {
+		ctl_reply(fd, "Error: bad file name \"%s\"\nERROR\n", name);
+		return;
+	}
+	err = load_policy(ag, name, body, &diag, &p, &plan);
+	f = open_memstream(&text, &len);
+	diag_print(&diag, f);
+	fclose(f);
+	if (!err)
+		err = write_atomic(ag->policy_dir, name, body, strlen(body));
+	if (text && *text && write(fd, text, len) < 0)
+		pr_debug("control reply: %s\n", strerror(errno));
+	if (err == -EINVAL)
+		ctl_reply(fd, "%u error(s): nothing applied\nERROR\n", diag.errors);
+	else if (err)
+		ctl_reply(fd, "Error: write %s/%s: %s\nERROR\n", ag->policy_dir, name, strerror(-err));
+	else
+		ctl_reply(fd, "applied %s: %u frontend keys\nOK\n", name, plan.img.n_fes);
+	free(text);
+	plan_free(&plan);
+	policy_free(&p);
+	diag_free(&diag);
+	if (!err)
+		reload(ag); /* synchronous: when apply returns, the kernel routes by it */
+}
+
+static void handle_ctl(struct agent *ag)
+{
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+	char *buf = NULL, *nl;
+	size_t cap = 0, n = 0;
+	int fd = accept4(ag->ctlfd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) || cred.uid != 0) {
+		ctl_reply(fd, "Error: root only\nERROR\n");
+		goto out;
+	}
+	for (;;) { /* the client half-closes after its request */
+		ssize_t r;
+
+		if (n + 4096 > cap) {
+			if (cap >= POLICY_MAX_FILE_BYTES + 4096) {
+				ctl_reply(fd, "Error: request too large\nERROR\n");
+				goto out;
+			}
+			cap = cap ? cap * 2 : 65536;
+			buf = realloc(buf, cap + 1);
+			if (!buf)
+				goto out;
+		}
+		r = read(fd, buf + n, cap - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	if (!buf)
+		goto out;
+	buf[n] = 0;
+	nl = strchr(buf, '\n');
+	if (nl)
+		*nl = 0;
+	if (!strcmp(buf, "status"))
+		ctl_reply(fd,
+			  "instance %s\npolicy %s\ngeneration %u\napplied %u\nrejected %u\n"
+			  "datapath %s\nlast %s\nOK\n",
+			  ag->instance, ag->policy_dir, ag->gen, ag->applied, ag->rejected,
+			  ag->dp.adopted ? "adopted" : "attached", ag->last);
+	else if (!strcmp(buf, "reload")) {
+		reload(ag); /* synchronous: the lab waits for the kernel to route by the files */
+		ctl_reply(fd, "%s\n%s\n", ag->last,
+			  strncmp(ag->last, "policy applied", 14) ? "ERROR" : "OK");
+	} else if (!strncmp(buf, "apply ", 6))
+		handle_apply(ag, fd, buf + 6, nl ? nl + 1 : "");
+	else
+		ctl_reply(fd, "Error: unknown request \"%s\"\nERROR\n", buf);
+out:
+	free(buf);
+	close(fd);
+}
+
+static int ctl_listen(struct agent *ag)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	mkdir("/run/ksteer", 0700);
+	snprintf(ag->ctl_path, sizeof(ag->ctl_path), "/run/ksteer/%s.sock", ag->instance);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", ag->ctl_path);
+	unlink(ag->ctl_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || chmod(ag->ctl_path, 0600) ||
+	    listen(fd, 16)) {
+		int err = -errno;
+
+		pr_warn("Error: control socket %s: %s\n", ag->ctl_path, strerror(errno));
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static int epoll_add(int epfd, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+int cmd_agent(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "policy", required_argument, NULL, 'p' },   { "cgroup", required_argument, NULL, 'c' },
+		{ "instance", required_argument, NULL, 'i' }, { "namespace", required_argument, NULL, 'n' },
+		{ "self-mark", required_argument, NULL, 'm' }, { "shim", required_argument, NULL, 's' },
+		{ "max-frontends", required_argument, NULL, 'F' },
+		{ "max-dests", required_argument, NULL, 'D' },
+		{ "max-backends", required_argument, NULL, 'B' },
+		{ "ready-file", required_argument, NULL, 'r' }, { NULL, 0, NULL, 0 },
+	};
+	struct agent ag = { .ns = NULL, .epfd = -1, .inofd = -1, .sigfd = -1, .ctlfd = -1,
+			    .timerfd = -1 };
+	struct dp_opts o = { .self_mark = 0x6b73 /* "ks" */, .shim_port = 15001 };
+	const char *ready = NULL, *shim = "127.0.0.1";
+	sigset_t mask;
+	int c, err = 1;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "p:c:i:n:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p': ag.policy_dir = optarg; break;
+		case 'c': o.cgroup = optarg; break;
+		case 'i': ag.instance = o.instance = optarg; break;
+		case 'n': ag.ns = optarg; break;
+		case 'm': o.self_mark = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 's': shim = optarg; break;
+		case 'F': o.max_frontends = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'D': o.max_dests = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'B': o.max_backends = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'r': ready = optarg; break;
+		default:
+			fprintf(stderr, "Usage: ksteer agent --policy DIR --cgroup PATH --instance NAME "
+					"[-n NS] [--self-mark N] [--max-frontends N] [--max-dests N] "
+					"[--max-backends N] [--ready-file PATH]\n");
+			return 2;
+		}
+	}
+	if (!ag.policy_dir || !o.cgroup || !ag.instance) {
+		fprintf(stderr, "Error: --policy, --cgroup and --instance are required\n");
+		return 2;
+	}
+	{
+		char s6[64];
+
+		snprintf(s6, sizeof(s6), "%s%s", strchr(shim, ':') ? "" : "::ffff:", shim);
+		if (inet_pton(AF_INET6, s6, &o.shim_addr) != 1) {
+			fprintf(stderr, "Error: --shim: not an address: %s\n", shim);
+			return 2;
+		}
+	}
+	if (geteuid()) {
+		fprintf(stderr, "Error: ksteer agent needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)\n");
+		return 1;
+	}
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (dp_open(&ag.dp, &o))
+		return 1;
+	ag.epfd = epoll_create1(EPOLL_CLOEXEC);
+	ag.sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	ag.timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	ag.inofd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (ag.epfd < 0 || ag.sigfd < 0 || ag.timerfd < 0 || ag.inofd < 0)
+		goto out;
+	if (inotify_add_watch(ag.inofd, ag.policy_dir,
+			      IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE |
+				      IN_ATTRIB) < 0) {
+		pr_warn("Error: watch %s: %s\n", ag.policy_dir, strerror(errno));
+		goto out;
+	}
+	ag.ctlfd = ctl_listen(&ag);
+	if (ag.ctlfd < 0)
+		goto out;
+	epoll_add(ag.epfd, ag.sigfd);
+	epoll_add(ag.epfd, ag.timerfd);
+	epoll_add(ag.epfd, ag.inofd);
+	epoll_add(ag.epfd, ag.ctlfd);
+	reload(&ag);
+	if (ready) {
+		FILE *f = fopen(ready, "w");
+
+		if (f) {
+			fprintf(f, "%d\n", getpid());
+			fclose(f);
+		}
+	}
+	pr_info("agent %s: watching %s, control %s\n", ag.instance, ag.policy_dir, ag.ctl_path);
+	for (;;) {
+		struct epoll_event ev[8];
+		int n = epoll_wait(ag.epfd, ev, 8, -1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		for (int i = 0; i < n; i++) {
+			int fd = ev[i].data.fd;
+
+			if (fd == ag.sigfd) {
+				struct signalfd_siginfo si;
+
+				if (read(fd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo == SIGHUP) {
+					reload(&ag);
+					continue;
+				}
+				/* the datapath stays: traffic flows while the agent restarts */
+				pr_info("agent %s: exiting on signal %u; datapath left in place\n",
+					ag.instance, si.ssi_signo);
+				err = 0;
+				goto out;
+			} else if (fd == ag.inofd) {
+				char buf[4096] __attribute__((aligned(8)));
+
+				while (read(fd, buf, sizeof(buf)) > 0)
+					;
+				arm_reload(&ag);
+			} else if (fd == ag.timerfd) {
+				uint64_t x;
+
+				if (read(fd, &x, sizeof(x)) == sizeof(x))
+					reload(&ag);
+			} else if (fd == ag.ctlfd) {
+				handle_ctl(&ag);
+			}
+		}
+	}
+out:
+	if (ag.ctl_path[0])
+		unlink(ag.ctl_path);
+	for (int *fd = &ag.epfd; fd <= &ag.timerfd; fd++)
+		if (*fd >= 0)
+			close(*fd);
+	dp_close(&ag.dp);
+	return err;
+}
+
+/* ---- clients ---- */
+
+static int ctl_request(const char *instance, const char *head, const char *body, size_t len)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char buf[4096];
+	ssize_t r;
+	int fd, ok = 0;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/run/ksteer/%s.sock", instance);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		fprintf(stderr, "Error: connect %s: %s (is the agent running?)\n", sa.sun_path,
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	if (write(fd, head, strlen(head)) < 0 || (len && write(fd, body, len) < 0)) {
+		fprintf(stderr, "Error: send: %s\n", strerror(errno));
+		close(fd);
+		return 1;
+	}
+	shutdown(fd, SHUT_WR);
+	{
+		char *all = NULL;
+		size_t n = 0;
+		FILE *f = open_memstream(&all, &n);
+
+		while ((r = read(fd, buf, sizeof(buf))) > 0)
+			fwrite(buf, 1, (size_t)r, f);
+		fclose(f);
+		/* the last line is OK or ERROR; the rest is for the user */
+		if (n >= 3 && !strcmp(all + n - 3, "OK\n")) {
+			ok = 1;
+			fwrite(all, 1, n - 3, stdout);
+		} else if (n >= 6 && !strcmp(all + n - 6, "ERROR\n")) {
+			fwrite(all, 1, n - 6, stderr);
+		} else {
+			fwrite(all, 1, n, stderr);
+		}
+		free(all);
+	}
+	close(fd);
+	return ok ? 0 : 1;
+}
+
+int cmd_status(int argc, char **argv)
+{
+	if (argc != 3 || strcmp(argv[1], "--instance")) {
+		fprintf(stderr, "Usage: ksteer status --instance NAME\n");
+		return 2;
+	}
+	return ctl_request(argv[2], "status\n", NULL, 0);
+}
+
+int cmd_apply(int argc, char **argv)
+{
+	const char *instance = NULL, *file = NULL, *base;
+	char head[512], *body = NULL;
+	size_t len = 0, cap = 0;
+	FILE *f;
+	int c, rc;
+
+	optind = 1;
+	while ((c = getopt(argc, argv, "i:f:")) != -1) {
+		if (c == 'i')
+			instance = optarg;
+		else if (c == 'f')
+			file = optarg;
+		else
+			return 2;
+	}
+	if (!instance || !file) {
+		fprintf(stderr, "Usage: ksteer apply -i INSTANCE -f FILE\n");
+		return 2;
+	}
+	f = strcmp(file, "-") ? fopen(file, "r") : stdin;
+	if (!f) {
+		fprintf(stderr, "Error: open %s: %s\n", file, strerror(errno));
+		return 1;
+	}
+	for (;;) {
+		size_t r;
+
+		if (len + 4096 > cap) {
+			cap = cap ? cap * 2 : 65536;
+			body = realloc(body, cap);
+			if (!body)
+				return 1;
+		}
+		r = fread(body + len, 1, cap - len, f);
+		if (!r)
+			break;
+		len += r;
+	}
+	if (f != stdin)
+		fclose(f);
+	base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+	snprintf(head, sizeof(head), "apply %s\n", strcmp(file, "-") ? base : "stdin.yaml");
+	rc = ctl_request(instance, head, body, len);
+	free(body);
+	return rc;
+}
+
+int cmd_uninstall(int argc, char **argv)
+{
+	int err;
+
+	if (argc != 3 || strcmp(argv[1], "--instance")) {
+		fprintf(stderr, "Usage: ksteer uninstall --instance NAME\n");
+		return 2;
+	}
+	err = dp_uninstall(argv[2]);
+	if (err) {
+		fprintf(stderr, "Error: uninstall %s: %s\n", argv[2], strerror(-err));
+		return 1;
+	}
+	printf("instance %s: links, maps and pins removed\n", argv[2]);
+	return 0;
+}

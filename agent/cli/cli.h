@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+#ifndef KSTEER_CLI_H
+#define KSTEER_CLI_H
+
+int cmd_agent(int argc, char **argv);
+int cmd_apply(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_uninstall(int argc, char **argv);
+int cmd_get(int argc, char **argv);
+int cmd_lab(int argc, char **argv);
+
+#endif

@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* `ksteer get`: reads the pinned maps; works while the agent is down. */
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../datapath/datapath.h"
+#include "cli.h"
+
+static const char *addr_text(const struct ks_addr *a, char *buf, size_t len)
+{
+	if (!a->a[0] && !a->a[1] && a->a[2] == htonl(0xffff))
+		inet_ntop(AF_INET, &a->a[3], buf, (socklen_t)len);
+	else
+		inet_ntop(AF_INET6, a->a, buf, (socklen_t)len);
+	return buf;
+}
+
+static const char *const stat_names[KS_STAT_MAX] = {
+	[KS_STAT_CONNECT_SEEN] = "connect_seen",
+	[KS_STAT_CONNECT_ROUTED] = "connect_routed",
+	[KS_STAT_CONNECT_SHIM] = "connect_shim",
+	[KS_STAT_CONNECT_NO_UPSTREAM] = "connect_no_upstream",
+	[KS_STAT_CONNECT_MISS] = "connect_miss",
+	[KS_STAT_CONNECT_SELF] = "connect_self",
+};
+
+static json_t *frontend_json(int fds[DP_MAPS], uint32_t gen, const struct ks_frontend_key *k,
+			     const struct ks_frontend *f, bool with_backends)
+{
+	char a[INET6_ADDRSTRLEN];
+	json_t *j = json_object(), *dests = json_array();
+	uint32_t prev = 0;
+
+	json_object_set_new(j, "address", json_string(addr_text(&k->addr, a, sizeof(a))));
+	json_object_set_new(j, "port", json_integer(ntohs(k->port)));
+	json_object_set_new(j, "protocol", json_string(k->proto == 17 ? "udp" : "tcp"));
+	json_object_set_new(j, "id", json_integer(f->id));
+	json_object_set_new(j, "datapath",
+			    json_string(f->flags & KS_FE_SHIM	       ? "shim"
+					: f->flags & KS_FE_NO_UPSTREAM ? "no-upstream"
+								       : "kernel"));
+	for (uint32_t i = 0; i < f->dest_count; i++) {
+		struct ks_index_key dk = { gen, f->dest_first + i };
+		struct ks_dest d;
+		json_t *jd, *bes;
+
+		if (bpf_map_lookup_elem(fds[DP_DESTS], &dk, &d))
+			continue;
+		jd = json_object();
+		json_object_set_new(jd, "weight", json_integer(d.weight_cum - prev));
+		json_object_set_new(jd, "percent",
+				    json_real(f->weight_total ? 100.0 * (d.weight_cum - prev) /
+								       f->weight_total
+							      : 0));
+		prev = d.weight_cum;
+		json_object_set_new(jd, "backends", bes = json_array());
+		for (uint32_t b = 0; with_backends && b < d.backend_count; b++) {
+			struct ks_index_key bk = { gen, d.backend_first + b };
+			struct ks_backend be;
+			json_t *jb;
+
+			if (bpf_map_lookup_elem(fds[DP_BACKENDS], &bk, &be))
+				continue;
+			jb = json_object();
+			json_object_set_new(jb, "address",
+					    json_string(addr_text(&be.addr, a, sizeof(a))));
+			json_object_set_new(jb, "port", json_integer(ntohs(be.port)));
+			json_array_append_new(bes, jb);
+		}
+		json_array_append_new(dests, jd);
+	}
+	json_object_set_new(j, "destinations", dests);
+	return j;
+}
+
+static void print_text(const char *what, json_t *list)
+{
+	size_t i, k;
+	json_t *fe, *d, *b;
+
+	json_array_foreach(list, i, fe)
+	{
+		const char *addr = json_string_value(json_object_get(fe, "address"));
+
+		printf("%s%s%s:%lld/%s  %s\n", strchr(addr, ':') ? "[" : "", addr,
+		       strchr(addr, ':') ? "]" : "",
+		       (long long)json_integer_value(json_object_get(fe, "port")),
+		       json_string_value(json_object_get(fe, "protocol")),
+		       json_string_value(json_object_get(fe, "datapath")));
+		if (!strcmp(what, "frontends"))
+			continue;
+		json_array_foreach(json_object_get(fe, "destinations"), k, d)
+		{
+			size_t m;
+
+			printf("  %6.1f%%", json_real_value(json_object_get(d, "percent")));
+			if (!json_array_size(json_object_get(d, "backends")))
+				printf("  %s", !strcmp(what, "routes") ? "" : "(no backends)");
+			json_array_foreach(json_object_get(d, "backends"), m, b)
+			{
+				const char *ba = json_string_value(json_object_get(b, "address"));
+
+				printf("  %s%s%s:%lld", strchr(ba, ':') ? "[" : "", ba,
+				       strchr(ba, ':') ? "]" : "",
+				       (long long)json_integer_value(json_object_get(b, "port")));
+			}
+			printf("\n");
+		}
+	}
+}
+
+int cmd_get(int argc, char **argv)
+{
+	const char *instance = NULL, *out = "text", *what;
+	int fds[DP_MAPS], c, rc = 1;
+	struct ks_config cfg;
+	uint32_t zero = 0;
+	json_t *list;
+
+	optind = 2;
+	while ((c = getopt(argc, argv, "i:o:")) != -1) {
+		if (c == 'i')
+			instance = optarg;
+		else if (c == 'o')
+			out = optarg;
+		else
+			return 2;
+	}
+	what = argc > 1 ? argv[1] : "";
+	if (!instance || (strcmp(what, "frontends") && strcmp(what, "routes") &&
+			  strcmp(what, "endpoints") && strcmp(what, "stats"))) {
+		fprintf(stderr, "Usage: ksteer get frontends|routes|endpoints|stats -i INSTANCE "
+				"[-o json]\n");
+		return 2;
+	}
+	if (dp_open_pinned(instance, fds))
+		return 1;
+	if (bpf_map_lookup_elem(fds[DP_CONFIG], &zero, &cfg)) {
+		fprintf(stderr, "Error: read ksteer_config: %s\n", strerror(errno));
+		goto out;
+	}
+	if (!strcmp(what, "stats")) {
+		int ncpu = libbpf_num_possible_cpus();
+		uint64_t *v = calloc((size_t)ncpu, sizeof(*v));
+		json_t *j = json_object();
+
+		for (uint32_t s = 0; s < KS_STAT_MAX; s++) {
+			uint64_t sum = 0;
+
+			if (!bpf_map_lookup_elem(fds[DP_STATS], &s, v))
+				for (int k = 0; k < ncpu; k++)
+					sum += v[k];
+			json_object_set_new(j, stat_names[s], json_integer((json_int_t)sum));
+			if (strcmp(out, "json"))
+				printf("%-22s %llu\n", stat_names[s], (unsigned long long)sum);
+		}
+		json_object_set_new(j, "generation", json_integer(cfg.active));
+		if (!strcmp(out, "json")) {
+			json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+			printf("\n");
+		}
+		json_decref(j);
+		free(v);
+		rc = 0;
+		goto out;
+	}
+	list = json_array();
+	{
+		struct ks_frontend_key k, next, *prev = NULL;
+
+		while (!bpf_map_get_next_key(fds[DP_FRONTENDS], prev, &next)) {
+			struct ks_frontend f;
+
+			k = next;
+			prev = &k;
+			if (k.gen != cfg.active || bpf_map_lookup_elem(fds[DP_FRONTENDS], &k, &f))
+				continue;
+			json_array_append_new(list, frontend_json(fds, cfg.active, &k, &f,
+								  strcmp(what, "routes") != 0));
+		}
+	}
+	if (!strcmp(out, "json")) {
+		json_t *root = json_object();
+
+		json_object_set_new(root, "generation", json_integer(cfg.active));
+		json_object_set_new(root, what, list);
+		json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		printf("\n");
+		json_decref(root);
+	} else {
+		print_text(what, list);
+		json_decref(list);
+	}
+	rc = 0;
+out:
+	for (int i = 0; i < DP_MAPS; i++)
+		close(fds[i]);
+	return rc;
+}

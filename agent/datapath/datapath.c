@@ -1,0 +1,489 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include "datapath.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include "../lib/log.h"
+#include "ksteer_sock.skel.h"
+
+const char *const dp_map_names[DP_MAPS] = {
+	[DP_CONFIG] = "ksteer_config",	 [DP_FRONTENDS] = "ksteer_frontends",
+	[DP_DESTS] = "ksteer_dests",	 [DP_BACKENDS] = "ksteer_backends",
+	[DP_STATS] = "ksteer_stats",	 [DP_ORIGDST] = "ksteer_origdst",
+};
+
+static const struct {
+	const char *name;
+	enum bpf_attach_type type;
+} links[] = {
+	{ "connect4", BPF_CGROUP_INET4_CONNECT },   { "connect6", BPF_CGROUP_INET6_CONNECT },
+	{ "getpeer4", BPF_CGROUP_INET4_GETPEERNAME }, { "getpeer6", BPF_CGROUP_INET6_GETPEERNAME },
+	{ "sockops", BPF_CGROUP_SOCK_OPS },
+};
+
+static struct bpf_program *link_prog(struct ksteer_sock *s, size_t i)
+{
+	struct bpf_program *progs[] = { s->progs.ksteer_connect4, s->progs.ksteer_connect6,
+					s->progs.ksteer_getpeer4, s->progs.ksteer_getpeer6,
+					s->progs.ksteer_sockops };
+
+	return progs[i];
+}
+
+int dp_probe(void)
+{
+	static const struct {
+		enum bpf_prog_type t;
+		const char *what;
+	} progs[] = {
+		{ BPF_PROG_TYPE_CGROUP_SOCK_ADDR, "BPF_PROG_TYPE_CGROUP_SOCK_ADDR (cgroup/connect4)" },
+		{ BPF_PROG_TYPE_SOCK_OPS, "BPF_PROG_TYPE_SOCK_OPS (sockops)" },
+	};
+	static const struct {
+		enum bpf_map_type t;
+		const char *what;
+	} maps[] = {
+		{ BPF_MAP_TYPE_HASH, "BPF_MAP_TYPE_HASH" },
+		{ BPF_MAP_TYPE_LRU_HASH, "BPF_MAP_TYPE_LRU_HASH" },
+		{ BPF_MAP_TYPE_PERCPU_ARRAY, "BPF_MAP_TYPE_PERCPU_ARRAY" },
+		{ BPF_MAP_TYPE_SK_STORAGE, "BPF_MAP_TYPE_SK_STORAGE (CONFIG_BPF_SYSCALL sk storage)" },
+	};
+	struct stat st;
+
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++)
+		if (libbpf_probe_bpf_prog_type(progs[i].t, NULL) != 1) {
+			pr_warn("Error: kernel lacks %s\n", progs[i].what);
+			return -EOPNOTSUPP;
+		}
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
+		if (libbpf_probe_bpf_map_type(maps[i].t, NULL) != 1) {
+			pr_warn("Error: kernel lacks %s\n", maps[i].what);
+			return -EOPNOTSUPP;
+		}
+	if (stat("/sys/kernel/btf/vmlinux", &st)) {
+		pr_warn("Error: kernel lacks BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)\n");
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+int cgroup2_mount(char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char line[4096];
+	int err = -ENOENT;
+
+	if (!f)
+		return -errno;
+	/* "36 25 0:31 / /sys/fs/cgroup/unified rw,... - cgroup2 cgroup2 rw" */
+	while (fgets(line, sizeof(line), f)) {
+		char *sep = strstr(line, " - "), mnt[PATH_MAX], fstype[64];
+
+		if (!sep || sscanf(sep + 3, "%63s", fstype) != 1 || strcmp(fstype, "cgroup2"))
+			continue;
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1)
+			continue;
+		snprintf(buf, len, "%s", mnt);
+		err = 0;
+		break;
+	}
+	fclose(f);
+	return err;
+}
+
+int bpffs_ensure(void)
+{
+	struct statfs sf;
+
+	if (!statfs("/sys/fs/bpf", &sf) && sf.f_type == BPF_FS_MAGIC)
+		return 0;
+	mkdir("/sys/fs/bpf", 0755);
+	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700")) {
+		pr_warn("Error: mount bpffs on /sys/fs/bpf: %s\n", strerror(errno));
+		return -errno;
+	}
+	pr_info("mounted bpffs on /sys/fs/bpf\n");
+	return 0;
+}
+
+static int open_cgroup(const char *path)
+{
+	char mnt[PATH_MAX], full[PATH_MAX * 2];
+	int fd;
+
+	if (path[0] == '/' && !strncmp(path, "/sys/", 5)) {
+		snprintf(full, sizeof(full), "%s", path);
+	} else {
+		if (cgroup2_mount(mnt, sizeof(mnt))) {
+			pr_warn("Error: no cgroup2 mount found in /proc/self/mountinfo\n");
+			return -ENOENT;
+		}
+		snprintf(full, sizeof(full), "%s/%s", mnt, path[0] == '/' ? path + 1 : path);
+	}
+	fd = open(full, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		pr_warn("Error: open cgroup %s: %s\n", full, strerror(errno));
+	return fd < 0 ? -errno : fd;
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG && log_level < LOG_DEBUG)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+static struct bpf_map *skel_map(struct ksteer_sock *s, enum dp_map m)
+{
+	struct bpf_map *maps[DP_MAPS] = {
+		[DP_CONFIG] = s->maps.ksteer_config,	 [DP_FRONTENDS] = s->maps.ksteer_frontends,
+		[DP_DESTS] = s->maps.ksteer_dests,	 [DP_BACKENDS] = s->maps.ksteer_backends,
+		[DP_STATS] = s->maps.ksteer_stats,	 [DP_ORIGDST] = s->maps.ksteer_origdst,
+	};
+
+	return maps[m];
+}
+
+static int pinned_max_entries(const char *path, uint32_t *max)
+{
+	struct bpf_map_info info = { 0 };
+	uint32_t len = sizeof(info);
+	int fd = bpf_obj_get(path), err;
+
+	if (fd < 0)
+		return -errno;
+	err = bpf_obj_get_info_by_fd(fd, &info, &len);
+	close(fd);
+	if (err)
+		return err;
+	*max = info.max_entries;
+	return 0;
+}
+
+static int check_layout(const char *pin_dir)
+{
+	char path[PATH_MAX + 32];
+	struct ks_config cfg;
+	uint32_t zero = 0;
+	int fd, err;
+
+	snprintf(path, sizeof(path), "%s/ksteer_config", pin_dir);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	err = bpf_map_lookup_elem(fd, &zero, &cfg);
+	close(fd);
+	if (err)
+		return -errno;
+	if (cfg.layout_version && cfg.layout_version != KS_LAYOUT_VERSION) {
+		pr_warn("Error: pins in %s have map layout %u, this agent has %u: run "
+			"'ksteer uninstall' first\n",
+			pin_dir, cfg.layout_version, KS_LAYOUT_VERSION);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+int dp_open(struct datapath *dp, const struct dp_opts *o)
+{
+	struct ks_config cfg = { 0 };
+	uint32_t zero = 0, sizes[DP_MAPS] = { 0 };
+	int cg = -1, err;
+	char path[PATH_MAX + 64];
+
+	memset(dp, 0, sizeof(*dp));
+	for (int i = 0; i < DP_MAPS; i++)
+		dp->fds[i] = -1;
+	libbpf_set_print(libbpf_print);
+	err = dp_probe();
+	if (err)
+		return err;
+	err = bpffs_ensure();
+	if (err)
+		return err;
+	snprintf(dp->pin_dir, sizeof(dp->pin_dir), "%s/%s", KS_PIN_ROOT, o->instance);
+	mkdir(KS_PIN_ROOT, 0700);
+	if (mkdir(dp->pin_dir, 0700) && errno != EEXIST) {
+		pr_warn("Error: mkdir %s: %s\n", dp->pin_dir, strerror(errno));
+		return -errno;
+	}
+	err = check_layout(dp->pin_dir);
+	if (err)
+		return err;
+
+	dp->skel = ksteer_sock__open();
+	if (!dp->skel) {
+		err = -errno;
+		pr_warn("Error: open BPF object: %s\n", strerror(errno));
+		return err;
+	}
+	sizes[DP_FRONTENDS] = (o->max_frontends ? o->max_frontends : KS_DEF_FRONTENDS) * KS_GENERATIONS;
+	sizes[DP_DESTS] = (o->max_dests ? o->max_dests : KS_DEF_DESTS) * KS_GENERATIONS;
+	sizes[DP_BACKENDS] = (o->max_backends ? o->max_backends : KS_DEF_BACKENDS) * KS_GENERATIONS;
+	for (int i = 0; i < DP_MAPS; i++) {
+		struct bpf_map *m = skel_map(dp->skel, (enum dp_map)i);
+		uint32_t pinned = 0;
+
+		snprintf(path, sizeof(path), "%s/%s", dp->pin_dir, dp_map_names[i]);
+		/* an existing pin is reused as it is: its size wins over the flags */
+		if (!pinned_max_entries(path, &pinned)) {
+			if (sizes[i] && sizes[i] != pinned)
+				pr_info("%s: keeping the pinned size %u\n", dp_map_names[i], pinned);
+			sizes[i] = pinned;
+		}
+		if (sizes[i])
+			bpf_map__set_max_entries(m, sizes[i]);
+		bpf_map__set_pin_path(m, path);
+	}
+	/* the sk storage map is private to the programs: pinned too, so all agents agree */
+	snprintf(path, sizeof(path), "%s/ksteer_sock", dp->pin_dir);
+	bpf_map__set_pin_path(dp->skel->maps.ksteer_sock, path);
+
+	err = ksteer_sock__load(dp->skel);
+	if (err) {
+		pr_warn("Error: load BPF programs: %s\n", strerror(-err));
+		goto fail;
+	}
+	for (int i = 0; i < DP_MAPS; i++) {
+		dp->fds[i] = bpf_map__fd(skel_map(dp->skel, (enum dp_map)i));
+		dp->max[i] = bpf_map__max_entries(skel_map(dp->skel, (enum dp_map)i));
+	}
+
+	/* config: keep the active generation of an adopted datapath */
+	if (bpf_map_lookup_elem(dp->fds[DP_CONFIG], &zero, &cfg))
+		memset(&cfg, 0, sizeof(cfg));
+	cfg.layout_version = KS_LAYOUT_VERSION;
+	cfg.self_mark = o->self_mark;
+	cfg.shim_addr = o->shim_addr;
+	cfg.shim_port = htons(o->shim_port);
+	if (bpf_map_update_elem(dp->fds[DP_CONFIG], &zero, &cfg, BPF_ANY)) {
+		err = -errno;
+		pr_warn("Error: write ksteer_config: %s\n", strerror(errno));
+		goto fail;
+	}
+
+	cg = open_cgroup(o->cgroup);
+	if (cg < 0) {
+		err = cg;
+		goto fail;
+	}
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+		struct bpf_program *prog = link_prog(dp->skel, i);
+		struct bpf_link *l;
+
+		snprintf(path, sizeof(path), "%s/link_%s", dp->pin_dir, links[i].name);
+		l = access(path, F_OK) ? NULL : bpf_link__open(path);
+		if (l) {
+			/* adopt: swap the program inside the running link, no gap, no detach */
+			err = bpf_link__update_program(l, prog);
+			bpf_link__destroy(l);
+			if (err) {
+				pr_warn("Error: update pinned link %s: %s\n", path, strerror(-err));
+				goto fail;
+			}
+			dp->adopted = true;
+			continue;
+		}
+		l = bpf_program__attach_cgroup(prog, cg);
+		if (!l) {
+			err = -errno;
+			pr_warn("Error: attach %s to cgroup %s: %s\n", links[i].name, o->cgroup,
+				strerror(errno));
+			goto fail;
+		}
+		err = bpf_link__pin(l, path);
+		bpf_link__destroy(l); /* the pin keeps it attached */
+		if (err) {
+			pr_warn("Error: pin %s: %s\n", path, strerror(-err));
+			goto fail;
+		}
+	}
+	close(cg);
+	pr_info("datapath %s: %s, cgroup %s\n", o->instance,
+		dp->adopted ? "adopted pinned links and maps" : "attached", o->cgroup);
+	return 0;
+fail:
+	if (cg >= 0)
+		close(cg);
+	dp_close(dp);
+	return err;
+}
+
+void dp_close(struct datapath *dp)
+{
+	ksteer_sock__destroy(dp->skel); /* links and maps stay: they are pinned */
+	dp->skel = NULL;
+}
+
+/* Deletes every entry of generation gen from a (gen, ...)-keyed map. */
+static int clear_generation(int fd, size_t key_size, uint32_t gen, uint32_t *left)
+{
+	unsigned char prev[64], next[64];
+	bool have_prev = false;
+	uint32_t kept = 0;
+
+	while (!bpf_map_get_next_key(fd, have_prev ? prev : NULL, next)) {
+		if (*(uint32_t *)next == gen) {
+			/* prev survives, so the walk goes on from it */
+			if (bpf_map_delete_elem(fd, next) && errno != ENOENT)
+				return -errno;
+			continue;
+		}
+		kept++;
+		memcpy(prev, next, key_size);
+		have_prev = true;
+	}
+	if (left)
+		*left = kept;
+	return 0;
+}
+
+static int write_entries(struct datapath *dp, enum dp_map m, const void *keys, const void *vals,
+			 uint32_t n)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+	uint32_t count = n;
+
+	if (!n)
+		return 0;
+	if (!bpf_map_update_batch(dp->fds[m], keys, vals, &count, &opts))
+		return 0;
+	if (errno == E2BIG || errno == ENOSPC) {
+		pr_warn("Error: map %s is full (%u entries): raise its size\n", dp_map_names[m],
+			dp->max[m]);
+		return -ENOSPC;
+	}
+	pr_warn("Error: write %s: %s\n", dp_map_names[m], strerror(errno));
+	return -errno;
+}
+
+int dp_apply(struct datapath *dp, const struct c_image *img, uint32_t *gen_out)
+{
+	struct ks_config cfg;
+	uint32_t zero = 0, gen, used[DP_MAPS] = { 0 };
+	struct ks_frontend_key *fk = NULL;
+	struct ks_index_key *ik = NULL;
+	uint32_t n_idx;
+	int err;
+
+	if (bpf_map_lookup_elem(dp->fds[DP_CONFIG], &zero, &cfg))
+		return -errno;
+	gen = cfg.active ^ 1;
+	/* the inactive generation held the policy before last: nothing reads it now */
+	if ((err = clear_generation(dp->fds[DP_FRONTENDS], sizeof(struct ks_frontend_key), gen,
+				    &used[DP_FRONTENDS])) ||
+	    (err = clear_generation(dp->fds[DP_DESTS], sizeof(struct ks_index_key), gen,
+				    &used[DP_DESTS])) ||
+	    (err = clear_generation(dp->fds[DP_BACKENDS], sizeof(struct ks_index_key), gen,
+				    &used[DP_BACKENDS])))
+		return err;
+	if (used[DP_FRONTENDS] + img->n_fes > dp->max[DP_FRONTENDS] ||
+	    used[DP_DESTS] + img->n_dests > dp->max[DP_DESTS] ||
+	    used[DP_BACKENDS] + img->n_backends > dp->max[DP_BACKENDS]) {
+		enum dp_map m = used[DP_FRONTENDS] + img->n_fes > dp->max[DP_FRONTENDS] ? DP_FRONTENDS
+				: used[DP_DESTS] + img->n_dests > dp->max[DP_DESTS]   ? DP_DESTS
+										      : DP_BACKENDS;
+
+		pr_warn("Error: map %s is full: the policy needs more than its %u entries (two "
+			"generations)\n",
+			dp_map_names[m], dp->max[m]);
+		return -ENOSPC;
+	}
+	n_idx = img->n_dests > img->n_backends ? img->n_dests : img->n_backends;
+	fk = calloc(img->n_fes ? img->n_fes : 1, sizeof(*fk));
+	ik = calloc(n_idx ? n_idx : 1, sizeof(*ik));
+	if (!fk || !ik) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = 0; i < img->n_fes; i++) {
+		fk[i] = img->fe_keys[i];
+		fk[i].gen = gen;
+	}
+	for (uint32_t i = 0; i < n_idx; i++)
+		ik[i] = (struct ks_index_key){ .gen = gen, .index = i };
+	/* endpoints first, frontends last: nothing points at what is not there yet */
+	if ((err = write_entries(dp, DP_BACKENDS, ik, img->backends, img->n_backends)) ||
+	    (err = write_entries(dp, DP_DESTS, ik, img->dests, img->n_dests)) ||
+	    (err = write_entries(dp, DP_FRONTENDS, fk, img->fes, img->n_fes)))
+		goto out;
+	/* the switch: one array update, so no connect sees half of two policies */
+	cfg.active = gen;
+	if (bpf_map_update_elem(dp->fds[DP_CONFIG], &zero, &cfg, BPF_ANY)) {
+		err = -errno;
+		goto out;
+	}
+	if (gen_out)
+		*gen_out = gen;
+	err = 0;
+out:
+	free(fk);
+	free(ik);
+	return err;
+}
+
+static int rm_pins(const char *dir)
+{
+	static const char *const extra[] = { "ksteer_sock", "link_connect4", "link_connect6",
+					     "link_getpeer4", "link_getpeer6", "link_sockops" };
+	char path[PATH_MAX + 64];
+	int err = 0;
+
+	for (int i = 0; i < DP_MAPS; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, dp_map_names[i]);
+		if (unlink(path) && errno != ENOENT)
+			err = -errno;
+	}
+	for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, extra[i]);
+		if (unlink(path) && errno != ENOENT)
+			err = -errno;
+	}
+	if (rmdir(dir) && errno != ENOENT)
+		err = -errno;
+	return err;
+}
+
+int dp_uninstall(const char *instance)
+{
+	char dir[PATH_MAX];
+	int err;
+
+	snprintf(dir, sizeof(dir), "%s/%s", KS_PIN_ROOT, instance);
+	/* unpinning the last reference to a link detaches it */
+	err = rm_pins(dir);
+	rmdir(KS_PIN_ROOT); /* only when empty */
+	return err;
+}
+
+int dp_open_pinned(const char *instance, int fds[DP_MAPS])
+{
+	char path[PATH_MAX + 64];
+
+	for (int i = 0; i < DP_MAPS; i++) {
+		snprintf(path, sizeof(path), "%s/%s/%s", KS_PIN_ROOT, instance, dp_map_names[i]);
+		fds[i] = bpf_obj_get(path);
+		if (fds[i] < 0) {
+			int err = -errno;
+
+			pr_warn("Error: open %s: %s (is instance %s installed?)\n", path,
+				strerror(errno), instance);
+			while (i--)
+				close(fds[i]);
+			return err;
+		}
+	}
+	return 0;
+}
