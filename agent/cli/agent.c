@@ -7,6 +7,9 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -265,12 +268,13 @@ int cmd_agent(int argc, char **argv)
 		{ "max-frontends", required_argument, NULL, 'F' },
 		{ "max-dests", required_argument, NULL, 'D' },
 		{ "max-backends", required_argument, NULL, 'B' },
-		{ "ready-file", required_argument, NULL, 'r' }, { NULL, 0, NULL, 0 },
+		{ "ready-file", required_argument, NULL, 'r' },
+		{ "netns", required_argument, NULL, 'N' }, { NULL, 0, NULL, 0 },
 	};
 	struct agent ag = { .ns = NULL, .epfd = -1, .inofd = -1, .sigfd = -1, .ctlfd = -1,
 			    .timerfd = -1 };
 	struct dp_opts o = { .self_mark = 0x6b73 /* "ks" */, .shim_port = 15001 };
-	const char *ready = NULL, *shim = "127.0.0.1";
+	const char *ready = NULL, *shim = "127.0.0.1", *netns = NULL;
 	sigset_t mask;
 	int c, err = 1;
 
@@ -287,10 +291,11 @@ int cmd_agent(int argc, char **argv)
 		case 'D': o.max_dests = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'B': o.max_backends = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'r': ready = optarg; break;
+		case 'N': netns = optarg; break;
 		default:
 			fprintf(stderr, "Usage: ksteer agent --policy DIR --cgroup PATH --instance NAME "
 					"[-n NS] [--self-mark N] [--max-frontends N] [--max-dests N] "
-					"[--max-backends N] [--ready-file PATH]\n");
+					"[--max-backends N] [--ready-file PATH] [--netns NAME]\n");
 			return 2;
 		}
 	}
@@ -318,6 +323,19 @@ int cmd_agent(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (netns) {
+		/* the node's network namespace, for the listeners; mounts stay the host's */
+		char path[PATH_MAX];
+		int fd;
+
+		snprintf(path, sizeof(path), "/run/netns/%s", netns);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || setns(fd, CLONE_NEWNET)) {
+			fprintf(stderr, "Error: enter netns %s: %s\n", netns, strerror(errno));
+			return 1;
+		}
+		close(fd);
+	}
 	if (dp_open(&ag.dp, &o))
 		return 1;
 	ag.epfd = epoll_create1(EPOLL_CLOEXEC);

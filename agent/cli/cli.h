@@ -7,6 +7,5 @@ int cmd_apply(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_uninstall(int argc, char **argv);
 int cmd_get(int argc, char **argv);
-int cmd_lab(int argc, char **argv);
 
 #endif

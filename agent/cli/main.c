@@ -8,6 +8,7 @@
 #include "../compile/compile.h"
 #include "../lib/log.h"
 #include "../policy/policy.h"
+#include "../lab/lab.h"
 #include "cli.h"
 
 static int usage(FILE *f)
@@ -25,6 +26,9 @@ static int usage(FILE *f)
 		   "  get frontends|routes|endpoints|stats -i INSTANCE [-o json]\n"
 		   "          read the pinned maps (works while the agent is down)\n"
 		   "  uninstall --instance NAME   remove every link, pin and map of an instance\n"
+		   "  lab up [-f LABFILE] | apply CLUSTER [-n NS] [-l SEL] -f FILE | exec CLUSTER NS/NAME -- CMD\n"
+		   "      | env | status [-o json] | down\n"
+		   "          clusters of network namespaces on this machine\n"
 		   "  version print the version and the map layout version\n"
 		   "  help    this text\n");
 	return f == stderr ? 2 : 0;
@@ -137,6 +141,8 @@ static const struct cmd {
 	{ "status", cmd_status },
 	{ "get", cmd_get },
 	{ "uninstall", cmd_uninstall },
+	{ "lab", cmd_lab },
+	{ "lab-serve", lab_serve }, /* internal: the lab pods' HTTP server */
 	{ "version", cmd_version },
 	{ "help", cmd_help },
 };

@@ -1,0 +1,1360 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * `ksteer lab`: clusters out of network namespaces.
+ *
+ *   ksl-wan                 bridge joining the gateways (172.30.0.0/16)
+ *   ksl-cC                  cluster C's fabric: a bridge joining its nodes and gateway
+ *   ksl-cC-gw               gateway: 10.C.0.254 on the fabric, 172.30.C.1 on the WAN;
+ *                           masquerades pods' traffic out, lets nothing new in
+ *   ksl-cC-nK               node K: 10.C.0.(10+K); routes its pods' /32s, other nodes' /24s
+ *   ksl-cC-pP               pod P: 10.C.K.x and fd00:C:K::x, default route to its node
+ *
+ * Each node and gateway has an agent attached to its own cgroup subtree
+ * (ksteer-lab/CLUSTER/NODE); pods' cgroups live under their node's. State is
+ * in /run/ksteer-lab/state.json, written as things are made, so `down` can
+ * undo a crashed `up`. Nothing is added to the root network namespace.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "../datapath/datapath.h"
+#include "../lib/log.h"
+#include "../policy/decode.h"
+#include "../policy/policy.h"
+#include "lab.h"
+
+#define STATE LAB_DIR "/state.json"
+
+struct lab {
+	json_t *st;
+	char cgroot[PATH_MAX + 32]; /* <cgroup2 mount>/ksteer-lab */
+	char self[PATH_MAX]; /* this binary, for agents and servers */
+	int lockfd;
+};
+
+/* ---- running things ---- */
+
+/* Runs a command line (arguments split on spaces; none of ours contain one). */
+static int __attribute__((format(printf, 1, 2))) sh(const char *fmt, ...)
+{
+	char line[1024], copy[1024], *argv[64], *save = NULL;
+	int argc = 0, status;
+	va_list ap;
+	pid_t pid;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	pr_debug("+ %s\n", line);
+	memcpy(copy, line, sizeof(copy));
+	for (char *t = strtok_r(line, " ", &save); t && argc < 63; t = strtok_r(NULL, " ", &save))
+		argv[argc++] = t;
+	argv[argc] = NULL;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (!pid) {
+		int null = open("/dev/null", O_WRONLY);
+
+		if (null >= 0 && log_level < LOG_DEBUG)
+			dup2(null, 1);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) < 0)
+		return -errno;
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		pr_warn("Error: command failed (%d): %s\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+			copy);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int write_file(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, s, strlen(s));
+	close(fd);
+	return n == (ssize_t)strlen(s) ? 0 : -errno;
+}
+
+static int join_cgroup(const char *dir)
+{
+	char path[PATH_MAX + 16], pid[16];
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	return write_file(path, pid);
+}
+
+static int enter_netns(const char *name)
+{
+	char path[PATH_MAX];
+	int fd, err;
+
+	snprintf(path, sizeof(path), "/run/netns/%s", name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	err = setns(fd, CLONE_NEWNET) ? -errno : 0;
+	close(fd);
+	return err;
+}
+
+/* Starts this binary with args in cgroup and netns; output to log. Returns the pid. */
+static pid_t spawn(struct lab *lab, const char *cgroup, const char *netns, const char *log,
+		   char *const args[])
+{
+	pid_t pid = fork();
+
+	if (pid)
+		return pid;
+	setsid();
+	if (cgroup && join_cgroup(cgroup))
+		_exit(126);
+	if (netns && enter_netns(netns))
+		_exit(125);
+	{
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		int null = open("/dev/null", O_RDONLY);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		if (null >= 0)
+			dup2(null, 0);
+	}
+	execv(lab->self, args);
+	_exit(127);
+}
+
+static bool pid_alive(pid_t pid)
+{
+	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+/* ---- state ---- */
+
+static int state_lock(struct lab *lab)
+{
+	mkdir(LAB_DIR, 0700);
+	lab->lockfd = open(LAB_DIR "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lab->lockfd < 0 || flock(lab->lockfd, LOCK_EX))
+		return -errno;
+	return 0;
+}
+
+static void state_save(struct lab *lab)
+{
+	if (json_dump_file(lab->st, STATE ".tmp", JSON_INDENT(1)) || rename(STATE ".tmp", STATE))
+		pr_warn("Error: save %s: %s\n", STATE, strerror(errno));
+}
+
+static int lab_init(struct lab *lab)
+{
+	char mnt[PATH_MAX];
+	ssize_t n;
+
+	memset(lab, 0, sizeof(*lab));
+	if (geteuid()) {
+		fprintf(stderr, "Error: the lab needs root (network namespaces, cgroups, BPF)\n");
+		return -EPERM;
+	}
+	if (cgroup2_mount(mnt, sizeof(mnt))) {
+		fprintf(stderr, "Error: no cgroup2 mount in /proc/self/mountinfo\n");
+		return -ENOENT;
+	}
+	snprintf(lab->cgroot, sizeof(lab->cgroot), "%s/%s", mnt, LAB_CGROUP);
+	n = readlink("/proc/self/exe", lab->self, sizeof(lab->self) - 1);
+	if (n < 0)
+		return -errno;
+	lab->self[n] = 0;
+	if (state_lock(lab))
+		return -errno;
+	lab->st = json_load_file(STATE, 0, NULL);
+	return 0;
+}
+
+static void lab_fini(struct lab *lab)
+{
+	json_decref(lab->st);
+	if (lab->lockfd >= 0)
+		close(lab->lockfd);
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+
+	return s ? s : "";
+}
+
+static long long jint(json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+static json_t *find_cluster(struct lab *lab, const char *name)
+{
+	size_t i;
+	json_t *c;
+
+	json_array_foreach(json_object_get(lab->st, "clusters"), i, c)
+		if (!strcmp(jstr(c, "name"), name))
+			return c;
+	return NULL;
+}
+
+static void record_pid(struct lab *lab, pid_t pid)
+{
+	json_array_append_new(json_object_get(lab->st, "pids"), json_integer(pid));
+	state_save(lab);
+}
+
+/* ---- the topology ---- */
+
+struct lab_spec {
+	struct obj o;
+	struct {
+		struct lab_cluster {
+			struct obj o;
+			const char *name;
+			int64_t nodes;
+			bool gateway;
+		} *v;
+		uint32_t n;
+	} clusters;
+};
+
+static const struct field lab_cluster_fields[] = {
+	{ "name", F_STR, offsetof(struct lab_cluster, name), NULL },
+	{ "nodes", F_INT, offsetof(struct lab_cluster, nodes), NULL },
+	{ "gateway", F_BOOL, offsetof(struct lab_cluster, gateway), NULL },
+};
+static const struct schema lab_cluster_schema = { "cluster", sizeof(struct lab_cluster),
+						  lab_cluster_fields, 3, 0 };
+static const struct field lab_spec_fields[] = {
+	{ "clusters", F_OBJS, offsetof(struct lab_spec, clusters), &lab_cluster_schema },
+};
+static const struct schema lab_spec_schema = { "labfile", sizeof(struct lab_spec), lab_spec_fields,
+					       1, 0 };
+
+static int read_labfile(const char *path, struct arena *a, struct diag *diag, struct lab_spec *spec)
+{
+	yaml_parser_t ps;
+	yaml_document_t doc;
+	FILE *f = fopen(path, "r");
+	struct dec d = { .a = a, .diag = diag, .file = path, .who = "labfile", .budget = 100000 };
+	int err = 0;
+
+	if (!f) {
+		fprintf(stderr, "Error: open %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	yaml_parser_initialize(&ps);
+	yaml_parser_set_input_file(&ps, f);
+	if (!yaml_parser_load(&ps, &doc)) {
+		diag_add(diag, DIAG_ERROR, path, (unsigned)ps.problem_mark.line + 1,
+			 (unsigned)ps.problem_mark.column + 1, "invalid YAML: %s",
+			 ps.problem ? ps.problem : "?");
+		err = -EINVAL;
+	} else {
+		d.doc = &doc;
+		if (yaml_document_get_root_node(&doc))
+			dec_struct(&d, yaml_document_get_root_node(&doc), "", &lab_spec_schema, spec);
+		if (d.failed)
+			err = -EINVAL;
+		yaml_document_delete(&doc);
+	}
+	yaml_parser_delete(&ps);
+	fclose(f);
+	return err;
+}
+
+static int node_up(struct lab *lab, json_t *c, int ci, int k, bool gw)
+{
+	char ns[32], cg[PATH_MAX + 64];
+	json_t *node = json_object();
+
+	snprintf(ns, sizeof(ns), "ksl-c%d-n%d", ci, k);
+	json_object_set_new(node, "name", json_sprintf("node%d", k));
+	json_object_set_new(node, "index", json_integer(k));
+	json_object_set_new(node, "netns", json_string(ns));
+	json_object_set_new(node, "instance", json_sprintf("lab-%s-node%d", jstr(c, "name"), k));
+	json_object_set_new(node, "nextPod", json_integer(2));
+	json_array_append_new(json_object_get(c, "nodes"), node);
+	state_save(lab);
+	snprintf(cg, sizeof(cg), "%s/%s/node%d", lab->cgroot, jstr(c, "name"), k);
+	json_object_set_new(node, "cgroup", json_string(cg));
+	if (mkdir(cg, 0755) && errno != EEXIST)
+		return -errno;
+	if (sh("ip netns add %s", ns) || sh("ip -n %s link set lo up", ns) ||
+	    sh("ip link add uplink netns %s type veth peer name n%d netns ksl-c%d", ns, k, ci) ||
+	    sh("ip -n ksl-c%d link set n%d master br0 up", ci, k) ||
+	    sh("ip -n %s addr add 10.%d.0.%d/24 dev uplink", ns, ci, 10 + k) ||
+	    sh("ip -n %s addr add fd00:%d::%d/64 dev uplink nodad", ns, ci, 10 + k) ||
+	    sh("ip -n %s link set uplink up", ns) ||
+	    sh("ip netns exec %s sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1", ns))
+		return -EIO;
+	if (gw && sh("ip -n %s route add default via 10.%d.0.254", ns, ci))
+		return -EIO;
+	return 0;
+}
+
+static int gateway_up(struct lab *lab, json_t *c, int ci)
+{
+	char ns[32], cg[PATH_MAX + 64];
+
+	snprintf(ns, sizeof(ns), "ksl-c%d-gw", ci);
+	json_object_set_new(c, "gatewayNetns", json_string(ns));
+	json_object_set_new(c, "gatewayAddress", json_sprintf("172.30.%d.1", ci));
+	json_object_set_new(c, "gatewayInstance", json_sprintf("lab-%s-gateway", jstr(c, "name")));
+	state_save(lab);
+	snprintf(cg, sizeof(cg), "%s/%s/gateway", lab->cgroot, jstr(c, "name"));
+	json_object_set_new(c, "gatewayCgroup", json_string(cg));
+	if (mkdir(cg, 0755) && errno != EEXIST)
+		return -errno;
+	if (sh("ip netns add %s", ns) || sh("ip -n %s link set lo up", ns) ||
+	    sh("ip link add fab netns %s type veth peer name gw netns ksl-c%d", ns, ci) ||
+	    sh("ip -n ksl-c%d link set gw master br0 up", ci) ||
+	    sh("ip -n %s addr add 10.%d.0.254/24 dev fab", ns, ci) ||
+	    sh("ip -n %s link set fab up", ns) ||
+	    sh("ip link add wan netns %s type veth peer name c%d netns ksl-wan", ns, ci) ||
+	    sh("ip -n ksl-wan link set c%d master br0 up", ci) ||
+	    sh("ip -n %s addr add 172.30.%d.1/16 dev wan", ns, ci) ||
+	    sh("ip -n %s link set wan up", ns) ||
+	    sh("ip netns exec %s sysctl -qw net.ipv4.ip_forward=1", ns))
+		return -EIO;
+	/* pods go out masqueraded; from the WAN only replies come in, and the gateway itself */
+	{
+		char rules[1024], path[64];
+		FILE *f;
+
+		snprintf(path, sizeof(path), LAB_DIR "/%s.nft", ns);
+		snprintf(rules, sizeof(rules),
+			 "table inet ksteer_lab {\n"
+			 "  chain filter_forward { type filter hook forward priority 0; policy drop;\n"
+			 "    iifname \"fab\" oifname \"wan\" accept\n"
+			 "    iifname \"wan\" ct state established,related accept\n  }\n"
+			 "  chain nat_postrouting { type nat hook postrouting priority 100;\n"
+			 "    oifname \"wan\" masquerade\n  }\n}\n");
+		f = fopen(path, "w");
+		if (!f)
+			return -errno;
+		fputs(rules, f);
+		fclose(f);
+		if (sh("ip netns exec %s nft -f %s", ns, path))
+			return -EIO;
+	}
+	return 0;
+}
+
+static pid_t start_agent(struct lab *lab, const char *cname, const char *instance,
+			 const char *cgroup_rel, const char *netns)
+{
+	char policy[PATH_MAX], log[PATH_MAX], ready[PATH_MAX], agents[PATH_MAX + 16];
+	char *args[] = { "ksteer", "agent", "--policy", policy, "--cgroup", (char *)cgroup_rel,
+			 "--instance", (char *)instance, "--netns", (char *)netns, "-n", "default",
+			 "--ready-file", ready, NULL };
+	pid_t pid;
+
+	snprintf(policy, sizeof(policy), LAB_DIR "/%s/policy", cname);
+	snprintf(log, sizeof(log), LAB_DIR "/logs/%s.log", instance);
+	snprintf(ready, sizeof(ready), LAB_DIR "/%s.ready", instance);
+	snprintf(agents, sizeof(agents), "%s/agents", lab->cgroot);
+	unlink(ready);
+	/* agents live outside the nodes' subtrees: their own sockets are never redirected */
+	pid = spawn(lab, agents, NULL, log, args);
+	if (pid < 0)
+		return pid;
+	record_pid(lab, pid);
+	for (int i = 0; i < 200; i++) {
+		if (!access(ready, F_OK))
+			return pid;
+		if (!pid_alive(pid) || waitpid(pid, NULL, WNOHANG) == pid)
+			break;
+		usleep(50 * 1000);
+	}
+	fprintf(stderr, "Error: agent %s did not start; its log, %s:\n", instance, log);
+	sh("tail -n 20 %s", log);
+	return -EIO;
+}
+
+static int lab_up(int argc, char **argv)
+{
+	struct lab lab;
+	struct arena a = { 0 };
+	struct diag diag = { 0 };
+	struct lab_spec spec = { 0 };
+	struct lab_cluster defaults[2] = { { .name = "cluster1", .nodes = 1, .gateway = true },
+					   { .name = "cluster2", .nodes = 1, .gateway = true } };
+	const char *file = NULL;
+	bool any_gw = false;
+	int c, err = 1;
+	json_t *clusters;
+
+	optind = 2;
+	while ((c = getopt(argc, argv, "f:")) != -1)
+		if (c == 'f')
+			file = optarg;
+		else
+			return 2;
+	if (lab_init(&lab))
+		return 1;
+	if (lab.st) {
+		fprintf(stderr, "Error: a lab is already up (%s): 'ksteer lab down' first\n", STATE);
+		goto out;
+	}
+	if (file) {
+		if (read_labfile(file, &a, &diag, &spec)) {
+			diag_print(&diag, stderr);
+			goto out;
+		}
+		/* defaults: one node, and a gateway unless said otherwise */
+		for (uint32_t i = 0; i < spec.clusters.n; i++) {
+			struct lab_cluster *lc = &spec.clusters.v[i];
+
+			if (!obj_has(&lc->o, "nodes"))
+				lc->nodes = 1;
+			if (!lc->name || !*lc->name || lc->nodes < 1 || lc->nodes > 200) {
+				fprintf(stderr, "Error: %s: clusters[%u]: needs a name and 1-200 nodes\n",
+					file, i);
+				goto out;
+			}
+		}
+	} else {
+		spec.clusters.v = defaults;
+		spec.clusters.n = 2;
+	}
+	if (spec.clusters.n < 1 || spec.clusters.n > 200) {
+		fprintf(stderr, "Error: 1 to 200 clusters\n");
+		goto out;
+	}
+	lab.st = json_pack("{s:[], s:[]}", "clusters", "pids");
+	clusters = json_object_get(lab.st, "clusters");
+	mkdir(LAB_DIR "/logs", 0700);
+	state_save(&lab);
+	if ((mkdir(lab.cgroot, 0755) && errno != EEXIST)) {
+		fprintf(stderr, "Error: mkdir %s: %s\n", lab.cgroot, strerror(errno));
+		goto out;
+	}
+	{
+		char agents[PATH_MAX + 16];
+
+		snprintf(agents, sizeof(agents), "%s/agents", lab.cgroot);
+		mkdir(agents, 0755);
+	}
+	for (uint32_t i = 0; i < spec.clusters.n; i++)
+		any_gw |= spec.clusters.v[i].gateway;
+	if (any_gw && (sh("ip netns add ksl-wan") || sh("ip -n ksl-wan link set lo up") ||
+		       sh("ip -n ksl-wan link add br0 type bridge") ||
+		       sh("ip -n ksl-wan link set br0 up")))
+		goto out;
+	for (uint32_t i = 0; i < spec.clusters.n; i++) {
+		struct lab_cluster *lc = &spec.clusters.v[i];
+		int ci = (int)i + 1;
+		json_t *cl;
+		char path[PATH_MAX + 64];
+
+		if (find_cluster(&lab, lc->name)) {
+			fprintf(stderr, "Error: cluster %s named twice\n", lc->name);
+			goto out;
+		}
+		cl = json_pack("{s:s, s:i, s:b, s:[], s:[], s:[], s:i, s:n}", "name", lc->name, "index",
+			       ci, "gateway", lc->gateway, "nodes", "pods", "services", "nextVip", 1,
+			       "gatewayAddress");
+		json_array_append_new(clusters, cl);
+		state_save(&lab);
+		snprintf(path, sizeof(path), LAB_DIR "/%s", lc->name);
+		mkdir(path, 0700);
+		snprintf(path, sizeof(path), LAB_DIR "/%s/policy", lc->name);
+		mkdir(path, 0700);
+		snprintf(path, sizeof(path), "%s/%s", lab.cgroot, lc->name);
+		if (mkdir(path, 0755) && errno != EEXIST)
+			goto out;
+		if (sh("ip netns add ksl-c%d", ci) || sh("ip -n ksl-c%d link set lo up", ci) ||
+		    sh("ip -n ksl-c%d link add br0 type bridge", ci) ||
+		    sh("ip -n ksl-c%d link set br0 up", ci))
+			goto out;
+		if (lc->gateway && gateway_up(&lab, cl, ci))
+			goto out;
+		for (int k = 1; k <= lc->nodes; k++)
+			if (node_up(&lab, cl, ci, k, lc->gateway))
+				goto out;
+		/* every node reaches every other node's pods; the gateway reaches them all */
+		for (int k = 1; k <= lc->nodes; k++) {
+			for (int j = 1; j <= lc->nodes; j++)
+				if (j != k &&
+				    (sh("ip -n ksl-c%d-n%d route add 10.%d.%d.0/24 via 10.%d.0.%d", ci,
+					k, ci, j, ci, 10 + j) ||
+				     sh("ip -n ksl-c%d-n%d route add fd00:%d:%d::/64 via fd00:%d::%d", ci,
+					k, ci, j, ci, 10 + j)))
+					goto out;
+			if (lc->gateway && sh("ip -n ksl-c%d-gw route add 10.%d.%d.0/24 via 10.%d.0.%d",
+					      ci, ci, k, ci, 10 + k))
+				goto out;
+		}
+		state_save(&lab);
+	}
+	/* agents last: one per node and per gateway */
+	{
+		size_t i, k;
+		json_t *cl, *node;
+
+		json_array_foreach(clusters, i, cl)
+		{
+			char rel[PATH_MAX];
+			pid_t pid;
+
+			json_array_foreach(json_object_get(cl, "nodes"), k, node)
+			{
+				snprintf(rel, sizeof(rel), LAB_CGROUP "/%s/%s", jstr(cl, "name"),
+					 jstr(node, "name"));
+				pid = start_agent(&lab, jstr(cl, "name"), jstr(node, "instance"), rel,
+						  jstr(node, "netns"));
+				if (pid < 0)
+					goto out;
+				json_object_set_new(node, "agentPid", json_integer(pid));
+			}
+			if (json_is_true(json_object_get(cl, "gateway"))) {
+				snprintf(rel, sizeof(rel), LAB_CGROUP "/%s/gateway", jstr(cl, "name"));
+				pid = start_agent(&lab, jstr(cl, "name"), jstr(cl, "gatewayInstance"), rel,
+						  jstr(cl, "gatewayNetns"));
+				if (pid < 0)
+					goto out;
+				json_object_set_new(cl, "gatewayAgentPid", json_integer(pid));
+			}
+		}
+	}
+	state_save(&lab);
+	{
+		size_t i;
+		json_t *cl;
+
+		json_array_foreach(clusters, i, cl)
+			printf("cluster %s: %zu node(s)%s%s\n", jstr(cl, "name"),
+			       json_array_size(json_object_get(cl, "nodes")),
+			       json_is_true(json_object_get(cl, "gateway")) ? ", gateway " : "",
+			       jstr(cl, "gatewayAddress"));
+	}
+	err = 0;
+out:
+	if (err)
+		fprintf(stderr, "lab up failed: 'ksteer lab down' removes what was made\n");
+	lab_fini(&lab);
+	arena_free(&a);
+	diag_free(&diag);
+	return err;
+}
+
+/* ---- down ---- */
+
+static void rm_cgroup_tree(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char sub[PATH_MAX + 256];
+
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name);
+		rm_cgroup_tree(sub);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static void rm_tree(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d) {
+		unlink(dir);
+		return;
+	}
+	while ((de = readdir(d))) {
+		char sub[PATH_MAX + 256];
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name);
+		if (de->d_type == DT_DIR)
+			rm_tree(sub);
+		else
+			unlink(sub);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static int lab_down(void)
+{
+	struct lab lab;
+	size_t i;
+	json_t *v;
+	DIR *d;
+	struct dirent *de;
+
+	if (lab_init(&lab))
+		return 1;
+	/* the processes the lab started, by pid, and only those */
+	if (lab.st) {
+		json_array_foreach(json_object_get(lab.st, "pids"), i, v)
+		{
+			pid_t pid = (pid_t)json_integer_value(v);
+
+			if (pid_alive(pid))
+				kill(pid, SIGTERM);
+		}
+		for (int t = 0; t < 50; t++) {
+			bool any = false;
+
+			json_array_foreach(json_object_get(lab.st, "pids"), i, v)
+				any |= pid_alive((pid_t)json_integer_value(v)) &&
+				       waitpid((pid_t)json_integer_value(v), NULL, WNOHANG) <= 0 &&
+				       pid_alive((pid_t)json_integer_value(v));
+			if (!any)
+				break;
+			usleep(100 * 1000);
+		}
+		json_array_foreach(json_object_get(lab.st, "pids"), i, v)
+			if (pid_alive((pid_t)json_integer_value(v)))
+				kill((pid_t)json_integer_value(v), SIGKILL);
+	}
+	/* namespaces: every ksl-* one, recorded or not (a killed `up` may not have said) */
+	d = opendir("/run/netns");
+	while (d && (de = readdir(d))) {
+		if (!strncmp(de->d_name, "ksl-", 4)) {
+			char etc[PATH_MAX];
+
+			sh("ip netns del %s", de->d_name);
+			snprintf(etc, sizeof(etc), "/etc/netns/%s", de->d_name);
+			rm_tree(etc);
+		}
+	}
+	if (d)
+		closedir(d);
+	/* pins and links of the lab's agents */
+	d = opendir(KS_PIN_ROOT);
+	while (d && (de = readdir(d)))
+		if (!strncmp(de->d_name, "lab-", 4))
+			dp_uninstall(de->d_name);
+	if (d)
+		closedir(d);
+	/* pods' leftover processes would keep a cgroup busy: the tree goes bottom-up */
+	rm_cgroup_tree(lab.cgroot);
+	d = opendir("/run/ksteer");
+	while (d && (de = readdir(d)))
+		if (!strncmp(de->d_name, "lab-", 4)) {
+			char p[PATH_MAX];
+
+			snprintf(p, sizeof(p), "/run/ksteer/%s", de->d_name);
+			unlink(p);
+		}
+	if (d)
+		closedir(d);
+	json_decref(lab.st);
+	lab.st = NULL;
+	rm_tree(LAB_DIR);
+	if (lab.lockfd >= 0)
+		close(lab.lockfd);
+	lab.lockfd = -1;
+	{
+		struct stat st;
+
+		if (!stat(lab.cgroot, &st)) {
+			fprintf(stderr, "Error: %s could not be removed (processes left in it?)\n",
+				lab.cgroot);
+			return 1;
+		}
+	}
+	printf("lab down\n");
+	return 0;
+}
+
+/* ---- apply ---- */
+
+/* A YAML node as JSON: mappings, sequences, and scalars typed as YAML 1.1 plain scalars. */
+static json_t *node_json(yaml_document_t *doc, yaml_node_t *n, int depth)
+{
+	if (!n || depth > 64)
+		return json_null();
+	if (n->type == YAML_SCALAR_NODE) {
+		const char *v = (const char *)n->data.scalar.value;
+		char *end;
+
+		if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+			return json_stringn(v, n->data.scalar.length);
+		if (!*v || !strcmp(v, "null") || !strcmp(v, "~"))
+			return json_null();
+		if (!strcmp(v, "true"))
+			return json_true();
+		if (!strcmp(v, "false"))
+			return json_false();
+		{
+			long long x = strtoll(v, &end, 10);
+
+			if (!*end && end != v)
+				return json_integer(x);
+		}
+		{
+			double x = strtod(v, &end);
+
+			if (!*end && end != v && (isdigit((unsigned char)v[0]) || v[0] == '-' || v[0] == '.'))
+				return json_real(x);
+		}
+		return json_stringn(v, n->data.scalar.length);
+	}
+	if (n->type == YAML_SEQUENCE_NODE) {
+		json_t *a = json_array();
+
+		for (yaml_node_item_t *it = n->data.sequence.items.start;
+		     it < n->data.sequence.items.top; it++)
+			json_array_append_new(a, node_json(doc, yaml_document_get_node(doc, *it),
+							   depth + 1));
+		return a;
+	}
+	{
+		json_t *o = json_object();
+
+		for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+		     p++) {
+			yaml_node_t *k = yaml_document_get_node(doc, p->key);
+
+			if (k && k->type == YAML_SCALAR_NODE)
+				json_object_set_new(o, (const char *)k->data.scalar.value,
+						    node_json(doc, yaml_document_get_node(doc, p->value),
+							      depth + 1));
+		}
+		return o;
+	}
+}
+
+/* kubectl's -l: key=value[,key=value...], key!=value, and bare key (exists). */
+static bool selector_matches(const char *sel, json_t *labels)
+{
+	char buf[1024], *save = NULL;
+
+	if (!sel || !*sel)
+		return true;
+	snprintf(buf, sizeof(buf), "%s", sel);
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		char *ne = strstr(t, "!="), *eq = strchr(t, '=');
+		const char *have;
+
+		if (ne) {
+			*ne = 0;
+			have = json_string_value(json_object_get(labels, t));
+			if (have && !strcmp(have, ne + 2))
+				return false;
+		} else if (eq) {
+			*eq = 0;
+			if (eq[1] == '=')
+				eq++;
+			have = json_string_value(json_object_get(labels, t));
+			if (!have || strcmp(have, eq + 1))
+				return false;
+		} else if (!json_object_get(labels, t)) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static json_t *find_node(json_t *c, const char *name)
+{
+	size_t i;
+	json_t *n;
+
+	json_array_foreach(json_object_get(c, "nodes"), i, n)
+		if (!strcmp(jstr(n, "name"), name))
+			return n;
+	return NULL;
+}
+
+static json_t *find_pod(json_t *c, const char *ns, const char *name)
+{
+	size_t i;
+	json_t *p;
+
+	json_array_foreach(json_object_get(c, "pods"), i, p)
+		if (!strcmp(jstr(p, "namespace"), ns) &&
+		    (!strcmp(jstr(p, "name"), name) || !strcmp(jstr(p, "owner"), name)))
+			return p;
+	return NULL;
+}
+
+static int write_policy(const char *cname, const char *kind, const char *ns, const char *name,
+			json_t *obj)
+{
+	char tmp[PATH_MAX], dst[PATH_MAX];
+
+	snprintf(dst, sizeof(dst), LAB_DIR "/%s/policy/%s.%s.%s.json", cname, kind, ns, name);
+	snprintf(tmp, sizeof(tmp), LAB_DIR "/%s/policy/.%s.%s.%s.tmp", cname, kind, ns, name);
+	if (json_dump_file(obj, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) || rename(tmp, dst)) {
+		fprintf(stderr, "Error: write %s: %s\n", dst, strerror(errno));
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Makes one pod: netns, veth to its node, addresses, routes, cgroup, and its server. */
+static int pod_up(struct lab *lab, json_t *c, json_t *pod, json_t *containers)
+{
+	int ci = (int)jint(c, "index"), id = (int)jint(c, "nextPodId");
+	json_t *node = find_node(c, jstr(pod, "node"));
+	int k = (int)jint(node, "index"), q = (int)jint(node, "nextPod");
+	char ns[32], cg[PATH_MAX + 256], etc[PATH_MAX], ip[32], ip6[48];
+	const char *nodens = jstr(node, "netns");
+	FILE *f;
+
+	if (q > 254) {
+		fprintf(stderr, "Error: node %s is full (253 pods)\n", jstr(node, "name"));
+		return -ENOSPC;
+	}
+	json_object_set_new(c, "nextPodId", json_integer(id + 1));
+	json_object_set_new(node, "nextPod", json_integer(q + 1));
+	snprintf(ns, sizeof(ns), "ksl-c%d-p%d", ci, id);
+	snprintf(ip, sizeof(ip), "10.%d.%d.%d", ci, k, q);
+	snprintf(ip6, sizeof(ip6), "fd00:%d:%d::%d", ci, k, q);
+	snprintf(cg, sizeof(cg), "%s/%s_%s", jstr(node, "cgroup"), jstr(pod, "namespace"),
+		 jstr(pod, "name"));
+	json_object_set_new(pod, "netns", json_string(ns));
+	json_object_set_new(pod, "ip", json_string(ip));
+	json_object_set_new(pod, "ip6", json_string(ip6));
+	json_object_set_new(pod, "cgroup", json_string(cg));
+	json_array_append(json_object_get(c, "pods"), pod);
+	state_save(lab);
+	if (mkdir(cg, 0755) && errno != EEXIST)
+		return -errno;
+	if (sh("ip netns add %s", ns) || sh("ip -n %s link set lo up", ns) ||
+	    sh("ip link add eth0 netns %s type veth peer name p%d netns %s", ns, id, nodens) ||
+	    sh("ip -n %s addr add 169.254.1.1/32 dev p%d", nodens, id) ||
+	    sh("ip -n %s addr add fe80::1/64 dev p%d nodad", nodens, id) ||
+	    sh("ip -n %s link set p%d up", nodens, id) ||
+	    sh("ip -n %s route add %s/32 dev p%d", nodens, ip, id) ||
+	    sh("ip -n %s -6 route add %s/128 dev p%d", nodens, ip6, id) ||
+	    sh("ip -n %s addr add %s/32 dev eth0", ns, ip) ||
+	    sh("ip -n %s addr add %s/128 dev eth0 nodad", ns, ip6) ||
+	    sh("ip -n %s link set eth0 up", ns) ||
+	    sh("ip -n %s route add 169.254.1.1 dev eth0 scope link", ns) ||
+	    sh("ip -n %s route add default via 169.254.1.1 dev eth0", ns) ||
+	    sh("ip -n %s -6 route add default via fe80::1 dev eth0", ns))
+		return -EIO;
+	/* `ip netns exec` binds /etc/netns/NAME/resolv.conf over /etc/resolv.conf */
+	snprintf(etc, sizeof(etc), "/etc/netns/%s", ns);
+	mkdir("/etc/netns", 0755);
+	mkdir(etc, 0755);
+	strcat(etc, "/resolv.conf");
+	f = fopen(etc, "w");
+	if (f) {
+		const char *pns = jstr(pod, "namespace");
+
+		fprintf(f, "search %s.svc.cluster.local svc.cluster.local cluster.local\n"
+			   "nameserver 169.254.1.1\noptions ndots:5\n",
+			pns);
+		fclose(f);
+	}
+	/* containers with ports run the built-in server on all of them */
+	{
+		char *args[40] = { "ksteer", "lab-serve", "-v", NULL, "-p", NULL, "-c", NULL };
+		char ports[16][8], log[PATH_MAX];
+		int na = 8, np = 0;
+		size_t i, j;
+		json_t *ct, *pt;
+		const char *version = json_string_value(
+			json_object_get(json_object_get(pod, "labels"), "version"));
+
+		args[3] = (char *)(version ? version : "unknown");
+		args[5] = (char *)jstr(pod, "name");
+		args[7] = (char *)jstr(c, "name");
+		json_array_foreach(containers, i, ct)
+			json_array_foreach(json_object_get(ct, "ports"), j, pt)
+			{
+				if (np == 16 || !json_integer_value(json_object_get(pt, "containerPort")))
+					continue;
+				snprintf(ports[np], sizeof(ports[np]), "%lld",
+					 jint(pt, "containerPort"));
+				args[na++] = "-l";
+				args[na++] = ports[np++];
+			}
+		args[na] = NULL;
+		if (np) {
+			pid_t pid;
+
+			snprintf(log, sizeof(log), LAB_DIR "/logs/pod-%s.log", ns);
+			pid = spawn(lab, cg, ns, log, args);
+			if (pid < 0)
+				return -errno;
+			json_object_set_new(pod, "serverPid", json_integer(pid));
+			record_pid(lab, pid);
+		}
+	}
+	return 0;
+}
+
+static json_t *pod_object(json_t *c, json_t *pod, json_t *spec)
+{
+	json_t *o = json_pack("{s:s, s:s, s:{s:s, s:s, s:O}, s:O, s:{s:s, s:[{s:s}, {s:s}]}}",
+			      "apiVersion", "v1", "kind", "Pod", "metadata", "name",
+			      jstr(pod, "name"), "namespace", jstr(pod, "namespace"), "labels",
+			      json_object_get(pod, "labels"), "spec", spec, "status", "podIP",
+			      jstr(pod, "ip"), "podIPs", "ip", jstr(pod, "ip"), "ip", jstr(pod, "ip6"));
+
+	(void)c;
+	json_object_set_new(json_object_get(o, "spec"), "nodeName",
+			    json_string(jstr(pod, "node")));
+	return o;
+}
+
+/* Asks each agent of a cluster to load its policy now, and says what they answered. */
+static int agents_reload(json_t *c)
+{
+	size_t i;
+	json_t *n;
+	int bad = 0;
+
+	{
+		const char *instances[256];
+		int ni = 0;
+
+		json_array_foreach(json_object_get(c, "nodes"), i, n)
+			if (ni < 255)
+				instances[ni++] = jstr(n, "instance");
+		if (json_is_true(json_object_get(c, "gateway")))
+			instances[ni++] = jstr(c, "gatewayInstance");
+		for (int k = 0; k < ni; k++) {
+			struct sockaddr_un sa = { .sun_family = AF_UNIX };
+			char buf[4096];
+			ssize_t r, len = 0;
+			int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+			snprintf(sa.sun_path, sizeof(sa.sun_path), "/run/ksteer/%s.sock", instances[k]);
+			if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+			    write(fd, "reload\n", 7) != 7) {
+				fprintf(stderr, "Error: agent %s: %s\n", instances[k], strerror(errno));
+				bad++;
+				if (fd >= 0)
+					close(fd);
+				continue;
+			}
+			shutdown(fd, SHUT_WR);
+			while ((r = read(fd, buf + len, sizeof(buf) - 1 - (size_t)len)) > 0)
+				len += r;
+			buf[len] = 0;
+			close(fd);
+			if (!strstr(buf, "\nOK\n")) {
+				fprintf(stderr, "agent %s: %s", instances[k], buf);
+				bad++;
+			}
+		}
+	}
+	return bad ? -EINVAL : 0;
+}
+
+static int lab_apply(int argc, char **argv)
+{
+	const char *ns = NULL, *sel = NULL, *file = NULL;
+	struct diag diag = { 0 };
+	struct policy p;
+	struct lab lab;
+	json_t *c;
+	char *buf = NULL;
+	size_t len = 0;
+	int opt, err = 1;
+
+	optind = 3;
+	while ((opt = getopt(argc, argv, "n:l:f:")) != -1) {
+		if (opt == 'n')
+			ns = optarg;
+		else if (opt == 'l')
+			sel = optarg;
+		else if (opt == 'f')
+			file = optarg;
+		else
+			return 2;
+	}
+	if (argc < 3 || !file) {
+		fprintf(stderr, "Usage: ksteer lab apply CLUSTER [-n NS] [-l SELECTOR] -f FILE|-\n");
+		return 2;
+	}
+	if (lab_init(&lab))
+		return 1;
+	c = lab.st ? find_cluster(&lab, argv[2]) : NULL;
+	if (!c) {
+		fprintf(stderr, "Error: no cluster %s in the lab (ksteer lab status)\n", argv[2]);
+		goto out;
+	}
+	{
+		FILE *f = strcmp(file, "-") ? fopen(file, "r") : stdin;
+		FILE *m = open_memstream(&buf, &len);
+		char chunk[65536];
+		size_t r;
+
+		if (!f) {
+			fprintf(stderr, "Error: open %s: %s\n", file, strerror(errno));
+			fclose(m);
+			goto out;
+		}
+		while ((r = fread(chunk, 1, sizeof(chunk), f)) > 0)
+			fwrite(chunk, 1, r, m);
+		fclose(m);
+		if (f != stdin)
+			fclose(f);
+	}
+	/* the whole file validated first: a bad one changes nothing */
+	policy_init(&p, &diag, ns);
+	policy_load_buffer(&p, strcmp(file, "-") ? file : "<stdin>", buf, len);
+	policy_validate(&p);
+	diag_print(&diag, stderr);
+	policy_free(&p);
+	if (diag.errors) {
+		fprintf(stderr, "%u error(s): nothing applied\n", diag.errors);
+		goto out;
+	}
+	{
+		yaml_parser_t ps;
+		const char *cname = jstr(c, "name");
+		int nodes = (int)json_array_size(json_object_get(c, "nodes"));
+
+		yaml_parser_initialize(&ps);
+		yaml_parser_set_input_string(&ps, (unsigned char *)buf, len);
+		for (;;) {
+			yaml_document_t doc;
+			yaml_node_t *root;
+			json_t *obj, *meta, *labels;
+			const char *kind, *name, *ons;
+
+			if (!yaml_parser_load(&ps, &doc))
+				break;
+			root = yaml_document_get_root_node(&doc);
+			if (!root) {
+				yaml_document_delete(&doc);
+				break;
+			}
+			obj = node_json(&doc, root, 0);
+			yaml_document_delete(&doc);
+			kind = jstr(obj, "kind");
+			meta = json_object_get(obj, "metadata");
+			name = jstr(meta, "name");
+			labels = json_object_get(meta, "labels");
+			if (!*kind || !selector_matches(sel, labels ? labels : json_object())) {
+				json_decref(obj);
+				continue;
+			}
+			ons = *jstr(meta, "namespace") ? jstr(meta, "namespace") : ns ? ns : "default";
+			json_object_set_new(meta, "namespace", json_string(ons));
+			if (!strcmp(kind, "Namespace"))
+				json_object_del(meta, "namespace");
+			if (!strcmp(kind, "Deployment") || !strcmp(kind, "Pod")) {
+				json_t *spec = json_object_get(obj, "spec"), *tmpl, *podspec, *plabels;
+				long long replicas = 1;
+
+				if (!strcmp(kind, "Deployment")) {
+					tmpl = json_object_get(spec, "template");
+					podspec = json_object_get(tmpl, "spec");
+					plabels = json_object_get(json_object_get(tmpl, "metadata"), "labels");
+					if (json_is_integer(json_object_get(spec, "replicas")))
+						replicas = jint(spec, "replicas");
+				} else {
+					podspec = spec;
+					plabels = labels;
+				}
+				for (long long r = 0; r < replicas; r++) {
+					char pname[256];
+					json_t *pod;
+
+					if (!strcmp(kind, "Deployment"))
+						snprintf(pname, sizeof(pname), "%s-%lld", name, r);
+					else
+						snprintf(pname, sizeof(pname), "%s", name);
+					if (find_pod(c, ons, pname) &&
+					    !strcmp(jstr(find_pod(c, ons, pname), "name"), pname))
+						continue; /* applied before: kept as it is */
+					pod = json_pack("{s:s, s:s, s:s, s:O}", "namespace", ons, "name",
+							pname, "owner",
+							!strcmp(kind, "Deployment") ? name : "", "labels",
+							plabels ? plabels : json_object());
+					{
+						int seq = (int)jint(c, "nextPodId");
+
+						json_object_set_new(pod, "node",
+								    json_sprintf("node%d", seq % nodes + 1));
+					}
+					if (pod_up(&lab, c, pod,
+						   json_object_get(podspec ? podspec : json_object(),
+								   "containers"))) {
+						json_decref(pod);
+						json_decref(obj);
+						goto out_parser;
+					}
+					{
+						json_t *po = pod_object(c, pod, podspec ? podspec
+											: json_object());
+
+						if (write_policy(cname, "Pod", ons, pname, po)) {
+							json_decref(po);
+							json_decref(pod);
+							json_decref(obj);
+							goto out_parser;
+						}
+						json_decref(po);
+					}
+					json_decref(pod);
+				}
+				json_decref(obj);
+				continue;
+			}
+			if (!strcmp(kind, "Service")) {
+				json_t *spec = json_object_get(obj, "spec"), *svc, *ports;
+				const char *cip = jstr(spec, "clusterIP");
+				size_t i;
+				json_t *pt;
+
+				if (!spec) {
+					spec = json_object();
+					json_object_set_new(obj, "spec", spec);
+				}
+				if (!*cip) {
+					long long n = jint(c, "nextVip");
+
+					json_object_set_new(spec, "clusterIP",
+							    json_sprintf("10.%lld.%lld.%lld",
+									 100 + jint(c, "index"), n / 256,
+									 n % 256));
+					json_object_set_new(c, "nextVip", json_integer(n + 1));
+				}
+				svc = json_pack("{s:s, s:s, s:s, s:[]}", "namespace", ons, "name", name,
+						"clusterIP", jstr(spec, "clusterIP"), "ports");
+				ports = json_object_get(svc, "ports");
+				json_array_foreach(json_object_get(spec, "ports"), i, pt)
+					json_array_append_new(ports, json_pack("{s:s?, s:I}", "name",
+									       json_string_value(json_object_get(pt, "name")),
+									       "port", (json_int_t)jint(pt, "port")));
+				{
+					size_t k;
+					json_t *old;
+
+					json_array_foreach(json_object_get(c, "services"), k, old)
+						if (!strcmp(jstr(old, "namespace"), ons) &&
+						    !strcmp(jstr(old, "name"), name)) {
+							json_array_remove(json_object_get(c, "services"), k);
+							break;
+						}
+				}
+				json_array_append_new(json_object_get(c, "services"), svc);
+			}
+			if (write_policy(cname, kind, ons, name, obj)) {
+				json_decref(obj);
+				goto out_parser;
+			}
+			json_decref(obj);
+		}
+		state_save(&lab);
+		err = agents_reload(c) ? 1 : 0;
+out_parser:
+		yaml_parser_delete(&ps);
+	}
+out:
+	state_save(&lab);
+	free(buf);
+	diag_free(&diag);
+	lab_fini(&lab);
+	return err;
+}
+
+/* ---- exec, env, status ---- */
+
+static int lab_exec(int argc, char **argv)
+{
+	struct lab lab;
+	json_t *c, *pod;
+	char *slash, who[512];
+	int i;
+
+	if (argc < 6 || strcmp(argv[4], "--")) {
+		fprintf(stderr, "Usage: ksteer lab exec CLUSTER NS/NAME -- CMD...\n");
+		return 2;
+	}
+	if (lab_init(&lab))
+		return 1;
+	snprintf(who, sizeof(who), "%s", argv[3]);
+	slash = strchr(who, '/');
+	c = lab.st ? find_cluster(&lab, argv[2]) : NULL;
+	pod = c && slash ? (*slash = 0, find_pod(c, who, slash + 1)) : NULL;
+	if (!pod) {
+		fprintf(stderr, "Error: no pod or deployment %s in cluster %s\n", argv[3], argv[2]);
+		lab_fini(&lab);
+		return 1;
+	}
+	if (join_cgroup(jstr(pod, "cgroup"))) {
+		fprintf(stderr, "Error: join cgroup %s: %s\n", jstr(pod, "cgroup"), strerror(errno));
+		lab_fini(&lab);
+		return 1;
+	}
+	{
+		char *args[256] = { "ip", "netns", "exec", (char *)jstr(pod, "netns") };
+		int n = 4;
+
+		for (i = 5; i < argc && n < 255; i++)
+			args[n++] = argv[i];
+		args[n] = NULL;
+		close(lab.lockfd); /* the command may run long: do not hold the lab */
+		execvp("ip", args);
+	}
+	fprintf(stderr, "Error: exec ip: %s\n", strerror(errno));
+	return 127;
+}
+
+static void env_name(const char *cluster, char *out, size_t len)
+{
+	size_t i = 0;
+
+	for (; *cluster && i + 1 < len; cluster++)
+		out[i++] = isalnum((unsigned char)*cluster) ? (char)toupper((unsigned char)*cluster)
+							    : '_';
+	out[i] = 0;
+}
+
+static int lab_env(void)
+{
+	struct lab lab;
+	size_t i;
+	json_t *c;
+
+	if (lab_init(&lab))
+		return 1;
+	if (!lab.st) {
+		fprintf(stderr, "Error: no lab is up\n");
+		lab_fini(&lab);
+		return 1;
+	}
+	json_array_foreach(json_object_get(lab.st, "clusters"), i, c)
+	{
+		char name[256];
+
+		if (!json_is_true(json_object_get(c, "gateway")))
+			continue;
+		env_name(jstr(c, "name"), name, sizeof(name));
+		printf("%s_GW_ADDR=%s\n", name, jstr(c, "gatewayAddress"));
+	}
+	lab_fini(&lab);
+	return 0;
+}
+
+static int lab_status(int argc, char **argv)
+{
+	struct lab lab;
+	json_t *out = json_pack("{s:[]}", "clusters"), *c;
+	bool json = argc >= 4 && !strcmp(argv[2], "-o") && !strcmp(argv[3], "json");
+	size_t i;
+
+	if (lab_init(&lab))
+		return 1;
+	if (!lab.st) {
+		fprintf(stderr, "Error: no lab is up\n");
+		lab_fini(&lab);
+		return 1;
+	}
+	json_array_foreach(json_object_get(lab.st, "clusters"), i, c)
+	{
+		json_t *oc = json_object(), *nodes = json_array(), *pods = json_array(),
+		       *svcs = json_array(), *v;
+		size_t k;
+
+		json_object_set_new(oc, "name", json_string(jstr(c, "name")));
+		json_object_set_new(oc, "gateway",
+				    json_is_true(json_object_get(c, "gateway"))
+					    ? json_pack("{s:s}", "address", jstr(c, "gatewayAddress"))
+					    : json_null());
+		json_array_foreach(json_object_get(c, "nodes"), k, v)
+			json_array_append_new(nodes, json_pack("{s:s}", "name", jstr(v, "name")));
+		json_array_foreach(json_object_get(c, "pods"), k, v)
+			json_array_append_new(pods, json_pack("{s:s, s:s, s:s, s:s, s:O}", "namespace",
+							      jstr(v, "namespace"), "name",
+							      jstr(v, "name"), "node", jstr(v, "node"),
+							      "ip", jstr(v, "ip"), "labels",
+							      json_object_get(v, "labels")));
+		json_array_foreach(json_object_get(c, "services"), k, v)
+			json_array_append(svcs, v);
+		json_object_set_new(oc, "nodes", nodes);
+		json_object_set_new(oc, "pods", pods);
+		json_object_set_new(oc, "services", svcs);
+		json_array_append_new(json_object_get(out, "clusters"), oc);
+	}
+	if (json) {
+		json_dumpf(out, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		printf("\n");
+	} else {
+		json_array_foreach(json_object_get(out, "clusters"), i, c)
+		{
+			size_t k;
+			json_t *v;
+
+			printf("cluster %s  gateway %s\n", jstr(c, "name"),
+			       json_is_null(json_object_get(c, "gateway"))
+				       ? "none"
+				       : jstr(json_object_get(c, "gateway"), "address"));
+			json_array_foreach(json_object_get(c, "services"), k, v)
+				printf("  service %s/%s  %s\n", jstr(v, "namespace"), jstr(v, "name"),
+				       jstr(v, "clusterIP"));
+			json_array_foreach(json_object_get(c, "pods"), k, v)
+				printf("  pod %s/%s  %s  %s\n", jstr(v, "namespace"), jstr(v, "name"),
+				       jstr(v, "node"), jstr(v, "ip"));
+		}
+	}
+	json_decref(out);
+	lab_fini(&lab);
+	return 0;
+}
+
+int cmd_lab(int argc, char **argv)
+{
+	const char *sub = argc > 1 ? argv[1] : "";
+
+	if (!strcmp(sub, "up"))
+		return lab_up(argc, argv);
+	if (!strcmp(sub, "down"))
+		return lab_down();
+	if (!strcmp(sub, "apply"))
+		return lab_apply(argc, argv);
+	if (!strcmp(sub, "exec"))
+		return lab_exec(argc, argv);
+	if (!strcmp(sub, "env"))
+		return lab_env();
+	if (!strcmp(sub, "status"))
+		return lab_status(argc, argv);
+	fprintf(stderr, "Usage: ksteer lab up [-f LABFILE] | apply CLUSTER [-n NS] [-l SEL] -f FILE|- |\n"
+			"       exec CLUSTER NS/NAME -- CMD... | env | status [-o json] | down\n");
+	return 2;
+}

@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The netns lab: clusters of nodes and pods on one machine, like kind without containers. */
+#ifndef KSTEER_LAB_H
+#define KSTEER_LAB_H
+
+#define LAB_DIR "/run/ksteer-lab"
+#define LAB_CGROUP "ksteer-lab" /* under the cgroup2 mount */
+
+int lab_serve(int argc, char **argv);
+int cmd_lab(int argc, char **argv);
+
+#endif
