@@ -1145,6 +1145,17 @@ static int lab_apply(int argc, char **argv)
 					spec = json_object();
 					json_object_set_new(obj, "spec", spec);
 				}
+				if (!*cip) { /* re-applied: it keeps its address, as in Kubernetes */
+					size_t k;
+					json_t *old;
+
+					json_array_foreach(json_object_get(c, "services"), k, old)
+						if (!strcmp(jstr(old, "namespace"), ons) &&
+						    !strcmp(jstr(old, "name"), name))
+							cip = jstr(old, "clusterIP");
+					if (*cip)
+						json_object_set_new(spec, "clusterIP", json_string(cip));
+				}
 				if (!*cip) {
 					long long n = jint(c, "nextVip");
 

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# Shared by the lab tests: a lab that is always taken down, and checks that say what they saw.
+set -uo pipefail
+
+KSTEER=${KSTEER:?path to the ksteer binary}
+SHARED=${SHARED:-../shared}
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+EX=$TOP/manifests/examples
+tmp=$(mktemp -d)
+pass=0 fail=0
+started_pids=()
+
+cleanup() {
+	for p in "${started_pids[@]}"; do kill "$p" 2>/dev/null; done
+	"$KSTEER" lab down >/dev/null 2>&1
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; shift; printf '     %s\n' "$@"; }
+finish() {
+	echo "$(basename "$0"): $pass passed, $fail failed"
+	[ "$fail" -eq 0 ]
+}
+
+need_root() {
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "FAIL the lab tests need root (network namespaces, cgroups, BPF); run as root" >&2
+		exit 1
+	fi
+}
+
+# The ClusterIP the lab gave a Service.
+vip() { # CLUSTER NS NAME
+	"$KSTEER" lab status -o json | python3 -c '
+import json, sys
+c, ns, n = sys.argv[1:4]
+for cl in json.load(sys.stdin)["clusters"]:
+    if cl["name"] == c:
+        for s in cl["services"]:
+            if s["namespace"] == ns and s["name"] == n:
+                print(s["clusterIP"])' "$1" "$2" "$3"
+}
+
+# A counter of an instance's per-CPU stats.
+stat() { # INSTANCE NAME
+	"$KSTEER" get stats -i "$1" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$2"
+}
+
+# N new connections from a pod, one curl each; prints one line per answer (or FAIL).
+connects() { # CLUSTER POD URL N
+	"$KSTEER" lab exec "$1" "$2" -- bash -c \
+		"for i in \$(seq $4); do curl -s -m 3 -H 'Connection: close' $3 || echo FAIL; echo; done" |
+		grep -v '^$'
+}
+
+# Share of each version in a file of answers, as "v1=50.1 v2=29.9 ..."
+shares() { # FILE
+	python3 - "$1" <<'PY'
+import collections, re, sys
+lines = [l for l in open(sys.argv[1]) if l.strip()]
+c = collections.Counter(re.search(r"version: (\S+?),", l).group(1) if "version:" in l else "FAIL" for l in lines)
+print(" ".join(f"{k}={100.0 * v / len(lines):.1f}" for k, v in sorted(c.items())), f"n={len(lines)}")
+PY
+}
+
+# within FILE VERSION WANT_PERCENT POINTS
+within() {
+	python3 - "$@" <<'PY'
+import re, sys
+f, ver, want, pts = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+lines = [l for l in open(f) if l.strip()]
+got = 100.0 * sum(1 for l in lines if f"version: {ver}," in l) / len(lines)
+sys.exit(0 if abs(got - want) <= pts else 1)
+PY
+}
