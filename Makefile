@@ -29,7 +29,7 @@ UNIT_BIN := $(UNIT_SRC:selftests/unit/%.c=$(OUT)/unit/%)
 
 .DELETE_ON_ERROR:
 .SECONDARY: $(BPF_OBJ) $(BPF_OBJ:.bpf.o=.tmp.bpf.o)
-.PHONY: all deps test unit unit-asan cli-test fuzz demo vmlinux clean format
+.PHONY: all deps test unit unit-asan cli-test lab-test fuzz demo vmlinux clean format
 
 all: ksteer
 
@@ -86,6 +86,11 @@ unit: $(UNIT_BIN)
 unit-asan:
 	@$(MAKE) --no-print-directory OUT=$(OUT)/asan SAN=1 unit
 
+# End to end on real sockets in the netns lab (root).
+lab-test: ksteer
+	@set -e; for t in selftests/lab/test_*.sh; do \
+		echo "== $$t"; KSTEER=$(abspath $(OUT)/ksteer) SHARED=$(SHARED) bash $$t; done
+
 cli-test: ksteer
 	@KSTEER=$(abspath $(OUT)/ksteer) SHARED=$(SHARED) bash selftests/cli/run.sh
 
@@ -95,6 +100,7 @@ test:
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory unit-asan
 	@$(MAKE) --no-print-directory cli-test
+	@$(MAKE) --no-print-directory lab-test
 	@$(MAKE) --no-print-directory fuzz
 	@echo "All tests passed."
 

@@ -6,6 +6,7 @@
  * and answers `ksteer apply` and `ksteer status` on a root-only socket.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -303,6 +304,13 @@ int cmd_agent(int argc, char **argv)
 		fprintf(stderr, "Error: --policy, --cgroup and --instance are required\n");
 		return 2;
 	}
+	for (const char *q = ag.instance; *q; q++)
+		if (!isalnum((unsigned char)*q) && *q != '-' && *q != '_') {
+			fprintf(stderr, "Error: --instance %s: letters, digits, '-' and '_' only (it "
+					"names a bpffs directory)\n",
+				ag.instance);
+			return 2;
+		}
 	{
 		char s6[64];
 

@@ -305,7 +305,7 @@ static int node_up(struct lab *lab, json_t *c, int ci, int k, bool gw)
 	json_object_set_new(node, "name", json_sprintf("node%d", k));
 	json_object_set_new(node, "index", json_integer(k));
 	json_object_set_new(node, "netns", json_string(ns));
-	json_object_set_new(node, "instance", json_sprintf("lab-%s-node%d", jstr(c, "name"), k));
+	json_object_set_new(node, "instance", json_sprintf("lab-%s-node%d", jstr(c, "key"), k));
 	json_object_set_new(node, "nextPod", json_integer(2));
 	json_array_append_new(json_object_get(c, "nodes"), node);
 	state_save(lab);
@@ -333,7 +333,7 @@ static int gateway_up(struct lab *lab, json_t *c, int ci)
 	snprintf(ns, sizeof(ns), "ksl-c%d-gw", ci);
 	json_object_set_new(c, "gatewayNetns", json_string(ns));
 	json_object_set_new(c, "gatewayAddress", json_sprintf("172.30.%d.1", ci));
-	json_object_set_new(c, "gatewayInstance", json_sprintf("lab-%s-gateway", jstr(c, "name")));
+	json_object_set_new(c, "gatewayInstance", json_sprintf("lab-%s-gateway", jstr(c, "key")));
 	state_save(lab);
 	snprintf(cg, sizeof(cg), "%s/%s/gateway", lab->cgroot, jstr(c, "name"));
 	json_object_set_new(c, "gatewayCgroup", json_string(cg));
@@ -488,6 +488,16 @@ static int lab_up(int argc, char **argv)
 		cl = json_pack("{s:s, s:i, s:b, s:[], s:[], s:[], s:i, s:n}", "name", lc->name, "index",
 			       ci, "gateway", lc->gateway, "nodes", "pods", "services", "nextVip", 1,
 			       "gatewayAddress");
+		{
+			/* instance names become bpffs directories, which refuse '.' */
+			char key[256];
+			size_t n = 0;
+
+			for (const char *q = lc->name; *q && n + 1 < sizeof(key); q++)
+				key[n++] = isalnum((unsigned char)*q) || *q == '-' ? *q : '_';
+			key[n] = 0;
+			json_object_set_new(cl, "key", json_string(key));
+		}
 		json_array_append_new(clusters, cl);
 		state_save(&lab);
 		snprintf(path, sizeof(path), LAB_DIR "/%s", lc->name);
