@@ -389,17 +389,19 @@ int dp_apply(struct datapath *dp, const struct c_image *img, uint32_t *gen_out)
 	    (err = clear_generation(dp->fds[DP_BACKENDS], sizeof(struct ks_index_key), gen,
 				    &used[DP_BACKENDS])))
 		return err;
-	if (used[DP_FRONTENDS] + img->n_fes > dp->max[DP_FRONTENDS] ||
-	    used[DP_DESTS] + img->n_dests > dp->max[DP_DESTS] ||
-	    used[DP_BACKENDS] + img->n_backends > dp->max[DP_BACKENDS]) {
-		enum dp_map m = used[DP_FRONTENDS] + img->n_fes > dp->max[DP_FRONTENDS] ? DP_FRONTENDS
-				: used[DP_DESTS] + img->n_dests > dp->max[DP_DESTS]   ? DP_DESTS
-										      : DP_BACKENDS;
+	{
+		/* a policy may use half of a map: the other half holds the one still routing */
+		const enum dp_map ms[] = { DP_FRONTENDS, DP_DESTS, DP_BACKENDS };
+		const uint32_t need[] = { img->n_fes, img->n_dests, img->n_backends };
 
-		pr_warn("Error: map %s is full: the policy needs more than its %u entries (two "
-			"generations)\n",
-			dp_map_names[m], dp->max[m]);
-		return -ENOSPC;
+		for (int i = 0; i < 3; i++)
+			if (need[i] > dp->max[ms[i]] / KS_GENERATIONS ||
+			    used[ms[i]] + need[i] > dp->max[ms[i]]) {
+				pr_warn("Error: map %s is full: the policy needs %u entries, the map "
+					"takes %u per generation\n",
+					dp_map_names[ms[i]], need[i], dp->max[ms[i]] / KS_GENERATIONS);
+				return -ENOSPC;
+			}
 	}
 	n_idx = img->n_dests > img->n_backends ? img->n_dests : img->n_backends;
 	fk = calloc(img->n_fes ? img->n_fes : 1, sizeof(*fk));

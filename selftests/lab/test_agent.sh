@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# The agent on its own cgroups, outside the lab: coexistence with another program
+# on the same hooks, map sizes and a full map, the ConfigMap swap, uninstall.
+. "$(dirname "$0")/lib.sh"
+need_root
+
+cg=$(awk '$9 == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
+base=$cg/ksteer-agent-test
+agents=()
+on_exit() {
+	for p in "${agents[@]}" "${started_pids[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${agents[@]}" "${started_pids[@]}"; do wait "$p" 2>/dev/null; done
+	for i in t-child t-parent t-small t-cm; do "$KSTEER" uninstall --instance $i >/dev/null 2>&1; done
+	rmdir "$base/child/run" "$base/child" "$base/cm" "$base/small" "$base" 2>/dev/null
+	ip netns del ksl-agent-test 2>/dev/null
+}
+trap 'on_exit; cleanup' EXIT
+mkdir -p "$base/child/run" "$base/small" "$base/cm"
+# clients and backends live in a namespace of their own: nothing they send leaves it
+ip netns add ksl-agent-test && ip -n ksl-agent-test link set lo up
+
+# two backends on loopback
+for port in 18081 18082; do
+	mkdir -p "$tmp/www$port" && echo "backend $port" >"$tmp/www$port/index.html"
+	ip netns exec ksl-agent-test python3 -m http.server $port --bind 127.0.0.1 --directory "$tmp/www$port" >/dev/null 2>&1 &
+	started_pids+=($!)
+done
+for port in 18081 18082; do
+	for _ in $(seq 100); do ip netns exec ksl-agent-test curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.05; done
+done
+
+svc() { # NAME VIP PORT TARGET
+	printf 'apiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: t}\nspec: {clusterIP: %s, selector: {app: %s}, ports: [{name: tcp-web, port: %s, targetPort: %s}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: %s-0, namespace: t, labels: {app: %s}}\nstatus: {podIP: 127.0.0.1}\n' \
+		"$1" "$2" "$1" "$3" "$4" "$1" "$1"
+}
+start_agent() { # INSTANCE CGROUP POLICY [ARGS...]
+	local inst=$1 cgp=$2 pol=$3
+	shift 3
+	"$KSTEER" agent --instance "$inst" --cgroup "$cgp" --policy "$pol" --ready-file "$tmp/$inst.ready" "$@" >"$tmp/$inst.log" 2>&1 &
+	agents+=($!)
+	for _ in $(seq 100); do [ -e "$tmp/$inst.ready" ] && return 0; kill -0 "${agents[-1]}" 2>/dev/null || break; sleep 0.05; done
+	return 1
+}
+in_cgroup() { # DIR CMD...: in that cgroup and the test's namespace
+	local d=$1
+	shift
+	bash -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec ksl-agent-test "$@"' "$d" "$@"
+}
+
+# -- another program on the same hooks keeps working: a second, independent instance
+# attached to the parent cgroup. Programs of the child run first, then the parent's.
+mkdir -p "$tmp/pc" "$tmp/pp"
+svc one 10.250.0.1 80 18081 >"$tmp/pc/a.yaml"
+svc two 10.250.0.2 80 18082 >"$tmp/pp/a.yaml"
+start_agent t-child ksteer-agent-test/child "$tmp/pc" || bad "agent t-child starts" "$(cat "$tmp/t-child.log")"
+start_agent t-parent ksteer-agent-test "$tmp/pp" || bad "agent t-parent starts" "$(cat "$tmp/t-parent.log")"
+a=$(in_cgroup "$base/child/run" curl -s -m 2 http://10.250.0.1/)
+b=$(in_cgroup "$base/child/run" curl -s -m 2 http://10.250.0.2/)
+[ "$a" = "backend 18081" ] && [ "$b" = "backend 18082" ] &&
+	ok "both programs run: the child's routes VIP one, the parent's VIP two" || bad "both programs run" "one: $a" "two: $b"
+n=$(bpftool cgroup show "$base/child" | grep -c connect4)
+[ "$n" -ge 1 ] && ok "attached through links: bpftool cgroup show lists them" || bad "bpftool cgroup show" "$(bpftool cgroup show "$base/child")"
+
+# -- sockets with the agent's SO_MARK (its own) are never redirected
+self0=$(stat t-child connect_self)
+out=$(in_cgroup "$base/child/run" python3 -c '
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, 36, 0x6b73)  # SO_MARK, the agent default --self-mark
+s.settimeout(1)
+try:
+    s.connect(("10.250.0.1", 80)); print("connected", s.getpeername()[0])
+except OSError as e:
+    print(type(e).__name__)')
+self1=$(stat t-child connect_self)
+[ "$out" != "connected 10.250.0.1" ] && [ "$self1" -eq $((self0 + 1)) ] &&
+	ok "a socket with the agent's mark is not redirected ($out; connect_self +1)" || bad "self mark" "$out" "connect_self $self0 -> $self1"
+
+# -- a full map is an error that names it, and nothing of that policy is applied
+mkdir -p "$tmp/ps"
+{ svc s1 10.250.1.1 80 18081; echo ---; svc s2 10.250.1.2 80 18081; } >"$tmp/ps/a.yaml"
+start_agent t-small ksteer-agent-test/small "$tmp/ps" --max-frontends 1 || bad "agent t-small starts" "$(cat "$tmp/t-small.log")"
+grep -q "map ksteer_frontends is full" "$tmp/t-small.log" && ok "a full map is an error naming it: $(grep -o 'Error: map ksteer_frontends[^(]*' "$tmp/t-small.log" | head -1)" ||
+	bad "full map named" "$(cat "$tmp/t-small.log")"
+m=$(bpftool -j map show pinned /sys/fs/bpf/ksteer/t-small/ksteer_frontends | python3 -c 'import json,sys; print(json.load(sys.stdin)["max_entries"])')
+[ "$m" = 2 ] && ok "map sizes come from flags (--max-frontends 1: 2 entries, two generations)" || bad "map size from flags" "max_entries $m"
+
+# -- a ConfigMap volume: files are symlinks through ..data, swapped by one rename
+mkdir -p "$tmp/cm/..v1" "$tmp/cm/..v2"
+svc cm 10.250.2.1 80 18081 >"$tmp/cm/..v1/svc.yaml"
+svc cm 10.250.2.1 80 18082 >"$tmp/cm/..v2/svc.yaml"
+ln -s ..v1 "$tmp/cm/..data"
+ln -s ..data/svc.yaml "$tmp/cm/svc.yaml"
+start_agent t-cm ksteer-agent-test/cm "$tmp/cm" || bad "agent t-cm starts" "$(cat "$tmp/t-cm.log")"
+mkdir -p "$base/cm/run"
+a=$(in_cgroup "$base/cm/run" curl -s -m 2 http://10.250.2.1/)
+ln -s ..v2 "$tmp/cm/..data_tmp" && mv -T "$tmp/cm/..data_tmp" "$tmp/cm/..data"
+sleep 0.5
+b=$(in_cgroup "$base/cm/run" curl -s -m 2 http://10.250.2.1/)
+rmdir "$base/cm/run"
+[ "$a" = "backend 18081" ] && [ "$b" = "backend 18082" ] && ok "a ConfigMap ..data swap is picked up" || bad "ConfigMap swap" "before: $a" "after: $b"
+
+# -- get works while the agent is down; uninstall removes every link, pin and map
+kill "${agents[0]}"
+wait "${agents[0]}" 2>/dev/null
+"$KSTEER" get frontends -i t-child | grep -q "10.250.0.1:80/tcp  kernel" && ok "get frontends reads the pins while the agent is down" || bad "get while down" "$("$KSTEER" get frontends -i t-child 2>&1)"
+a=$(in_cgroup "$base/child/run" curl -s -m 2 http://10.250.0.1/)
+[ "$a" = "backend 18081" ] && ok "the datapath keeps routing while the agent is down" || bad "routing while down" "$a"
+"$KSTEER" uninstall --instance t-child >/dev/null
+[ ! -e /sys/fs/bpf/ksteer/t-child ] && [ "$(bpftool cgroup show "$base/child" | grep -c connect4)" = 0 ] &&
+	ok "uninstall removes links, pins and maps" || bad "uninstall" "$(ls /sys/fs/bpf/ksteer/t-child 2>&1)" "$(bpftool cgroup show "$base/child")"
+a=$(in_cgroup "$base/child/run" curl -s -m 2 http://10.250.0.2/)
+[ "$a" = "backend 18082" ] && ok "the other instance keeps working after uninstall" || bad "other instance after uninstall" "$a"
+finish
