@@ -63,7 +63,8 @@ $(OUT)/unit/%: selftests/unit/%.c $(LIB_OBJ)
 
 # A short coverage-guided run over the policy pipeline, seeded with every YAML we know.
 FUZZ_SECONDS ?= 30
-$(OUT)/fuzz/fuzz_policy: selftests/fuzz/fuzz_policy.c $(filter-out agent/cli/main.c,$(AGENT_SRC)) | $(SKELS)
+FUZZ_SRC := $(sort $(wildcard agent/policy/*.c agent/compile/*.c agent/lib/*.c))
+$(OUT)/fuzz/fuzz_policy: selftests/fuzz/fuzz_policy.c $(FUZZ_SRC)
 	@mkdir -p $(dir $@)
 	$(CLANG) -g -O1 -std=gnu11 -Wall -Werror -I. -I$(OUT) -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=all -o $@ $^ -lyaml -ljansson -lm

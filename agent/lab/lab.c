@@ -207,6 +207,19 @@ static void lab_fini(struct lab *lab)
 		close(lab->lockfd);
 }
 
+/* lab_init for the commands that need a lab that is up. */
+static int lab_open(struct lab *lab)
+{
+	if (lab_init(lab))
+		return -1;
+	if (!lab->st) {
+		fprintf(stderr, "Error: no lab is up ('ksteer lab up')\n");
+		lab_fini(lab);
+		return -1;
+	}
+	return 0;
+}
+
 static const char *jstr(json_t *o, const char *k)
 {
 	const char *s = json_string_value(json_object_get(o, k));
@@ -1018,9 +1031,9 @@ static int lab_apply(int argc, char **argv)
 		fprintf(stderr, "Usage: ksteer lab apply CLUSTER [-n NS] [-l SELECTOR] -f FILE|-\n");
 		return 2;
 	}
-	if (lab_init(&lab))
+	if (lab_open(&lab))
 		return 1;
-	c = lab.st ? find_cluster(&lab, argv[2]) : NULL;
+	c = find_cluster(&lab, argv[2]);
 	if (!c) {
 		fprintf(stderr, "Error: no cluster %s in the lab (ksteer lab status)\n", argv[2]);
 		goto out;
@@ -1227,11 +1240,11 @@ static int lab_exec(int argc, char **argv)
 		fprintf(stderr, "Usage: ksteer lab exec CLUSTER NS/NAME -- CMD...\n");
 		return 2;
 	}
-	if (lab_init(&lab))
+	if (lab_open(&lab))
 		return 1;
 	snprintf(who, sizeof(who), "%s", argv[3]);
 	slash = strchr(who, '/');
-	c = lab.st ? find_cluster(&lab, argv[2]) : NULL;
+	c = find_cluster(&lab, argv[2]);
 	pod = c && slash ? (*slash = 0, find_pod(c, who, slash + 1)) : NULL;
 	if (!pod) {
 		fprintf(stderr, "Error: no pod or deployment %s in cluster %s\n", argv[3], argv[2]);
@@ -1273,13 +1286,8 @@ static int lab_env(void)
 	size_t i;
 	json_t *c;
 
-	if (lab_init(&lab))
+	if (lab_open(&lab))
 		return 1;
-	if (!lab.st) {
-		fprintf(stderr, "Error: no lab is up\n");
-		lab_fini(&lab);
-		return 1;
-	}
 	json_array_foreach(json_object_get(lab.st, "clusters"), i, c)
 	{
 		char name[256];
@@ -1296,17 +1304,13 @@ static int lab_env(void)
 static int lab_status(int argc, char **argv)
 {
 	struct lab lab;
-	json_t *out = json_pack("{s:[]}", "clusters"), *c;
+	json_t *out, *c;
 	bool json = argc >= 4 && !strcmp(argv[2], "-o") && !strcmp(argv[3], "json");
 	size_t i;
 
-	if (lab_init(&lab))
+	if (lab_open(&lab))
 		return 1;
-	if (!lab.st) {
-		fprintf(stderr, "Error: no lab is up\n");
-		lab_fini(&lab);
-		return 1;
-	}
+	out = json_pack("{s:[]}", "clusters");
 	json_array_foreach(json_object_get(lab.st, "clusters"), i, c)
 	{
 		json_t *oc = json_object(), *nodes = json_array(), *pods = json_array(),

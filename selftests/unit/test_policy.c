@@ -254,7 +254,7 @@ static void test_huge_file_refused(void **state)
 
 static void test_deep_nesting_no_crash(void **state)
 {
-	size_t depth = 100000, n = 0;
+	size_t depth = 20000, n = 0;
 	char *y = malloc(depth * 2 + 256);
 	struct batch b;
 
