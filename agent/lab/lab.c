@@ -37,6 +37,7 @@
 #include <yaml.h>
 
 #include "../datapath/datapath.h"
+#include "../identity/identity.h"
 #include "../lib/log.h"
 #include "../policy/decode.h"
 #include "../policy/policy.h"
@@ -543,6 +544,24 @@ static int lab_up(int argc, char **argv)
 				goto out;
 		}
 		state_save(&lab);
+	}
+	/* one root shared by the clusters, an intermediate each, in Istio's plug-in layout */
+	if (id_root_create(LAB_DIR "/ca", 3650)) {
+		fprintf(stderr, "Error: create the lab's root CA in %s/ca\n", LAB_DIR);
+		goto out;
+	}
+	{
+		size_t i;
+		json_t *cl;
+
+		json_array_foreach(clusters, i, cl)
+		{
+			char dir[PATH_MAX];
+
+			snprintf(dir, sizeof(dir), LAB_DIR "/%s/cacerts", jstr(cl, "name"));
+			if (id_intermediate_create(LAB_DIR "/ca", dir, jstr(cl, "name"), 365))
+				goto out;
+		}
 	}
 	/* agents last: one per node and per gateway */
 	{

@@ -30,6 +30,19 @@ grep -qx "EAST_GW_ADDR=172.30.1.1" "$tmp/env" && grep -qx "WEST_2_B_GW_ADDR=172.
 	! grep -q LONELY "$tmp/env" && ok "lab env: one line per gateway" || bad "lab env" "$(cat "$tmp/env")"
 eval "$("$KSTEER" lab env)"
 
+# one root CA, an intermediate per cluster in Istio's plug-in layout, checked by openssl itself
+for c in east west-2.b lonely; do
+	d=/run/ksteer-lab/$c/cacerts
+	if [ -s $d/root-cert.pem ] && [ -s $d/ca-key.pem ] &&
+		openssl verify -CAfile /run/ksteer-lab/ca/root-cert.pem $d/ca-cert.pem >/dev/null 2>&1 &&
+		openssl verify -CAfile $d/root-cert.pem -untrusted $d/cert-chain.pem $d/ca-cert.pem >/dev/null 2>&1 &&
+		cmp -s $d/root-cert.pem /run/ksteer-lab/ca/root-cert.pem; then
+		ok "cluster $c: plug-in CA files chain to the shared root (openssl verify)"
+	else
+		bad "cluster $c: plug-in CA files" "$(ls -l $d 2>&1)"
+	fi
+done
+
 # Istio's samples, unchanged, with -l as the scenario uses it
 "$KSTEER" lab apply east -n hello -f "$S/helloworld/helloworld.yaml" -l version=v1 >"$tmp/o" 2>&1 || bad "apply helloworld.yaml -l version=v1" "$(cat "$tmp/o")"
 "$KSTEER" lab apply east -n hello -f "$S/helloworld/helloworld.yaml" -l service=helloworld >"$tmp/o" 2>&1 || bad "apply the helloworld Service" "$(cat "$tmp/o")"
