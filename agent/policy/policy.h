@@ -3,6 +3,7 @@
 #ifndef KSTEER_POLICY_H
 #define KSTEER_POLICY_H
 
+#include <regex.h>
 #include <stddef.h>
 
 #include "../lib/arena.h"
@@ -38,5 +39,7 @@ const char *host_fqdn(struct arena *a, const char *host, const char *ns);
 int host_matches(const char *pattern, const char *host); /* "*.global" matches "a.b.global" */
 int labels_match(const struct kvs *selector, const struct kvs *labels);
 const char *labels_get(const struct kvs *labels, const char *key);
+/* A StringMatch regex (RE2 in Istio) as POSIX ERE anchored to the whole value: 0 or -EINVAL. */
+int policy_regex_compile(const char *re, regex_t *out);
 
 #endif

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Per-request routing, as Envoy does it for Istio's http routes: the first
+ * route with a matching block wins (blocks OR, fields inside AND), then a
+ * weighted destination. Pure functions over the compiled plan; the shim's
+ * I/O calls them once per request, so keep-alive connections are routed
+ * request by request.
+ */
+#ifndef KSTEER_SHIM_ROUTE_H
+#define KSTEER_SHIM_ROUTE_H
+
+#include <regex.h>
+#include <stdint.h>
+
+#include "../compile/compile.h"
+
+struct http_header {
+	const char *name, *value; /* names compare case-insensitively */
+};
+
+struct http_request {
+	const char *method, *path, *authority, *scheme; /* path with its query string */
+	const struct http_header *headers;
+	unsigned n_headers;
+	uint16_t port; /* the frontend port the request arrived for */
+};
+
+/* Compiled regexes of a plan, by the StringMatch they came from. */
+struct regex_cache {
+	struct {
+		const struct string_match *m;
+		regex_t rx;
+		int ok;
+	} *v;
+	unsigned n, cap;
+};
+
+void regex_cache_free(struct regex_cache *rc);
+
+/* The first route of fe whose match accepts rq, or NULL (404 in Envoy's terms). */
+const struct c_route *route_match(const struct c_frontend *fe, const struct http_request *rq,
+				  struct regex_cache *rc);
+/* The destination a draw in [0, 2^32) picks by weight, or NULL when all weights are 0. */
+const struct c_dest *route_pick_dest(const struct c_route *r, uint32_t draw);
+
+#endif
