@@ -94,7 +94,7 @@ fi
 pin=/sys/fs/bpf/ksteer/$NODE
 links0=$(bpftool -j link show pinned "$pin/link_connect4" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 map0=$(bpftool -j map show pinned "$pin/ksteer_frontends" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-apid=$(pgrep -f -- "--instance $NODE " | head -1)
+apid=$(python3 -c 'import json; print(json.load(open("/run/ksteer-lab/state.json"))["clusters"][0]["nodes"][0]["agentPid"])')
 mapfile -d '' cmd </proc/"$apid"/cmdline
 connects cluster1 hello/sleep "http://$VIP:5000/hello" 400 >"$tmp/restart" &
 load=$!
