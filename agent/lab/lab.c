@@ -394,6 +394,8 @@ static pid_t start_agent(struct lab *lab, const char *cname, const char *instanc
 	char policy[PATH_MAX], log[PATH_MAX], ready[PATH_MAX], agents[PATH_MAX + 16];
 	char *args[] = { "ksteer", "agent", "--policy", policy, "--cgroup", (char *)cgroup_rel,
 			 "--instance", (char *)instance, "--netns", (char *)netns, "-n", "default",
+			 /* the node side of every pod's veth: where pods reach their node's shim */
+			 "--shim", "169.254.1.1",
 			 "--ready-file", ready, NULL };
 	pid_t pid;
 

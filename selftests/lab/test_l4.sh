@@ -128,12 +128,63 @@ cp "$tmp/bad.yaml" /run/ksteer-lab/cluster1/policy/zz-bad.yaml
 sleep 0.5
 "$KSTEER" status --instance $NODE >"$tmp/st" 2>&1
 grep -q "policy rejected" "$tmp/st" && ok "a bad file in the policy directory is rejected: $(grep last "$tmp/st")" || bad "bad file rejected" "$(cat "$tmp/st")"
-connects cluster1 hello/sleep "http://$VIP:5000/hello" 400 >"$tmp/after"
+connects cluster1 hello/sleep "http://$VIP:5000/hello" 600 >"$tmp/after"
 rm -f /run/ksteer-lab/cluster1/policy/zz-bad.yaml
 if ! grep -q FAIL "$tmp/after" && within "$tmp/after" v1 50 8 && within "$tmp/after" v3 20 8; then
 	ok "routing unchanged after the bad policy ($(shares "$tmp/after"))"
 else
 	bad "routing unchanged after the bad policy" "$(shares "$tmp/after")"
+fi
+
+# -- frontends that need L7 go to the node's shim address, their original destination
+# recorded by sockops for the shim to find (here a stand-in listener plays the shim)
+HWVIP=$(vip cluster1 hello helloworld)
+cat >"$tmp/l7.yaml" <<'Y'
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: helloworld}
+spec:
+  hosts: [helloworld]
+  http:
+  - match: [{headers: {end-user: {exact: jason}}}]
+    route: [{destination: {host: helloworld}}]
+  - route: [{destination: {host: helloworld}}]
+Y
+"$KSTEER" lab apply cluster1 -n hello -f "$tmp/l7.yaml" >/dev/null 2>&1 || bad "apply an http match"
+shim0=$(stat $NODE connect_shim)
+ip netns exec ksl-c1-n1 python3 -c '
+import socket, sys
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("169.254.1.1", 15001)); l.listen(1); l.settimeout(10)
+open(sys.argv[1], "w").write("ready")
+c, peer = l.accept()
+c.recv(4096); c.sendall(b"HTTP/1.0 200 OK\r\n\r\nthe shim\n"); c.close()
+open(sys.argv[1], "w").write("%s %d" % peer)' "$tmp/shimpeer" &
+started_pids+=($!)
+for _ in $(seq 100); do [ -s "$tmp/shimpeer" ] && break; sleep 0.05; done
+out=$("$KSTEER" lab exec cluster1 hello/sleep -- curl -sS -m 3 "http://$HWVIP:5000/hello" 2>&1)
+sleep 0.2
+[ "$out" = "the shim" ] && [ "$(stat $NODE connect_shim)" -eq $((shim0 + 1)) ] &&
+	ok "an L7 frontend is sent to the node's shim (169.254.1.1:15001)" || bad "L7 frontend to the shim" "$out" "$("$KSTEER" get frontends -i $NODE)" "$(ip netns exec ksl-c1-n1 ss -ltn)" "$("$KSTEER" status --instance $NODE)"
+bpftool -j map dump pinned "$pin/ksteer_origdst" >"$tmp/od.json"
+if python3 - "$tmp/od.json" "$(cat "$tmp/shimpeer")" "$HWVIP" <<'PY'; then
+import ipaddress, json, struct, sys
+entries, (peer_ip, peer_port), vip = json.load(open(sys.argv[1])), sys.argv[2].split(), sys.argv[3]
+def ip(a):  # ks_addr: four __be32 as dumped on this little-endian host, ::ffff:a.b.c.d for IPv4
+    raw = b"".join(struct.pack("<I", x) for x in a)
+    v6 = ipaddress.IPv6Address(raw)
+    return str(v6.ipv4_mapped or v6)
+def port(p):
+    return int.from_bytes(struct.pack("<H", p), "big")
+for e in entries:
+    k, v = e["formatted"]["key"] if "formatted" in e else e["key"], e["formatted"]["value"] if "formatted" in e else e["value"]
+    if ip(k["addr"]["a"]) == peer_ip and port(k["port"]) == int(peer_port):
+        sys.exit(0 if (ip(v["addr"]["a"]), port(v["port"])) == (vip, 5000) else 1)
+sys.exit(1)
+PY
+	ok "ksteer_origdst maps the client's $(cat "$tmp/shimpeer") to $HWVIP:5000"
+else
+	bad "ksteer_origdst has the original destination" "peer $(cat "$tmp/shimpeer")" "$(head -c 600 "$tmp/od.json")"
 fi
 
 # -- inspect with bpftool: named fields from BTF
