@@ -415,9 +415,13 @@ int cmd_agent(int argc, char **argv)
 out:
 	if (ag.ctl_path[0])
 		unlink(ag.ctl_path);
-	for (int *fd = &ag.epfd; fd <= &ag.timerfd; fd++)
-		if (*fd >= 0)
-			close(*fd);
+	{
+		int fds[] = { ag.epfd, ag.inofd, ag.sigfd, ag.ctlfd, ag.timerfd };
+
+		for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+	}
 	dp_close(&ag.dp);
 	return err;
 }

@@ -124,7 +124,7 @@ static double pct(uint32_t w, uint64_t total)
 
 void plan_print_text(const struct plan *plan, FILE *f)
 {
-	uint32_t kernel = 0, shim = 0, eps = 0;
+	uint32_t kernel = 0, shim = 0;
 
 	for (uint32_t i = 0; i < plan->n_fes; i++) {
 		const struct c_frontend *fe = &plan->fes[i];
@@ -136,11 +136,9 @@ void plan_print_text(const struct plan *plan, FILE *f)
 		else
 			kernel++;
 	}
-	for (uint32_t i = 0; i < plan->img.n_backends; i++)
-		eps++;
 	fprintf(f, "plan: %u frontends (%u in the kernel, %u through the shim); image: %u map "
 		   "keys, %u destinations, %u backends\n",
-		kernel + shim, kernel, shim, plan->img.n_fes, plan->img.n_dests, eps);
+		kernel + shim, kernel, shim, plan->img.n_fes, plan->img.n_dests, plan->img.n_backends);
 	for (uint32_t i = 0; i < plan->n_fes; i++) {
 		const struct c_frontend *fe = &plan->fes[i];
 

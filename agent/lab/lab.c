@@ -967,7 +967,7 @@ static int pod_up(struct lab *lab, json_t *c, json_t *pod, json_t *containers)
 	return 0;
 }
 
-static json_t *pod_object(json_t *c, json_t *pod, json_t *spec)
+static json_t *pod_object(json_t *pod, json_t *spec)
 {
 	json_t *o = json_pack("{s:s, s:s, s:{s:s, s:s, s:O}, s:O, s:{s:s, s:[{s:s}, {s:s}]}}",
 			      "apiVersion", "v1", "kind", "Pod", "metadata", "name",
@@ -975,7 +975,6 @@ static json_t *pod_object(json_t *c, json_t *pod, json_t *spec)
 			      json_object_get(pod, "labels"), "spec", spec, "status", "podIP",
 			      jstr(pod, "ip"), "podIPs", "ip", jstr(pod, "ip"), "ip", jstr(pod, "ip6"));
 
-	(void)c;
 	json_object_set_new(json_object_get(o, "spec"), "nodeName",
 			    json_string(jstr(pod, "node")));
 	return o;
@@ -1163,7 +1162,7 @@ static int lab_apply(int argc, char **argv)
 						goto out_parser;
 					}
 					{
-						json_t *po = pod_object(c, pod, podspec ? podspec
+						json_t *po = pod_object(pod, podspec ? podspec
 											: json_object());
 
 						if (write_policy(cname, "Pod", ons, pname, po)) {

@@ -597,10 +597,11 @@ static void check_destinations(struct vctx *v, const struct obj *route, const ch
 
 			if (!dst->host)
 				verr(v, &dst->o, "host", "Required value");
-			else if (!strcmp(dst->host, "*") || (e = wildcard_domain_error(dst->host)) ||
-				 dst->host[0] == '*')
-				verr(v, &dst->o, "host", "invalid destination host \"%s\"",
-				     dst->host);
+			else if (dst->host[0] == '*')
+				verr(v, &dst->o, "host",
+				     "a destination is a service, not a wildcard: \"%s\"", dst->host);
+			else if ((e = wildcard_domain_error(dst->host)))
+				verr(v, &dst->o, "host", "%s: \"%s\"", e, dst->host);
 			if (dst->subset && !is_dns1123_label(dst->subset))
 				verr(v, &dst->o, "subset", "invalid subset name \"%s\"", dst->subset);
 			if (dst->port)
