@@ -30,6 +30,7 @@
 #include "../compile/compile.h"
 #include "../datapath/datapath.h"
 #include "../lib/log.h"
+#include "../shim/shim.h"
 #include "cli.h"
 
 struct agent {
@@ -40,6 +41,10 @@ struct agent {
 	unsigned rejected;
 	uint32_t gen;
 	uint32_t n_frontends;
+	struct shim *shim; /* NULL when the shim address is not in this namespace */
+	struct policy cur_policy; /* the last good policy: the shim routes by it */
+	struct plan cur_plan;
+	bool have_plan;
 	char ctl_path[108];
 	char last[1024]; /* the last load's outcome, for status */
 };
@@ -85,6 +90,19 @@ static void reload(struct agent *ag)
 			 "backends",
 			 ag->gen, plan.img.n_fes, plan.img.n_dests, plan.img.n_backends);
 		pr_info("%s\n", ag->last);
+		/* the shim routes by the policy the kernel now has; the old one goes */
+		if (ag->have_plan) {
+			plan_free(&ag->cur_plan);
+			policy_free(&ag->cur_policy);
+		}
+		ag->cur_plan = plan;
+		ag->cur_policy = p;
+		ag->cur_plan.policy = &ag->cur_policy;
+		if (ag->shim)
+			shim_set_plan(ag->shim, &ag->cur_plan);
+		ag->have_plan = true;
+		diag_free(&diag);
+		return;
 	}
 	plan_free(&plan);
 	policy_free(&p);
@@ -361,6 +379,16 @@ int cmd_agent(int argc, char **argv)
 	ag.ctlfd = ctl_listen(&ag);
 	if (ag.ctlfd < 0)
 		goto out;
+	{
+		/* the shim listens where connect4 sends L7 frontends; not every node has it */
+		int err = shim_open(&ag.shim, &o.shim_addr, o.shim_port, o.self_mark,
+				    ag.dp.fds[DP_ORIGDST]);
+
+		if (err)
+			pr_warn("agent %s: no shim on this node (%s)\n", ag.instance, strerror(-err));
+		else
+			epoll_add(ag.epfd, shim_fd(ag.shim));
+	}
 	epoll_add(ag.epfd, ag.sigfd);
 	epoll_add(ag.epfd, ag.timerfd);
 	epoll_add(ag.epfd, ag.inofd);
@@ -409,6 +437,8 @@ int cmd_agent(int argc, char **argv)
 					reload(&ag);
 			} else if (fd == ag.ctlfd) {
 				handle_ctl(&ag);
+			} else if (ag.shim && fd == shim_fd(ag.shim)) {
+				shim_run(ag.shim);
 			}
 		}
 	}
@@ -421,6 +451,11 @@ out:
 		for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 			if (fds[i] >= 0)
 				close(fds[i]);
+	}
+	shim_close(ag.shim);
+	if (ag.have_plan) {
+		plan_free(&ag.cur_plan);
+		policy_free(&ag.cur_policy);
 	}
 	dp_close(&ag.dp);
 	return err;

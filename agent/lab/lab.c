@@ -333,6 +333,8 @@ static int node_up(struct lab *lab, json_t *c, int ci, int k, bool gw)
 	    sh("ip -n %s addr add 10.%d.0.%d/24 dev uplink", ns, ci, 10 + k) ||
 	    sh("ip -n %s addr add fd00:%d::%d/64 dev uplink nodad", ns, ci, 10 + k) ||
 	    sh("ip -n %s link set uplink up", ns) ||
+	    /* the shim's address, there before any pod's veth brings it */
+	    sh("ip -n %s addr add 169.254.1.1/32 dev lo", ns) ||
 	    sh("ip netns exec %s sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1", ns))
 		return -EIO;
 	if (gw && sh("ip -n %s route add default via 10.%d.0.254", ns, ci))

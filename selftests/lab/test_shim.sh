@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# The outbound shim, plain HTTP: per-request routing by VirtualService http
+# routes (also on one keep-alive connection), weighted splits per request, and
+# HTTP errors for what cannot be routed or parsed.
+. "$(dirname "$0")/lib.sh"
+need_root
+
+"$KSTEER" lab down >/dev/null 2>&1
+"$KSTEER" lab up >"$tmp/up" 2>&1 || { bad "lab up" "$(cat "$tmp/up")"; finish; exit 1; }
+for f in "$EX/helloworld.yaml" "$EX/sleep.yaml"; do
+	"$KSTEER" lab apply cluster1 -n hello -f "$f" >"$tmp/o" 2>&1 || bad "apply $(basename "$f")" "$(cat "$tmp/o")"
+done
+cat >"$tmp/routes.yaml" <<'Y'
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: helloworld}
+spec:
+  host: helloworld
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+  - {name: v3, labels: {version: v3}}
+  - {name: v9, labels: {version: v9}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: helloworld}
+spec:
+  hosts: [helloworld]
+  http:
+  - match: [{headers: {end-user: {exact: jason}}}]
+    route:
+    - {destination: {host: helloworld, subset: v2}, weight: 70}
+    - {destination: {host: helloworld, subset: v3}, weight: 30}
+  - match: [{uri: {prefix: /nowhere}}]
+    route: [{destination: {host: helloworld, subset: v9}}]
+  - route: [{destination: {host: helloworld, subset: v1}}]
+Y
+"$KSTEER" lab apply cluster1 -n hello -f "$tmp/routes.yaml" >"$tmp/o" 2>&1 || bad "apply the routes" "$(cat "$tmp/o")"
+HW=$(vip cluster1 hello helloworld)
+NODE=lab-cluster1-node1
+"$KSTEER" get frontends -i $NODE | grep -q "$HW:5000/tcp  shim" && ok "helloworld's frontend goes through the shim" || bad "shim frontend" "$("$KSTEER" get frontends -i $NODE)"
+
+# jason: only v2 and v3, 70/30, each request on a new connection
+"$KSTEER" lab exec cluster1 hello/sleep -- bash -c \
+	"for i in \$(seq 1000); do curl -s -m 3 -H 'end-user: jason' http://$HW:5000/hello || echo FAIL; done" >"$tmp/j"
+echo "     jason: $(shares "$tmp/j")"
+if grep -q FAIL "$tmp/j" || grep -q "version: v1," "$tmp/j"; then bad "jason: only v2 and v3" "$(shares "$tmp/j")"; else ok "jason: only v2 and v3"; fi
+within "$tmp/j" v2 70 5 && within "$tmp/j" v3 30 5 && ok "jason: 70/30 within 5 points" || bad "jason: 70/30" "$(shares "$tmp/j")"
+"$KSTEER" lab exec cluster1 hello/sleep -- bash -c \
+	"for i in \$(seq 300); do curl -s -m 3 http://$HW:5000/hello || echo FAIL; done" >"$tmp/o"
+[ "$(shares "$tmp/o")" = "v1=100.0 n=300" ] && ok "everyone else: only v1" || bad "others: only v1" "$(shares "$tmp/o")"
+
+# one keep-alive connection alternating end-user: jason and not
+"$KSTEER" lab exec cluster1 hello/sleep -- python3 - "$HW" >"$tmp/ka" 2>&1 <<'PY'
+import collections, http.client, sys
+c = http.client.HTTPConnection(sys.argv[1], 5000, timeout=5)
+seen, ports = collections.Counter(), set()
+for i in range(400):
+    c.request("GET", "/hello", headers={"end-user": "jason"} if i % 2 else {})
+    body = c.getresponse().read().decode()
+    ports.add(c.sock.getsockname()[1])
+    seen[("jason" if i % 2 else "other", body.split(",")[0].split()[-1])] += 1
+print(len(ports), " ".join(f"{k[0]}:{k[1]}={v}" for k, v in sorted(seen.items())))
+PY
+read -r nconn rest <"$tmp/ka"
+if [ "$nconn" = 1 ] && ! grep -q "jason:v1\|other:v2\|other:v3" "$tmp/ka" && grep -q "other:v1=200" "$tmp/ka"; then
+	ok "one keep-alive connection, 400 requests, each routed by its own headers ($rest)"
+else
+	bad "keep-alive alternating headers" "$(cat "$tmp/ka")"
+fi
+
+# errors an HTTP client understands; the agent lives on
+"$KSTEER" lab exec cluster1 hello/sleep -- python3 - "$HW" >"$tmp/err" 2>&1 <<'PY'
+import socket, sys
+cases = [
+    ("malformed", b"GARBAGE\r\n\r\n"),
+    ("Content-Length with Transfer-Encoding", b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+    ("duplicate Content-Length", b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"),
+    ("oversized head", b"GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n"),
+    ("no healthy upstream", b"GET /nowhere HTTP/1.1\r\nHost: h\r\n\r\n"),
+]
+for name, req in cases:
+    s = socket.create_connection((sys.argv[1], 5000), timeout=5)
+    s.sendall(req)
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        pass
+    head = data.split(b"\r\n\r\n")[0].decode(errors="replace").split("\r\n")
+    reason = [h for h in head if h.lower().startswith("x-ksteer-reason")]
+    print(f"{name}|{head[0]}|{reason[0] if reason else ''}")
+PY
+grep -q "^malformed|HTTP/1.1 400 " "$tmp/err" && ok "malformed request: 400" || bad "malformed: 400" "$(cat "$tmp/err")"
+grep -q "^Content-Length with Transfer-Encoding|HTTP/1.1 400 " "$tmp/err" && ok "Content-Length with Transfer-Encoding refused: 400" || bad "CL+TE" "$(cat "$tmp/err")"
+grep -q "^duplicate Content-Length|HTTP/1.1 400 " "$tmp/err" && ok "duplicate Content-Length refused: 400" || bad "duplicate CL" "$(cat "$tmp/err")"
+grep -q "^oversized head|HTTP/1.1 431 " "$tmp/err" && ok "oversized head: 431" || bad "oversized: 431" "$(cat "$tmp/err")"
+grep -q "^no healthy upstream|HTTP/1.1 503 .*|x-ksteer-reason: no workload of helloworld.hello.svc.cluster.local has labels of subset v9" "$tmp/err" &&
+	ok "no healthy upstream: 503 with a reason header" || bad "503" "$(cat "$tmp/err")"
+out=$("$KSTEER" lab exec cluster1 hello/sleep -- curl -s -m 3 -H 'end-user: jason' "http://$HW:5000/hello")
+grep -q "Hello version: v[23]," <<<"$out" && "$KSTEER" status --instance $NODE >/dev/null && ok "the agent lives on after hostile input" || bad "agent alive" "$out"
+finish
