@@ -103,6 +103,38 @@ grep -q "^duplicate Content-Length|HTTP/1.1 400 " "$tmp/err" && ok "duplicate Co
 grep -q "^oversized head|HTTP/1.1 431 " "$tmp/err" && ok "oversized head: 431" || bad "oversized: 431" "$(cat "$tmp/err")"
 grep -q "^no healthy upstream|HTTP/1.1 503 .*|x-ksteer-reason: no workload of helloworld.hello.svc.cluster.local has labels of subset v9" "$tmp/err" &&
 	ok "no healthy upstream: 503 with a reason header" || bad "503" "$(cat "$tmp/err")"
+# hostile bytes: random, truncated and split requests, connections dropped mid-way
+"$KSTEER" lab exec cluster1 hello/sleep -- python3 - "$HW" >"$tmp/fz" 2>&1 <<'PY'
+import random, socket, sys
+random.seed(7)
+valid = b"GET /hello HTTP/1.1\r\nHost: h\r\nend-user: jason\r\n\r\n"
+for i in range(300):
+    s = socket.create_connection((sys.argv[1], 5000), timeout=2)
+    kind = i % 3
+    if kind == 0:
+        data = bytes(random.getrandbits(8) for _ in range(random.randint(1, 3000)))
+    elif kind == 1:
+        data = valid[: random.randint(1, len(valid) - 1)]
+    else:
+        data = valid * random.randint(1, 5)
+    try:
+        for k in range(0, len(data), 7):  # split across many segments
+            s.sendall(data[k : k + 7])
+    except OSError:
+        pass  # the shim may answer 400 and close before all is sent
+    if i % 2:
+        s.close()  # gone before any answer
+        continue
+    try:
+        s.shutdown(socket.SHUT_WR)
+        while s.recv(65536):
+            pass
+    except OSError:
+        pass
+    s.close()
+print("sent")
+PY
+grep -q sent "$tmp/fz" && ok "300 hostile connections sent" || bad "hostile connections" "$(tail -3 "$tmp/fz")"
 out=$("$KSTEER" lab exec cluster1 hello/sleep -- curl -s -m 3 -H 'end-user: jason' "http://$HW:5000/hello")
 grep -q "Hello version: v[23]," <<<"$out" && "$KSTEER" status --instance $NODE >/dev/null && ok "the agent lives on after hostile input" || bad "agent alive" "$out"
 finish
