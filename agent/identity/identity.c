@@ -127,11 +127,22 @@ static int write_pem(const char *dir, const char *name, X509 *const *certs, int 
 	return 0;
 }
 
-static X509 *read_cert(const char *dir, const char *name)
+static void *rd_cert(FILE *f)
+{
+	return PEM_read_X509(f, NULL, NULL, NULL);
+}
+
+static void *rd_key(FILE *f)
+{
+	return PEM_read_PrivateKey(f, NULL, NULL, NULL);
+}
+
+/* The first PEM object of dir/name that rd reads, or NULL (logged). */
+static void *read_pem(const char *dir, const char *name, void *(*rd)(FILE *))
 {
 	char path[4096];
+	void *obj;
 	FILE *f;
-	X509 *c;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	f = fopen(path, "r");
@@ -139,30 +150,21 @@ static X509 *read_cert(const char *dir, const char *name)
 		pr_warn("Error: open %s: %s\n", path, strerror(errno));
 		return NULL;
 	}
-	c = PEM_read_X509(f, NULL, NULL, NULL);
+	obj = rd(f);
 	fclose(f);
-	if (!c)
+	if (!obj)
 		id_log_ssl_errors(path);
-	return c;
+	return obj;
+}
+
+static X509 *read_cert(const char *dir, const char *name)
+{
+	return read_pem(dir, name, rd_cert);
 }
 
 static EVP_PKEY *read_key(const char *dir, const char *name)
 {
-	char path[4096];
-	FILE *f;
-	EVP_PKEY *k;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "r");
-	if (!f) {
-		pr_warn("Error: open %s: %s\n", path, strerror(errno));
-		return NULL;
-	}
-	k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-	fclose(f);
-	if (!k)
-		id_log_ssl_errors(path);
-	return k;
+	return read_pem(dir, name, rd_key);
 }
 
 int id_root_create(const char *dir, int days)

@@ -23,6 +23,25 @@ struct batch {
 	int load_rc, validate_rc, compile_rc;
 };
 
+/* A whole file as a string (caller frees); fails the test when it cannot be read. */
+static inline char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	if (!f)
+		fail_msg("cannot open %s (is ../shared beside the checkout? KSTEER_SHARED)", path);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = calloc(1, (size_t)n + 1);
+	if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n)
+		fail_msg("short read: %s", path);
+	fclose(f);
+	return buf;
+}
+
 /* Loads docs (a NULL-terminated list of {name, yaml} pairs), validates, compiles. */
 static inline void batch_run(struct batch *b, const char *ns, const char *const *docs)
 {

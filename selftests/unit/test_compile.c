@@ -6,24 +6,6 @@
 #include <errno.h>
 #include <time.h>
 
-static char *read_file(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	if (!f)
-		fail_msg("cannot open %s (is ../shared beside the checkout? KSTEER_SHARED)", path);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = calloc(1, (size_t)n + 1);
-	if (fread(buf, 1, (size_t)n, f) != (size_t)n)
-		fail_msg("short read of %s", path);
-	fclose(f);
-	return buf;
-}
-
 static const char *shared_dir(void)
 {
 	const char *s = getenv("KSTEER_SHARED");
@@ -77,7 +59,7 @@ static void load_scenario(struct batch *b, const char *cluster, const char *extr
 		if (!f)
 			continue;
 		fclose(f);
-		bufs[nb] = read_file(path);
+		bufs[nb] = slurp(path);
 		docs[n++] = strdup(path);
 		docs[n++] = bufs[nb++];
 	}

@@ -20,26 +20,6 @@ static const char *conf(const char *rel)
 	return path_buf;
 }
 
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	if (!f)
-		fail_msg("cannot open %s: the conformance corpus must be beside the checkout "
-			 "(KSTEER_SHARED)",
-			 path);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = calloc(1, (size_t)n + 1);
-	if (fread(buf, 1, (size_t)n, f) != (size_t)n)
-		fail_msg("short read: %s", path);
-	fclose(f);
-	return buf;
-}
-
 /* One `---`-separated document: its text without the _err line, and the error it expects. */
 struct vcase {
 	char *yaml;
