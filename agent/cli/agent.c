@@ -463,13 +463,17 @@ out:
 
 /* ---- clients ---- */
 
-static int ctl_request(const char *instance, const char *head, const char *body, size_t len)
+int ctl_call(const char *instance, const char *head, const char *body, size_t len,
+	     char **reply)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char buf[4096];
+	char buf[4096], *all = NULL;
+	size_t n = 0;
 	ssize_t r;
-	int fd, ok = 0;
+	FILE *f;
+	int fd;
 
+	*reply = NULL;
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "/run/ksteer/%s.sock", instance);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
@@ -477,35 +481,39 @@ static int ctl_request(const char *instance, const char *head, const char *body,
 			strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		return 1;
+		return -ECONNREFUSED;
 	}
 	if (write(fd, head, strlen(head)) < 0 || (len && write(fd, body, len) < 0)) {
-		fprintf(stderr, "Error: send: %s\n", strerror(errno));
+		fprintf(stderr, "Error: send to %s: %s\n", sa.sun_path, strerror(errno));
 		close(fd);
-		return 1;
+		return -EIO;
 	}
-	shutdown(fd, SHUT_WR);
-	{
-		char *all = NULL;
-		size_t n = 0;
-		FILE *f = open_memstream(&all, &n);
-
-		while ((r = read(fd, buf, sizeof(buf))) > 0)
-			fwrite(buf, 1, (size_t)r, f);
-		fclose(f);
-		/* the last line is OK or ERROR; the rest is for the user */
-		if (n >= 3 && !strcmp(all + n - 3, "OK\n")) {
-			ok = 1;
-			fwrite(all, 1, n - 3, stdout);
-		} else if (n >= 6 && !strcmp(all + n - 6, "ERROR\n")) {
-			fwrite(all, 1, n - 6, stderr);
-		} else {
-			fwrite(all, 1, n, stderr);
-		}
-		free(all);
-	}
+	shutdown(fd, SHUT_WR); /* the end of the request */
+	f = open_memstream(&all, &n);
+	while ((r = read(fd, buf, sizeof(buf))) > 0)
+		fwrite(buf, 1, (size_t)r, f);
+	fclose(f);
 	close(fd);
-	return ok ? 0 : 1;
+	*reply = all;
+	/* the last line is OK or ERROR; the rest is for the user */
+	if (n >= 3 && !strcmp(all + n - 3, "OK\n")) {
+		all[n - 3] = 0;
+		return 0;
+	}
+	if (n >= 6 && !strcmp(all + n - 6, "ERROR\n"))
+		all[n - 6] = 0;
+	return -EINVAL;
+}
+
+static int ctl_request(const char *instance, const char *head, const char *body, size_t len)
+{
+	char *reply;
+	int err = ctl_call(instance, head, body, len, &reply);
+
+	if (reply)
+		fputs(reply, err ? stderr : stdout);
+	free(reply);
+	return err ? 1 : 0;
 }
 
 int cmd_status(int argc, char **argv)

@@ -41,6 +41,7 @@
 #include "../lib/log.h"
 #include "../policy/decode.h"
 #include "../policy/policy.h"
+#include "../cli/cli.h"
 #include "lab.h"
 
 #define STATE LAB_DIR "/state.json"
@@ -999,29 +1000,13 @@ static int agents_reload(json_t *c)
 		if (json_is_true(json_object_get(c, "gateway")))
 			instances[ni++] = jstr(c, "gatewayInstance");
 		for (int k = 0; k < ni; k++) {
-			struct sockaddr_un sa = { .sun_family = AF_UNIX };
-			char buf[4096];
-			ssize_t r, len = 0;
-			int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			char *reply;
 
-			snprintf(sa.sun_path, sizeof(sa.sun_path), "/run/ksteer/%s.sock", instances[k]);
-			if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-			    write(fd, "reload\n", 7) != 7) {
-				fprintf(stderr, "Error: agent %s: %s\n", instances[k], strerror(errno));
-				bad++;
-				if (fd >= 0)
-					close(fd);
-				continue;
-			}
-			shutdown(fd, SHUT_WR);
-			while ((r = read(fd, buf + len, sizeof(buf) - 1 - (size_t)len)) > 0)
-				len += r;
-			buf[len] = 0;
-			close(fd);
-			if (!strstr(buf, "\nOK\n")) {
-				fprintf(stderr, "agent %s: %s", instances[k], buf);
+			if (ctl_call(instances[k], "reload\n", NULL, 0, &reply)) {
+				fprintf(stderr, "agent %s: %s", instances[k], reply ? reply : "no answer\n");
 				bad++;
 			}
+			free(reply);
 		}
 	}
 	return bad ? -EINVAL : 0;
