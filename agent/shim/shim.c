@@ -25,11 +25,14 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "../policy/decode.h"
 #include "route.h"
 
 #define SHIM_MAX_HEAD (64 * 1024) /* a bigger request head gets 431 */
 #define SHIM_MAX_HEADERS 128
 #define SHIM_BUF (64 * 1024)
+#define SHIM_MAX_TRIES 8 /* endpoints remembered per request for retries */
+#define SHIM_DEFAULT_RETRIES 2 /* Istio's default: 2 retries, connect-failure among them */
 
 struct buf {
 	char *p;
@@ -52,6 +55,12 @@ struct conn {
 	} hdr[SHIM_MAX_HEADERS];
 	unsigned nh;
 	bool in_value, head_done, req_done, resp_done, close_after, client_eof, upstream_connected;
+	/* where this request may go: copied, as a reload may free the plan meanwhile */
+	struct {
+		struct ks_addr addr;
+		uint16_t port;
+	} eps[SHIM_MAX_TRIES];
+	unsigned n_eps, next_ep, tries_left;
 	bool dead; /* closed during this batch of events: freed at its end */
 	struct conn *next_dead;
 };
@@ -227,14 +236,17 @@ static const struct c_frontend *find_frontend(const struct plan *plan, const str
 	return NULL;
 }
 
-static int upstream_connect(struct conn *c, const struct c_endpoint *e)
+/* Connects to the next remembered endpoint of this request. */
+static int upstream_connect(struct conn *c)
 {
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(e->port) };
+	unsigned i = c->next_ep++ % c->n_eps;
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(c->eps[i].port) };
 	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -errno;
-	memcpy(&sa.sin6_addr, &e->ka, 16); /* IPv4 as ::ffff:a.b.c.d on a dual-stack socket */
+	c->tries_left--;
+	memcpy(&sa.sin6_addr, &c->eps[i].addr, 16); /* IPv4 as ::ffff:a.b.c.d: dual stack */
 	/* the agent's mark: connect4 lets the shim's own connections through */
 	setsockopt(fd, SOL_SOCKET, SO_MARK, &c->s->mark, sizeof(c->s->mark));
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) && errno != EINPROGRESS) {
@@ -298,13 +310,23 @@ static void route_request(struct conn *c)
 			    "TLS origination is not implemented by this shim yet");
 		return;
 	}
-	{
-		const struct c_endpoint *e = &d->eps[draw[1] % d->n_eps];
+	/* endpoints from a random start; a failed connect moves to the next one */
+	c->n_eps = 0;
+	for (uint32_t k = 0; k < d->n_eps && c->n_eps < SHIM_MAX_TRIES; k++) {
+		const struct c_endpoint *e = &d->eps[(draw[1] + k) % d->n_eps];
 
-		if (!e->is_ip || upstream_connect(c, e)) {
-			reply_error(c, 503, "Service Unavailable", "upstream connect error");
-			return;
-		}
+		if (!e->is_ip)
+			continue;
+		c->eps[c->n_eps].addr = e->ka;
+		c->eps[c->n_eps++].port = e->port;
+	}
+	c->next_ep = 0;
+	c->tries_left = 1 + (r->http && r->http->retries && obj_has(&r->http->retries->o, "attempts")
+				     ? (unsigned)r->http->retries->attempts
+				     : SHIM_DEFAULT_RETRIES);
+	if (!c->n_eps || upstream_connect(c)) {
+		reply_error(c, 503, "Service Unavailable", "upstream connect error");
+		return;
 	}
 	/* the head again, as received: request line and headers */
 	n = snprintf(line, sizeof(line), " HTTP/%u.%u\r\n", c->rq.http_major, c->rq.http_minor);
@@ -424,8 +446,12 @@ static void conn_step(struct conn *c)
 			if (err) {
 				close(c->ufd);
 				c->ufd = -1;
-				c->to_up.len = 0;
-				reply_error(c, 503, "Service Unavailable", "upstream connect error");
+				/* nothing was sent yet: retry elsewhere, as Envoy's connect-failure */
+				if (!c->tries_left || upstream_connect(c)) {
+					c->to_up.len = 0;
+					reply_error(c, 503, "Service Unavailable",
+						    "upstream connect error");
+				}
 			} else {
 				c->upstream_connected = true;
 			}

@@ -71,6 +71,27 @@ else
 	bad "keep-alive alternating headers" "$(cat "$tmp/ka")"
 fi
 
+# connect failures are retried on another endpoint (Istio's default: 2 retries)
+cat >"$tmp/dead.yaml" <<'Y'
+apiVersion: v1
+kind: Pod
+metadata: {name: helloworld-v1-dead, labels: {app: helloworld, version: v1}}
+spec:
+  containers: [{name: nothing, image: none}]
+Y
+"$KSTEER" lab apply cluster1 -n hello -f "$tmp/dead.yaml" >"$tmp/o" 2>&1 || bad "apply a pod that refuses" "$(cat "$tmp/o")"
+"$KSTEER" lab exec cluster1 hello/sleep -- bash -c \
+	"for i in \$(seq 200); do curl -s -m 3 http://$HW:5000/hello || echo FAIL; echo; done" | grep -v '^$' >"$tmp/r"
+[ "$(shares "$tmp/r")" = "v1=100.0 n=200" ] && ok "a refusing endpoint is retried on another: 200 of 200 answered" || bad "retries" "$(shares "$tmp/r")"
+sed 's|  - route: \[{destination: {host: helloworld, subset: v1}}\]|  - route: [{destination: {host: helloworld, subset: v1}}]\n    retries: {attempts: 0}|' "$tmp/routes.yaml" >"$tmp/noretry.yaml"
+grep -q "attempts: 0" "$tmp/noretry.yaml" || bad "noretry.yaml written"
+"$KSTEER" lab apply cluster1 -n hello -f "$tmp/noretry.yaml" >"$tmp/o" 2>&1 || bad "apply retries: {attempts: 0}" "$(cat "$tmp/o")"
+"$KSTEER" lab exec cluster1 hello/sleep -- bash -c \
+	"for i in \$(seq 200); do curl -s -m 3 http://$HW:5000/hello || echo FAIL; echo; done" | grep -v '^$' >"$tmp/r0"
+n503=$(grep -c "upstream connect error" "$tmp/r0")
+[ "$n503" -gt 40 ] && [ "$n503" -lt 160 ] && ok "with retries: {attempts: 0} about half fail: $n503 of 200 got 503" || bad "attempts 0" "$n503 of 200" "$(head -3 "$tmp/r0")"
+"$KSTEER" lab apply cluster1 -n hello -f "$tmp/routes.yaml" >/dev/null 2>&1
+
 # errors an HTTP client understands; the agent lives on
 "$KSTEER" lab exec cluster1 hello/sleep -- python3 - "$HW" >"$tmp/err" 2>&1 <<'PY'
 import socket, sys
