@@ -29,6 +29,7 @@
 
 #include "../compile/compile.h"
 #include "../datapath/datapath.h"
+#include "../lib/file.h"
 #include "../lib/log.h"
 #include "../shim/shim.h"
 #include "cli.h"
@@ -529,8 +530,7 @@ int cmd_apply(int argc, char **argv)
 {
 	const char *instance = NULL, *file = NULL, *base;
 	char head[512], *body = NULL;
-	size_t len = 0, cap = 0;
-	FILE *f;
+	size_t len = 0;
 	int c, rc;
 
 	optind = 1;
@@ -546,27 +546,8 @@ int cmd_apply(int argc, char **argv)
 		fprintf(stderr, "Usage: ksteer apply -i INSTANCE -f FILE\n");
 		return 2;
 	}
-	f = strcmp(file, "-") ? fopen(file, "r") : stdin;
-	if (!f) {
-		fprintf(stderr, "Error: open %s: %s\n", file, strerror(errno));
+	if (read_input(file, &body, &len))
 		return 1;
-	}
-	for (;;) {
-		size_t r;
-
-		if (len + 4096 > cap) {
-			cap = cap ? cap * 2 : 65536;
-			body = realloc(body, cap);
-			if (!body)
-				return 1;
-		}
-		r = fread(body + len, 1, cap - len, f);
-		if (!r)
-			break;
-		len += r;
-	}
-	if (f != stdin)
-		fclose(f);
 	base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
 	snprintf(head, sizeof(head), "apply %s\n", strcmp(file, "-") ? base : "stdin.yaml");
 	rc = ctl_request(instance, head, body, len);

@@ -38,6 +38,7 @@
 
 #include "../datapath/datapath.h"
 #include "../identity/identity.h"
+#include "../lib/file.h"
 #include "../lib/log.h"
 #include "../policy/decode.h"
 #include "../policy/policy.h"
@@ -1045,23 +1046,8 @@ static int lab_apply(int argc, char **argv)
 		fprintf(stderr, "Error: no cluster %s in the lab (ksteer lab status)\n", argv[2]);
 		goto out;
 	}
-	{
-		FILE *f = strcmp(file, "-") ? fopen(file, "r") : stdin;
-		FILE *m = open_memstream(&buf, &len);
-		char chunk[65536];
-		size_t r;
-
-		if (!f) {
-			fprintf(stderr, "Error: open %s: %s\n", file, strerror(errno));
-			fclose(m);
-			goto out;
-		}
-		while ((r = fread(chunk, 1, sizeof(chunk), f)) > 0)
-			fwrite(chunk, 1, r, m);
-		fclose(m);
-		if (f != stdin)
-			fclose(f);
-	}
+	if (read_input(file, &buf, &len))
+		goto out;
 	/* the whole file validated first: a bad one changes nothing */
 	policy_init(&p, &diag, ns);
 	policy_load_buffer(&p, strcmp(file, "-") ? file : "<stdin>", buf, len);
