@@ -31,6 +31,8 @@
 #include "../datapath/datapath.h"
 #include "../lib/file.h"
 #include "../lib/log.h"
+#include "../identity/identity.h"
+#include "../policy/decode.h"
 #include "../shim/shim.h"
 #include "cli.h"
 
@@ -230,13 +232,25 @@ static void handle_ctl(struct agent *ag)
 	nl = strchr(buf, '\n');
 	if (nl)
 		*nl = 0;
-	if (!strcmp(buf, "status"))
+	if (!strcmp(buf, "status")) {
+		char *js = NULL;
+		size_t jl = 0;
+		FILE *m = open_memstream(&js, &jl);
+
+		if (m) {
+			if (ag->shim)
+				shim_print_json(ag->shim, m);
+			else
+				fputs("{}", m);
+			fclose(m);
+		}
 		ctl_reply(fd,
 			  "instance %s\npolicy %s\ngeneration %u\napplied %u\nrejected %u\n"
-			  "datapath %s\nlast %s\nOK\n",
+			  "datapath %s\nlast %s\nshim %s\nOK\n",
 			  ag->instance, ag->policy_dir, ag->gen, ag->applied, ag->rejected,
-			  ag->dp.adopted ? "adopted" : "attached", ag->last);
-	else if (!strcmp(buf, "reload")) {
+			  ag->dp.adopted ? "adopted" : "attached", ag->last, js ? js : "{}");
+		free(js);
+	} else if (!strcmp(buf, "reload")) {
 		reload(ag); /* synchronous: the lab waits for the kernel to route by the files */
 		ctl_reply(fd, "%s\n%s\n", ag->last,
 			  strncmp(ag->last, "policy applied", 14) ? "ERROR" : "OK");
@@ -289,12 +303,24 @@ int cmd_agent(int argc, char **argv)
 		{ "max-dests", required_argument, NULL, 'D' },
 		{ "max-backends", required_argument, NULL, 'B' },
 		{ "ready-file", required_argument, NULL, 'r' },
-		{ "netns", required_argument, NULL, 'N' }, { NULL, 0, NULL, 0 },
+		{ "netns", required_argument, NULL, 'N' },
+		{ "inbound", no_argument, NULL, 'I' },
+		{ "gateway", no_argument, NULL, 'G' },
+		{ "gateway-labels", required_argument, NULL, 'L' },
+		{ "ca", required_argument, NULL, 'C' },
+		{ "trust-domain", required_argument, NULL, 'T' },
+		{ "cert-ttl", required_argument, NULL, 'X' },
+		{ "sni-form", required_argument, NULL, 'S' },
+		{ NULL, 0, NULL, 0 },
 	};
 	struct agent ag = { .ns = NULL, .epfd = -1, .inofd = -1, .sigfd = -1, .ctlfd = -1,
 			    .timerfd = -1 };
 	struct dp_opts o = { .self_mark = 0x6b73 /* "ks" */, .shim_port = 15001 };
 	const char *ready = NULL, *shim = "127.0.0.1", *netns = NULL;
+	struct shim_opts so = { .outbound = true, .out_port = 15001, .in_port = 15008,
+				.gateway_labels = "istio=ingressgateway",
+				.trust_domain = ID_TRUST_DOMAIN, .cert_ttl = ID_DEFAULT_TTL };
+	int64_t ms;
 	sigset_t mask;
 	int c, err = 1;
 
@@ -312,10 +338,35 @@ int cmd_agent(int argc, char **argv)
 		case 'B': o.max_backends = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'r': ready = optarg; break;
 		case 'N': netns = optarg; break;
+		case 'I': so.inbound = true; break;
+		case 'G': so.gateway = true; break;
+		case 'L': so.gateway_labels = optarg; break;
+		case 'C': so.ca_dir = optarg; break;
+		case 'T': so.trust_domain = optarg; break;
+		case 'X':
+			if (parse_duration_ms(optarg, &ms) || ms < 2000) {
+				fprintf(stderr, "Error: --cert-ttl %s: a duration of at least 2s "
+						"(e.g. 24h, 90m)\n",
+					optarg);
+				return 2;
+			}
+			so.cert_ttl = (long)(ms / 1000);
+			break;
+		case 'S':
+			if (strcmp(optarg, "global") && strcmp(optarg, "local")) {
+				fprintf(stderr, "Error: --sni-form: global (outbound_.P_.S_.H.global, "
+						"the scenario's) or local (.svc.cluster.local)\n");
+				return 2;
+			}
+			so.sni_local = !strcmp(optarg, "local");
+			break;
 		default:
 			fprintf(stderr, "Usage: ksteer agent --policy DIR --cgroup PATH --instance NAME "
 					"[-n NS] [--self-mark N] [--max-frontends N] [--max-dests N] "
-					"[--max-backends N] [--ready-file PATH] [--netns NAME]\n");
+					"[--max-backends N] [--ready-file PATH] [--netns NAME]\n"
+					"       [--shim ADDR] [--inbound] [--gateway] [--gateway-labels K=V,..]\n"
+					"       [--ca DIR] [--trust-domain TD] [--cert-ttl DUR] "
+					"[--sni-form global|local]\n");
 			return 2;
 		}
 	}
@@ -382,9 +433,17 @@ int cmd_agent(int argc, char **argv)
 		goto out;
 	{
 		/* the shim listens where connect4 sends L7 frontends; not every node has it */
-		int err = shim_open(&ag.shim, &o.shim_addr, o.shim_port, o.self_mark,
-				    ag.dp.fds[DP_ORIGDST]);
+		int err;
 
+		so.out_addr = o.shim_addr;
+		so.out_port = o.shim_port;
+		so.mark = o.self_mark;
+		so.origdst_fd = ag.dp.fds[DP_ORIGDST];
+		err = shim_open(&ag.shim, &so);
+		if (err && (so.inbound || so.gateway || so.ca_dir)) {
+			pr_warn("Error: agent %s: shim: %s\n", ag.instance, strerror(-err));
+			goto out;
+		}
 		if (err)
 			pr_warn("agent %s: no shim on this node (%s)\n", ag.instance, strerror(-err));
 		else

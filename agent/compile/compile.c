@@ -25,7 +25,7 @@ struct c_wl {
 	const struct kvs *labels;
 	const struct kvs *portmap; /* ServiceEntry endpoint / WorkloadEntry named ports */
 	const struct pod_spec *pod; /* for named targetPorts */
-	const char *network, *sa, *origin;
+	const char *network, *sa, *origin, *ns, *host_ip;
 	uint32_t weight;
 };
 
@@ -242,6 +242,7 @@ static void add_workload(struct cctx *c, struct c_service *s, const struct resou
 
 	w->labels = res_labels(r);
 	w->origin = arena_printf(c->a, "%s %s/%s", kind_name(r->kind), r->ns, r->name);
+	w->ns = r->ns;
 	w->weight = 1;
 	if (r->kind == K_DEPLOYMENT) {
 		const struct deployment_spec *d = r->spec;
@@ -251,6 +252,7 @@ static void add_workload(struct cctx *c, struct c_service *s, const struct resou
 		w->pod = d && d->template ? d->template->spec : NULL;
 	} else if (r->kind == K_POD) {
 		w->address = r->status ? r->status->podIP : NULL;
+		w->host_ip = r->status ? r->status->hostIP : NULL;
 		w->pod = r->spec;
 		if (w->pod)
 			w->sa = w->pod->serviceAccountName ? w->pod->serviceAccountName
@@ -597,6 +599,7 @@ static void resolve_dest(struct cctx *c, const struct resource *vsr, struct c_de
 	if (!tls && has_dr)
 		tls = tls_of(dr.tp, d->port);
 	d->tls_mode = tls && tls->mode ? tls->mode : NULL;
+	d->tls_sans = tls ? &tls->subjectAltNames : NULL;
 	if (!s) {
 		if (!d->problem)
 			d->problem = arena_printf(c->a, "no Service or ServiceEntry defines %s",
@@ -644,6 +647,8 @@ static void resolve_dest(struct cctx *c, const struct resource *vsr, struct c_de
 		e->network = w->network;
 		e->service_account = w->sa;
 		e->origin = w->origin;
+		e->ns = w->ns;
+		e->has_node = w->host_ip && !addr_parse(w->host_ip, &e->node);
 		e->weight = w->weight;
 	}
 	if (!d->n_eps)
@@ -1025,6 +1030,106 @@ static int image_build(struct cctx *c)
 	return c->failed ? -EINVAL : 0;
 }
 
+/* ---- pods and targets: for the shim, the gateway and the inbound side ---- */
+
+static void pods_build(struct cctx *c)
+{
+	struct plan *pl = c->plan;
+
+	FOR_KIND(c, K_POD, i) {
+		const struct resource *r = c->p->res[i];
+		const struct pod_spec *ps = r->spec;
+		struct c_pod *pod;
+
+		if (!r->status || !r->status->podIP)
+			continue;
+		pod = PUSH(c->a, pl->pods, pl->n_pods, pl->cap_pods);
+		memset(pod, 0, sizeof(*pod));
+		pod->ns = r->ns;
+		pod->name = r->name;
+		pod->sa = ps && ps->serviceAccountName ? ps->serviceAccountName
+			  : ps && ps->serviceAccount   ? ps->serviceAccount
+						       : "default";
+		if (!addr_parse(r->status->podIP, &pod->addr[0]))
+			pod->n_addr = 1;
+		for (uint32_t k = 0; k < r->status->podIPs.n && pod->n_addr < 2; k++) {
+			struct ks_addr ka;
+
+			if (r->status->podIPs.v[k].ip && !addr_parse(r->status->podIPs.v[k].ip, &ka) &&
+			    memcmp(&ka, &pod->addr[0], sizeof(ka)))
+				pod->addr[pod->n_addr++] = ka;
+		}
+		pod->has_node = r->status->hostIP && !addr_parse(r->status->hostIP, &pod->node);
+	}
+}
+
+static int cmp_target(const void *a, const void *b)
+{
+	const struct c_target *x = a, *y = b;
+	int d = strcmp(x->host, y->host);
+
+	if (d)
+		return d;
+	if (x->port != y->port)
+		return x->port < y->port ? -1 : 1;
+	return strcmp(x->subset ? x->subset : "", y->subset ? y->subset : "");
+}
+
+static void target_add(struct cctx *c, const char *host, uint16_t port, const char *subset)
+{
+	struct plan *pl = c->plan;
+	struct c_target *t = PUSH(c->a, pl->targets, pl->n_targets, pl->cap_targets);
+
+	memset(t, 0, sizeof(*t));
+	t->host = host;
+	t->port = port;
+	t->subset = subset;
+	t->d.host = host;
+	t->d.subset = subset;
+	resolve_dest(c, NULL, &t->d, NULL, port);
+	t->d.port = port;
+}
+
+/* Every service port, whole and per subset of its DestinationRule. */
+static void targets_build(struct cctx *c)
+{
+	struct plan *pl = c->plan;
+
+	for (uint32_t i = 0; i < c->n_svcs; i++) {
+		const struct c_service *s = c->svc_list[i];
+		struct c_dr dr;
+		bool has_dr = find_dr(c, s->host, s->ns ? s->ns : "default", &dr);
+
+		for (uint32_t j = 0; j < s->n_ports; j++) {
+			target_add(c, s->host, s->ports[j].number, NULL);
+			for (uint32_t k = 0; has_dr && k < dr.n_subsets; k++)
+				target_add(c, s->host, s->ports[j].number, dr.subsets[k]->name);
+		}
+	}
+	if (pl->n_targets)
+		qsort(pl->targets, pl->n_targets, sizeof(*pl->targets), cmp_target);
+}
+
+const struct c_pod *plan_pod(const struct plan *plan, const struct ks_addr *a)
+{
+	for (uint32_t i = 0; plan && i < plan->n_pods; i++)
+		for (uint32_t k = 0; k < plan->pods[i].n_addr; k++)
+			if (!memcmp(&plan->pods[i].addr[k], a, sizeof(*a)))
+				return &plan->pods[i];
+	return NULL;
+}
+
+const struct c_target *plan_target(const struct plan *plan, const char *host, uint16_t port,
+				   const char *subset)
+{
+	struct c_target key = { .host = host, .port = port,
+				.subset = subset && *subset ? subset : NULL };
+
+	if (!plan || !plan->n_targets)
+		return NULL;
+	return bsearch(&key, plan->targets, plan->n_targets, sizeof(key), cmp_target);
+}
+
 static int cmp_fe(const void *a, const void *b)
 {
 	const struct c_frontend *x = a, *y = b;
@@ -1056,6 +1161,8 @@ int plan_compile(struct plan *plan, struct policy *p, struct diag *diag)
 	}
 	registry_build(&c);
 	frontends_build(&c);
+	pods_build(&c);
+	targets_build(&c);
 	if (plan->n_fes)
 		qsort(plan->fes, plan->n_fes, sizeof(*plan->fes), cmp_fe);
 	return image_build(&c);

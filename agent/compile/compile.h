@@ -30,6 +30,9 @@ struct c_endpoint {
 	uint16_t port;
 	const struct kvs *labels;
 	const char *cluster, *network, *service_account, *origin;
+	const char *ns; /* the workload's namespace */
+	bool has_node; /* a Pod with status.hostIP: its node's agent terminates mTLS */
+	struct ks_addr node;
 	uint32_t weight;
 };
 
@@ -38,6 +41,7 @@ struct c_dest {
 	uint16_t port; /* 0: the request's port */
 	uint32_t weight;
 	const char *tls_mode; /* effective DestinationRule tls.mode; NULL: none */
+	const struct strs *tls_sans; /* its subjectAltNames: the peer must be one */
 	const char *dr; /* "ns/name" of the DestinationRule used */
 	struct c_endpoint *eps;
 	uint32_t n_eps;
@@ -86,10 +90,30 @@ struct c_image {
 	uint32_t n_backends;
 };
 
+/* A Pod with an address: who a connection comes from, whom it goes to. */
+struct c_pod {
+	const char *ns, *name, *sa; /* sa: "default" when the spec names none */
+	struct ks_addr addr[2]; /* status.podIPs (IPv4 mapped) */
+	uint32_t n_addr;
+	bool has_node;
+	struct ks_addr node; /* status.hostIP */
+};
+
+/* What a host:port, optionally one subset, resolves to: for the gateway and inbound. */
+struct c_target {
+	const char *host, *subset; /* subset NULL: the whole service */
+	uint16_t port;
+	struct c_dest d;
+};
+
 struct plan {
 	struct arena a;
 	struct c_frontend *fes;
 	uint32_t n_fes, cap_fes;
+	struct c_pod *pods;
+	uint32_t n_pods, cap_pods;
+	struct c_target *targets; /* sorted by host, port, subset */
+	uint32_t n_targets, cap_targets;
 	struct c_image img;
 	struct policy *policy;
 };
@@ -99,6 +123,12 @@ int plan_compile(struct plan *plan, struct policy *p, struct diag *diag);
 void plan_free(struct plan *plan);
 /* The image as bytes, as the maps would hold it: for equality tests. Caller frees. */
 unsigned char *image_serialize(const struct c_image *img, size_t *len);
+
+/* The pod with address a, or NULL. */
+const struct c_pod *plan_pod(const struct plan *plan, const struct ks_addr *a);
+/* host:port[/subset] (subset NULL or "": the whole service), or NULL when not known. */
+const struct c_target *plan_target(const struct plan *plan, const char *host, uint16_t port,
+				   const char *subset);
 
 void plan_print_text(const struct plan *plan, FILE *f);
 int plan_print_json(const struct plan *plan, FILE *f);

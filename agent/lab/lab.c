@@ -52,6 +52,7 @@ struct lab {
 	char cgroot[PATH_MAX + 32]; /* <cgroup2 mount>/ksteer-lab */
 	char self[PATH_MAX]; /* this binary, for agents and servers */
 	int lockfd;
+	char cert_ttl[32], sni_form[16]; /* for the agents lab up starts */
 };
 
 /* ---- running things ---- */
@@ -321,6 +322,7 @@ static int node_up(struct lab *lab, json_t *c, int ci, int k, bool gw)
 	json_object_set_new(node, "name", json_sprintf("node%d", k));
 	json_object_set_new(node, "index", json_integer(k));
 	json_object_set_new(node, "netns", json_string(ns));
+	json_object_set_new(node, "address", json_sprintf("10.%d.0.%d", ci, 10 + k));
 	json_object_set_new(node, "instance", json_sprintf("lab-%s-node%d", jstr(c, "key"), k));
 	json_object_set_new(node, "nextPod", json_integer(2));
 	json_array_append_new(json_object_get(c, "nodes"), node);
@@ -393,16 +395,20 @@ static int gateway_up(struct lab *lab, json_t *c, int ci)
 }
 
 static pid_t start_agent(struct lab *lab, const char *cname, const char *instance,
-			 const char *cgroup_rel, const char *netns)
+			 const char *cgroup_rel, const char *netns, bool gateway)
 {
-	char policy[PATH_MAX], log[PATH_MAX], ready[PATH_MAX], agents[PATH_MAX + 16];
+	char policy[PATH_MAX], log[PATH_MAX], ready[PATH_MAX], agents[PATH_MAX + 16],
+		ca[PATH_MAX];
 	char *args[] = { "ksteer", "agent", "--policy", policy, "--cgroup", (char *)cgroup_rel,
 			 "--instance", (char *)instance, "--netns", (char *)netns, "-n", "default",
 			 /* the node side of every pod's veth: where pods reach their node's shim */
-			 "--shim", "169.254.1.1",
-			 "--ready-file", ready, NULL };
+			 "--shim", "169.254.1.1", "--ready-file", ready,
+			 "--cert-ttl", lab->cert_ttl, "--sni-form", lab->sni_form,
+			 /* nodes terminate mutual TLS for their pods; gateways pass it through */
+			 gateway ? "--gateway" : "--inbound", "--ca", ca, NULL };
 	pid_t pid;
 
+	snprintf(ca, sizeof(ca), LAB_DIR "/%s/cacerts", cname);
 	snprintf(policy, sizeof(policy), LAB_DIR "/%s/policy", cname);
 	snprintf(log, sizeof(log), LAB_DIR "/logs/%s.log", instance);
 	snprintf(ready, sizeof(ready), LAB_DIR "/%s.ready", instance);
@@ -438,10 +444,20 @@ static int lab_up(int argc, char **argv)
 	int c, err = 1;
 	json_t *clusters;
 
+	static const struct option opts[] = { { "file", required_argument, NULL, 'f' },
+					      { "cert-ttl", required_argument, NULL, 't' },
+					      { "sni-form", required_argument, NULL, 's' },
+					      { NULL, 0, NULL, 0 } };
+	const char *cert_ttl = "24h", *sni_form = "global";
+
 	optind = 2;
-	while ((c = getopt(argc, argv, "f:")) != -1)
+	while ((c = getopt_long(argc, argv, "f:", opts, NULL)) != -1)
 		if (c == 'f')
 			file = optarg;
+		else if (c == 't')
+			cert_ttl = optarg;
+		else if (c == 's')
+			sni_form = optarg;
 		else
 			return 2;
 	if (lab_init(&lab))
@@ -450,6 +466,8 @@ static int lab_up(int argc, char **argv)
 		fprintf(stderr, "Error: a lab is already up (%s): 'ksteer lab down' first\n", STATE);
 		goto out;
 	}
+	snprintf(lab.cert_ttl, sizeof(lab.cert_ttl), "%s", cert_ttl);
+	snprintf(lab.sni_form, sizeof(lab.sni_form), "%s", sni_form);
 	if (file) {
 		if (read_labfile(file, &a, &diag, &spec)) {
 			diag_print(&diag, stderr);
@@ -584,7 +602,7 @@ static int lab_up(int argc, char **argv)
 				snprintf(rel, sizeof(rel), LAB_CGROUP "/%s/%s", jstr(cl, "name"),
 					 jstr(node, "name"));
 				pid = start_agent(&lab, jstr(cl, "name"), jstr(node, "instance"), rel,
-						  jstr(node, "netns"));
+						  jstr(node, "netns"), false);
 				if (pid < 0)
 					goto out;
 				json_object_set_new(node, "agentPid", json_integer(pid));
@@ -592,7 +610,7 @@ static int lab_up(int argc, char **argv)
 			if (json_is_true(json_object_get(cl, "gateway"))) {
 				snprintf(rel, sizeof(rel), LAB_CGROUP "/%s/gateway", jstr(cl, "name"));
 				pid = start_agent(&lab, jstr(cl, "name"), jstr(cl, "gatewayInstance"), rel,
-						  jstr(cl, "gatewayNetns"));
+						  jstr(cl, "gatewayNetns"), true);
 				if (pid < 0)
 					goto out;
 				json_object_set_new(cl, "gatewayAgentPid", json_integer(pid));
@@ -761,6 +779,14 @@ static json_t *node_json(yaml_document_t *doc, yaml_node_t *n, int depth)
 		const char *v = (const char *)n->data.scalar.value;
 		char *end;
 
+		if (strstr(v, "${")) {
+			/* as the shell would in `kubectl apply -f - <<EOF`: from this environment */
+			struct arena a = { 0 };
+			json_t *j = json_string(expand_env(&a, v));
+
+			arena_free(&a);
+			return j;
+		}
 		if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
 			return json_stringn(v, n->data.scalar.length);
 		if (!*v || !strcmp(v, "null") || !strcmp(v, "~"))
@@ -898,6 +924,7 @@ static int pod_up(struct lab *lab, json_t *c, json_t *pod, json_t *containers)
 	snprintf(cg, sizeof(cg), "%s/%s_%s", jstr(node, "cgroup"), jstr(pod, "namespace"),
 		 jstr(pod, "name"));
 	json_object_set_new(pod, "netns", json_string(ns));
+	json_object_set_new(pod, "hostIP", json_string(jstr(node, "address")));
 	json_object_set_new(pod, "ip", json_string(ip));
 	json_object_set_new(pod, "ip6", json_string(ip6));
 	json_object_set_new(pod, "cgroup", json_string(cg));
@@ -981,6 +1008,8 @@ static json_t *pod_object(json_t *pod, json_t *spec)
 
 	json_object_set_new(json_object_get(o, "spec"), "nodeName",
 			    json_string(jstr(pod, "node")));
+	json_object_set_new(json_object_get(o, "status"), "hostIP",
+			    json_string(jstr(pod, "hostIP")));
 	return o;
 }
 
@@ -1288,7 +1317,7 @@ static int lab_env(void)
 		if (!json_is_true(json_object_get(c, "gateway")))
 			continue;
 		env_name(jstr(c, "name"), name, sizeof(name));
-		printf("%s_GW_ADDR=%s\n", name, jstr(c, "gatewayAddress"));
+		printf("export %s_GW_ADDR=%s\n", name, jstr(c, "gatewayAddress"));
 	}
 	lab_fini(&lab);
 	return 0;

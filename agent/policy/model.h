@@ -340,7 +340,7 @@ struct pod_ip {
 
 struct pod_status {
 	struct obj o;
-	const char *podIP;
+	const char *podIP, *hostIP;
 	OBJS(struct pod_ip) podIPs;
 };
 

@@ -171,7 +171,7 @@ SCHEMA(schema_pod_spec, pod_spec, LENIENT, F(pod_spec, nodeName, F_STR),
        F(pod_spec, serviceAccountName, F_STR), F(pod_spec, serviceAccount, F_STR),
        FS(pod_spec, containers, F_OBJS, schema_container));
 SCHEMA(schema_pod_ip, pod_ip, LENIENT, F(pod_ip, ip, F_STR));
-SCHEMA(schema_pod_status, pod_status, LENIENT, F(pod_status, podIP, F_STR),
+SCHEMA(schema_pod_status, pod_status, LENIENT, F(pod_status, podIP, F_STR), F(pod_status, hostIP, F_STR),
        FS(pod_status, podIPs, F_OBJS, schema_pod_ip));
 SCHEMA(schema_k8s_selector, selector, LENIENT, F(selector, matchLabels, F_MAP));
 SCHEMA(schema_pod_template, pod_template, LENIENT, FS(pod_template, metadata, F_OBJ, schema_meta),

@@ -1,52 +1,77 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * One request at a time per client connection: read and parse the head
- * (http-parser), pick the route and a destination, connect upstream, send the
- * head and the body as received, relay the response until the parser says it
- * is complete, then take the next request, which may go elsewhere.
+ * Outbound: one request at a time per client connection. Read and parse the
+ * head (http-parser), pick the route and a destination, take a pooled
+ * upstream connection or open one (plain, or ISTIO_MUTUAL: TLS with the
+ * client pod's identity and an outbound_ SNI, through the destination node's
+ * inbound port with a PROXY header naming the pod, or straight to a gateway),
+ * send the head and the body as received, relay the response until the
+ * parser says it is complete, then take the next request, which may go
+ * elsewhere.
  */
-#include "shim.h"
-
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <errno.h>
 #include <limits.h>
-#include <strings.h>
-#include <fcntl.h>
-#include <http_parser.h>
 #include <netinet/in.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../lib/log.h"
 #include "../policy/decode.h"
-#include "route.h"
+#include "shim_int.h"
 
 #define SHIM_MAX_HEAD (64 * 1024) /* a bigger request head gets 431 */
 #define SHIM_MAX_HEADERS 128
 #define SHIM_BUF (64 * 1024)
 #define SHIM_MAX_TRIES 8 /* endpoints remembered per request for retries */
 #define SHIM_DEFAULT_RETRIES 2 /* Istio's default: 2 retries, connect-failure among them */
+#define SHIM_CONNECT_MS 10000 /* Istio's default connectTimeout */
+#define SHIM_POOL_MAX 512
+#define SHIM_POOL_IDLE_MS 60000
+#define SHIM_TICK_MS 200
 
-struct buf {
-	char *p;
-	size_t len, cap;
+/* An upstream connection: in use by one conn, or idle in the pool. */
+struct up {
+	struct evh h; /* while idle in the pool */
+	struct shim *s;
+	struct side sd;
+	char key[512]; /* endpoint, SNI and client identity: who may reuse it */
+	char idkey[256];
+	uint64_t id_gen; /* the client certificate's generation */
+	bool tls, tls_done, reused, pooled;
+	uint64_t idle_since, deadline;
+	struct up *next;
+};
+
+struct ep {
+	struct ks_addr addr, node;
+	uint16_t port;
+	bool has_node;
 };
 
 struct conn {
+	struct evh h;
 	struct shim *s;
-	int cfd, ufd;
+	struct conn *prev, *next;
+	int cfd;
+	struct up *up;
+	struct ks_addr peer;
+	uint16_t peer_port;
 	struct ks_addr orig;
 	uint16_t orig_port;
 	http_parser rq, rs;
 	struct buf in; /* client bytes not yet taken by the request parser */
 	struct buf to_up, to_client;
+	struct buf replay; /* a complete request without body: resent if a reused upstream died */
 	/* the request head being read */
 	struct buf head; /* url, header names and values, NUL-separated */
 	size_t url_off, url_len;
@@ -54,99 +79,181 @@ struct conn {
 		size_t name, name_len, value, value_len;
 	} hdr[SHIM_MAX_HEADERS];
 	unsigned nh;
-	bool in_value, head_done, req_done, resp_done, close_after, client_eof, upstream_connected;
+	bool in_value, head_done, req_done, resp_done, close_after, client_eof, dead;
+	size_t resp_bytes;
+	uint64_t deadline; /* the route's timeout; 0: none */
 	/* where this request may go: copied, as a reload may free the plan meanwhile */
-	struct {
-		struct ks_addr addr;
-		uint16_t port;
-	} eps[SHIM_MAX_TRIES];
+	struct ep eps[SHIM_MAX_TRIES];
 	unsigned n_eps, next_ep, tries_left;
-	bool dead; /* closed during this batch of events: freed at its end */
-	struct conn *next_dead;
+	bool tls;
+	char sni[300], id_ns[128], id_sa[128];
+	struct peer_rule rule;
 };
 
-struct shim {
-	int lfd, epfd, origdst_fd;
-	uint32_t mark;
-	const struct plan *plan;
-	struct regex_cache rc;
-	http_parser_settings req_cb, resp_cb;
-	struct conn *dead;
-};
-
-static int buf_put(struct buf *b, const void *p, size_t n)
+uint64_t now_ms(void)
 {
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *np;
+	struct timespec ts;
 
-		while (cap < b->len + n)
-			cap *= 2;
-		np = realloc(b->p, cap);
-		if (!np)
-			return -ENOMEM;
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-	return 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void buf_drop(struct buf *b, size_t n)
+void ep_set(struct shim *s, int fd, uint32_t ev, struct evh *h, bool add)
 {
-	memmove(b->p, b->p + n, b->len - n);
-	b->len -= n;
-}
-
-static void ep_set(struct shim *s, int fd, uint32_t ev, void *ptr, bool add)
-{
-	struct epoll_event e = { .events = ev, .data.ptr = ptr };
+	struct epoll_event e = { .events = ev, .data.ptr = h };
 
 	epoll_ctl(s->epfd, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &e);
 }
 
-/* Closes now; frees after the current batch, whose events may still name it. */
+void shim_defer_free(struct shim *s, void *obj, void (*fn)(void *))
+{
+	if (s->n_dead == s->cap_dead) {
+		unsigned cap = s->cap_dead ? s->cap_dead * 2 : 64;
+		void *nv = realloc(s->dead, cap * sizeof(*s->dead));
+
+		if (!nv) {
+			fn(obj); /* better a rare use-after-close than a leak loop */
+			return;
+		}
+		s->dead = nv;
+		s->cap_dead = cap;
+	}
+	s->dead[s->n_dead].obj = obj;
+	s->dead[s->n_dead++].fn = fn;
+}
+
+/* ---- upstream connections and their pool ---- */
+
+static void up_free(void *p)
+{
+	struct up *u = p;
+
+	side_close(&u->sd);
+	free(u);
+}
+
+static void up_drop(struct up *u)
+{
+	if (u->sd.fd >= 0) {
+		close(u->sd.fd); /* out of the epoll set now; the memory after this batch */
+		u->sd.fd = -1;
+	}
+	shim_defer_free(u->s, u, up_free);
+}
+
+static void pool_unlink(struct shim *s, struct up *u)
+{
+	for (struct up **pp = &s->pool; *pp; pp = &(*pp)->next)
+		if (*pp == u) {
+			*pp = u->next;
+			s->n_pool--;
+			break;
+		}
+	u->pooled = false;
+	u->next = NULL;
+}
+
+/* An idle pooled connection spoke: a close, a reset, or bytes nobody asked for. */
+static void pool_event(struct evh *h, uint32_t events)
+{
+	struct up *u = (struct up *)h;
+	char tmp[512];
+	ssize_t n;
+
+	(void)events;
+	if (!u->pooled)
+		return;
+	n = side_read(&u->sd, tmp, sizeof(tmp));
+	if (n == -EAGAIN)
+		return; /* TLS housekeeping (a ticket, a key update) */
+	pool_unlink(u->s, u);
+	up_drop(u);
+}
+
+static void pool_put(struct shim *s, struct up *u)
+{
+	if (s->n_pool >= SHIM_POOL_MAX) {
+		struct up **pp = &s->pool, *old;
+
+		while ((*pp)->next)
+			pp = &(*pp)->next;
+		old = *pp; /* the oldest is last */
+		pool_unlink(s, old);
+		up_drop(old);
+	}
+	u->h.fn = pool_event;
+	u->pooled = true;
+	u->idle_since = now_ms();
+	u->next = s->pool;
+	s->pool = u;
+	s->n_pool++;
+	ep_set(s, u->sd.fd, EPOLLIN | EPOLLRDHUP, &u->h, false);
+}
+
+static struct up *pool_take(struct shim *s, const char *key, uint64_t id_gen)
+{
+	for (struct up *u = s->pool; u; u = u->next)
+		if (!strcmp(u->key, key) && u->id_gen == id_gen) {
+			pool_unlink(s, u);
+			u->reused = true;
+			return u;
+		}
+	return NULL;
+}
+
+/* ---- client connections ---- */
+
+static void conn_free(void *p)
+{
+	struct conn *c = p;
+
+	buf_free(&c->in);
+	buf_free(&c->to_up);
+	buf_free(&c->to_client);
+	buf_free(&c->replay);
+	buf_free(&c->head);
+	free(c);
+}
+
 static void conn_kill(struct conn *c)
 {
 	if (c->dead)
 		return;
 	if (c->cfd >= 0)
 		close(c->cfd);
-	if (c->ufd >= 0)
-		close(c->ufd);
-	c->cfd = c->ufd = -1;
+	c->cfd = -1;
+	if (c->up)
+		up_drop(c->up);
+	c->up = NULL;
 	c->dead = true;
-	c->next_dead = c->s->dead;
-	c->s->dead = c;
-}
-
-static void conn_free(struct conn *c)
-{
-	if (c->cfd >= 0)
-		close(c->cfd);
-	if (c->ufd >= 0)
-		close(c->ufd);
-	free(c->in.p);
-	free(c->to_up.p);
-	free(c->to_client.p);
-	free(c->head.p);
-	free(c);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		c->s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	shim_defer_free(c->s, c, conn_free);
 }
 
 /* An error response of the shim's own; the connection closes after it. */
 static void reply_error(struct conn *c, int status, const char *reason, const char *detail)
 {
-	char msg[512];
+	char msg[768];
 	int n = snprintf(msg, sizeof(msg),
-			 "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\nx-ksteer-reason: %s\r\n"
-			 "content-length: %zu\r\nconnection: close\r\n\r\n%s\n",
-			 status, reason, detail, strlen(detail) + 1, detail);
+			 "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\nx-ksteer-reason: %.300s\r\n"
+			 "content-length: %zu\r\nconnection: close\r\n\r\n%.300s\n",
+			 status, reason, detail, strlen(detail) > 300 ? 301 : strlen(detail) + 1,
+			 detail);
 
 	buf_put(&c->to_client, msg, (size_t)n);
+	c->s->st.responses_local++;
 	c->close_after = true;
 	c->resp_done = true;
 	c->req_done = true;
+	if (c->up) {
+		up_drop(c->up);
+		c->up = NULL;
+	}
 }
 
 /* ---- request parsing ---- */
@@ -184,6 +291,10 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
 {
 	struct conn *c = p->data;
 
+	/* obs-fold (RFC 9112 5.2) and control bytes: a proxy must refuse them */
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)at[i] < 0x20 && at[i] != '\t')
+			return -1;
 	if (!c->in_value) {
 		buf_put(&c->head, "", 1);
 		c->hdr[c->nh - 1].value = c->head.len;
@@ -236,29 +347,86 @@ static const struct c_frontend *find_frontend(const struct plan *plan, const str
 	return NULL;
 }
 
-/* Connects to the next remembered endpoint of this request. */
-static int upstream_connect(struct conn *c)
+static void upstream_failed(struct conn *c, const char *why);
+
+/* The next remembered endpoint of this request: a pooled connection to it, or a new one. */
+static int upstream_start(struct conn *c)
 {
+	struct shim *s = c->s;
 	unsigned i = c->next_ep++ % c->n_eps;
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(c->eps[i].port) };
-	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	const struct ep *e = &c->eps[i];
+	const struct ids_entry *id = NULL;
+	char a[INET6_ADDRSTRLEN], key[512];
+	struct up *u;
+	int err;
 
-	if (fd < 0)
-		return -errno;
+	if (c->tls) {
+		id = ids_get(&s->ids, c->id_ns, c->id_sa);
+		if (!id)
+			return -ENOKEY;
+	}
+	inet_ntop(AF_INET6, &e->addr, a, sizeof(a));
+	snprintf(key, sizeof(key), "%s|%u|%s|%s/%s", a, e->port, c->tls ? c->sni : "",
+		 c->tls ? c->id_ns : "", c->tls ? c->id_sa : "");
 	c->tries_left--;
-	memcpy(&sa.sin6_addr, &c->eps[i].addr, 16); /* IPv4 as ::ffff:a.b.c.d: dual stack */
-	/* the agent's mark: connect4 lets the shim's own connections through */
-	setsockopt(fd, SOL_SOCKET, SO_MARK, &c->s->mark, sizeof(c->s->mark));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) && errno != EINPROGRESS) {
-		int err = -errno;
+	u = pool_take(s, key, id ? id->gen : 0);
+	if (u) {
+		s->st.pool_reused++;
+		c->up = u;
+		ep_set(s, u->sd.fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP, &c->h, false);
+		return 0;
+	}
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	u->s = s;
+	snprintf(u->key, sizeof(u->key), "%s", key);
+	if (!c->tls) {
+		/* plain: to the pod itself */
+		err = side_connect(&u->sd, &e->addr, e->port, s->o.mark);
+	} else if (e->has_node) {
+		/* to the pod's node's inbound port; a PROXY header says which pod */
+		unsigned char pp[64];
+		size_t n = proxy_v2_build(pp, &c->peer, c->peer_port, &e->addr, e->port);
 
-		close(fd);
+		err = side_connect(&u->sd, &e->node, s->o.in_port, s->o.mark);
+		if (!err)
+			buf_put(&u->sd.out, pp, n);
+	} else {
+		/* to a gateway (or another peer that speaks mutual TLS itself) */
+		err = side_connect(&u->sd, &e->addr, e->port, s->o.mark);
+	}
+	if (err) {
+		free(u);
 		return err;
 	}
-	c->ufd = fd;
-	c->upstream_connected = false;
-	ep_set(c->s, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP, c, true);
+	if (c->tls) {
+		u->tls = true;
+		u->id_gen = id->gen;
+		snprintf(u->idkey, sizeof(u->idkey), "%s/%s", c->id_ns, c->id_sa);
+		if (side_tls(&u->sd, id->client, true, c->sni, NULL, 0)) {
+			up_free(u);
+			return -ENOMEM;
+		}
+		u->sd.rule = c->rule;
+	}
+	u->deadline = now_ms() + SHIM_CONNECT_MS;
+	c->up = u;
+	ep_set(s, u->sd.fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP, &c->h, true);
 	return 0;
+}
+
+static void sni_for(struct conn *c, const struct c_dest *d)
+{
+	const char *h = d->host;
+	size_t hl = strlen(h);
+
+	if (c->s->o.sni_local && hl > 7 && !strcmp(h + hl - 7, ".global"))
+		snprintf(c->sni, sizeof(c->sni), "outbound_.%u_.%s_.%.*s.svc.cluster.local",
+			 d->port, d->subset ? d->subset : "", (int)(hl - 7), h);
+	else
+		snprintf(c->sni, sizeof(c->sni), "outbound_.%u_.%s_.%s", d->port,
+			 d->subset ? d->subset : "", h);
 }
 
 static void route_request(struct conn *c)
@@ -270,8 +438,9 @@ static void route_request(struct conn *c)
 	const struct c_dest *d;
 	uint32_t draw[2];
 	char line[64];
-	int n;
+	int n, err;
 
+	c->s->st.requests++;
 	buf_put(&c->head, "", 1); /* terminates the last value (or the url) */
 	for (unsigned i = 0; i < c->nh; i++) {
 		hs[i].name = c->head.p + c->hdr[i].name;
@@ -305,10 +474,33 @@ static void route_request(struct conn *c)
 			    d && d->problem ? d->problem : "no healthy upstream");
 		return;
 	}
-	if (d->tls_mode && strcmp(d->tls_mode, "DISABLE")) {
+	c->tls = d->tls_mode && !strcmp(d->tls_mode, "ISTIO_MUTUAL");
+	if (d->tls_mode && strcmp(d->tls_mode, "DISABLE") && !c->tls) {
 		reply_error(c, 503, "Service Unavailable",
-			    "TLS origination is not implemented by this shim yet");
+			    "only ISTIO_MUTUAL and DISABLE TLS modes are originated by this shim");
 		return;
+	}
+	if (c->tls) {
+		const struct c_pod *me = plan_pod(c->s->plan, &c->peer);
+
+		if (!me) {
+			reply_error(c, 503, "Service Unavailable",
+				    "the client is not a known pod: no workload identity for mTLS");
+			return;
+		}
+		if (!c->s->ids.have_ca) {
+			reply_error(c, 503, "Service Unavailable",
+				    "ISTIO_MUTUAL needs a CA: the agent runs without --ca");
+			return;
+		}
+		snprintf(c->id_ns, sizeof(c->id_ns), "%s", me->ns);
+		snprintf(c->id_sa, sizeof(c->id_sa), "%s", me->sa);
+		sni_for(c, d);
+		memset(&c->rule, 0, sizeof(c->rule));
+		c->rule.trust_domain = c->s->ids.trust_domain;
+		for (uint32_t k = 0; d->tls_sans && k < d->tls_sans->n && k < PEER_MAX_SANS; k++)
+			snprintf(c->rule.sans[c->rule.n_sans++], sizeof(c->rule.sans[0]), "%s",
+				 d->tls_sans->v[k]);
 	}
 	/* endpoints from a random start; a failed connect moves to the next one */
 	c->n_eps = 0;
@@ -318,14 +510,27 @@ static void route_request(struct conn *c)
 		if (!e->is_ip)
 			continue;
 		c->eps[c->n_eps].addr = e->ka;
-		c->eps[c->n_eps++].port = e->port;
+		c->eps[c->n_eps].port = e->port;
+		c->eps[c->n_eps].has_node = e->has_node;
+		c->eps[c->n_eps++].node = e->node;
 	}
 	c->next_ep = 0;
 	c->tries_left = 1 + (r->http && r->http->retries && obj_has(&r->http->retries->o, "attempts")
 				     ? (unsigned)r->http->retries->attempts
 				     : SHIM_DEFAULT_RETRIES);
-	if (!c->n_eps || upstream_connect(c)) {
-		reply_error(c, 503, "Service Unavailable", "upstream connect error");
+	c->deadline = r->http && r->http->timeout > 0 ? now_ms() + (uint64_t)r->http->timeout : 0;
+	c->resp_bytes = 0;
+	if (!c->n_eps) {
+		reply_error(c, 503, "Service Unavailable", "no endpoint with an address");
+		return;
+	}
+	err = upstream_start(c);
+	while (err && err != -ENOKEY && c->tries_left)
+		err = upstream_start(c);
+	if (err) {
+		reply_error(c, 503, "Service Unavailable",
+			    err == -ENOKEY ? "no workload certificate could be minted"
+					   : "upstream connect error");
 		return;
 	}
 	/* the head again, as received: request line and headers */
@@ -344,10 +549,13 @@ static void route_request(struct conn *c)
 	c->close_after = !http_should_keep_alive(&c->rq);
 	http_parser_init(&c->rs, HTTP_RESPONSE);
 	c->rs.data = c;
+	c->replay.len = 0;
 	/* without Content-Length or chunking a request has no body: it is complete */
 	if (!(c->rq.flags & F_CHUNKED) &&
-	    (c->rq.content_length == 0 || c->rq.content_length == ULLONG_MAX))
+	    (c->rq.content_length == 0 || c->rq.content_length == ULLONG_MAX)) {
 		c->req_done = true;
+		buf_put(&c->replay, c->to_up.p, c->to_up.len);
+	}
 }
 
 /* Feeds client bytes to the request parser; body bytes go upstream as they came. */
@@ -361,7 +569,9 @@ static void take_client_bytes(struct conn *c)
 		used = http_parser_execute(&c->rq, &c->s->req_cb, c->in.p, c->in.len);
 		if (HTTP_PARSER_ERRNO(&c->rq) != HPE_OK && HTTP_PARSER_ERRNO(&c->rq) != HPE_PAUSED) {
 			reply_error(c, 400, "Bad Request",
-				    http_errno_name(HTTP_PARSER_ERRNO(&c->rq)));
+				    HTTP_PARSER_ERRNO(&c->rq) == HPE_CB_header_value
+					    ? "control character or obs-fold in a header value"
+					    : http_errno_name(HTTP_PARSER_ERRNO(&c->rq)));
 			return;
 		}
 		if (!c->head_done) {
@@ -373,7 +583,7 @@ static void take_client_bytes(struct conn *c)
 			buf_drop(&c->in, used);
 			continue;
 		}
-		if (c->ufd < 0 && !c->resp_done) { /* the head just completed */
+		if (!c->up && !c->resp_done && !c->to_up.len) { /* the head just completed */
 			buf_drop(&c->in, used);
 			route_request(c);
 			if (c->resp_done)
@@ -389,21 +599,101 @@ static void take_client_bytes(struct conn *c)
 
 static void next_request(struct conn *c)
 {
-	if (c->ufd >= 0) {
-		close(c->ufd); /* no pooling yet: one upstream connection per request */
-		c->ufd = -1;
-	}
 	c->head.len = 0;
 	c->url_len = 0;
 	c->nh = 0;
 	c->in_value = c->head_done = c->req_done = c->resp_done = false;
 	c->to_up.len = 0;
+	c->deadline = 0;
 	http_parser_init(&c->rq, HTTP_REQUEST);
 	c->rq.data = c;
 	take_client_bytes(c);
 }
 
-static bool flush(int fd, struct buf *b)
+/*
+ * This try failed. A pooled connection that died before answering gets the
+ * request again on a fresh one; a connect or handshake failure (nothing was
+ * sent) moves to the next endpoint while retries last; else an error response.
+ */
+static void upstream_failed(struct conn *c, const char *why)
+{
+	struct up *u = c->up;
+	bool reused = u && u->reused, sent = u && u->sd.connected && (u->tls_done || !u->tls);
+	int err = -1;
+
+	if (u && u->tls && !u->tls_done)
+		c->s->st.upstream_tls_failed++;
+	if (u) {
+		up_drop(u);
+		c->up = NULL;
+	}
+	if (c->resp_bytes) {
+		conn_kill(c); /* a response was half sent: only closing tells the client */
+		return;
+	}
+	if (reused && c->replay.len) {
+		c->next_ep--; /* the same endpoint */
+		c->tries_left++;
+		c->to_up.len = 0;
+		buf_put(&c->to_up, c->replay.p, c->replay.len);
+		err = upstream_start(c);
+		sent = false;
+	}
+	while (err && !sent && c->tries_left)
+		err = upstream_start(c);
+	if (!err)
+		return;
+	pr_debug("shim: upstream: %s\n", why);
+	c->to_up.len = 0;
+	if (sent)
+		reply_error(c, 502, "Bad Gateway", why);
+	else
+		reply_error(c, 503, "Service Unavailable", why);
+}
+
+/* 1: the upstream can carry the request; 0: not yet; -1: it failed (handled). */
+static int upstream_ready(struct conn *c)
+{
+	struct up *u = c->up;
+	char why[200];
+	int r;
+
+	if (!u->sd.connected) {
+		r = side_connect_done(&u->sd);
+		if (r < 0) {
+			snprintf(why, sizeof(why), "upstream connect error: %s", strerror(-r));
+			upstream_failed(c, why);
+			return -1;
+		}
+		if (!r)
+			return 0;
+	}
+	if (u->tls && !u->tls_done) {
+		if (!side_flush(&u->sd)) {
+			upstream_failed(c, "upstream connect error: send failed");
+			return -1;
+		}
+		char hw[160];
+
+		r = side_handshake(&u->sd, hw, sizeof(hw));
+		if (r < 0) {
+			snprintf(why, sizeof(why), "upstream TLS handshake failed: %s", hw);
+			upstream_failed(c, why);
+			return -1;
+		}
+		if (!side_flush(&u->sd)) {
+			upstream_failed(c, "upstream connect error: send failed");
+			return -1;
+		}
+		if (!r)
+			return 0;
+		u->tls_done = true;
+		c->s->st.upstream_tls_ok++;
+	}
+	return 1;
+}
+
+static bool flush_fd(int fd, struct buf *b)
 {
 	while (b->len) {
 		ssize_t n = send(fd, b->p, b->len, MSG_NOSIGNAL);
@@ -415,10 +705,65 @@ static bool flush(int fd, struct buf *b)
 	return true;
 }
 
-static void conn_step(struct conn *c)
+static void conn_upstream(struct conn *c)
 {
 	char buf[SHIM_BUF];
 	ssize_t n;
+	int r = upstream_ready(c);
+
+	if (r <= 0)
+		return;
+	if (c->to_up.len) {
+		if (!side_write(&c->up->sd, c->to_up.p, c->to_up.len)) {
+			upstream_failed(c, "upstream write failed");
+			return;
+		}
+		c->to_up.len = 0;
+	} else if (!side_flush(&c->up->sd)) {
+		upstream_failed(c, "upstream write failed");
+		return;
+	}
+	while ((n = side_read(&c->up->sd, buf, sizeof(buf))) > 0) {
+		size_t used = http_parser_execute(&c->rs, &c->s->resp_cb, buf, (size_t)n);
+
+		c->resp_bytes += (size_t)n;
+		buf_put(&c->to_client, buf, (size_t)n);
+		if (used != (size_t)n && HTTP_PARSER_ERRNO(&c->rs) != HPE_OK) {
+			c->close_after = true;
+			c->resp_done = true;
+			break;
+		}
+		if (c->resp_done)
+			break;
+	}
+	if (n == 0 && !c->resp_done) {
+		if (!c->resp_bytes) {
+			upstream_failed(c, "upstream closed the connection before a response");
+			return;
+		}
+		/* upstream EOF ends a response without a length */
+		http_parser_execute(&c->rs, &c->s->resp_cb, NULL, 0);
+		c->close_after = true;
+		c->resp_done = true;
+	} else if (n < 0 && n != -EAGAIN && !c->resp_done) {
+		upstream_failed(c, "upstream connection reset");
+		return;
+	}
+	if (c->resp_done && c->up) {
+		/* the upstream connection is free again: pooled when both ends keep it alive */
+		if (c->req_done && n != 0 && !c->up->sd.eof && http_should_keep_alive(&c->rs) &&
+		    !c->up->sd.out.len)
+			pool_put(c->s, c->up);
+		else
+			up_drop(c->up);
+		c->up = NULL;
+	}
+}
+
+static void conn_step(struct conn *c)
+{
+	char buf[SHIM_BUF];
+	ssize_t n = -1;
 
 	/* client -> parser */
 	while (!c->client_eof && (n = recv(c->cfd, buf, sizeof(buf), 0)) != 0) {
@@ -433,93 +778,60 @@ static void conn_step(struct conn *c)
 	}
 	if (n == 0)
 		c->client_eof = true;
-	if (!c->req_done || c->ufd < 0)
+	if (!c->req_done)
 		take_client_bytes(c);
-
-	/* upstream */
-	if (c->ufd >= 0) {
-		if (!c->upstream_connected) {
-			int err = 0;
-			socklen_t l = sizeof(err);
-
-			getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &l);
-			if (err) {
-				close(c->ufd);
-				c->ufd = -1;
-				/* nothing was sent yet: retry elsewhere, as Envoy's connect-failure */
-				if (!c->tries_left || upstream_connect(c)) {
-					c->to_up.len = 0;
-					reply_error(c, 503, "Service Unavailable",
-						    "upstream connect error");
-				}
-			} else {
-				c->upstream_connected = true;
-			}
-		}
-		if (c->ufd >= 0 && c->upstream_connected) {
-			if (!flush(c->ufd, &c->to_up))
-				goto done;
-			while ((n = recv(c->ufd, buf, sizeof(buf), 0)) != 0) {
-				size_t used;
-
-				if (n < 0)
-					break;
-				used = http_parser_execute(&c->rs, &c->s->resp_cb, buf, (size_t)n);
-				buf_put(&c->to_client, buf, (size_t)n);
-				if (used != (size_t)n && HTTP_PARSER_ERRNO(&c->rs) != HPE_OK) {
-					c->close_after = true;
-					c->resp_done = true;
-					break;
-				}
-			}
-			if (n == 0) { /* upstream EOF ends a response without a length */
-				http_parser_execute(&c->rs, &c->s->resp_cb, NULL, 0);
-				if (!c->resp_done)
-					c->close_after = true;
-				c->resp_done = true;
-			}
-		}
-	}
-	if (!flush(c->cfd, &c->to_client))
+	if (c->up)
+		conn_upstream(c);
+	if (c->dead)
+		return;
+	if (!flush_fd(c->cfd, &c->to_client))
 		goto done;
-	if (c->resp_done && c->req_done && !c->to_client.len) {
+	while (c->resp_done && c->req_done && !c->to_client.len) {
 		if (c->close_after)
 			goto done;
 		next_request(c);
-		if (c->resp_done && !c->to_client.len && c->close_after)
-			goto done;
-		if (c->to_client.len && !flush(c->cfd, &c->to_client))
+		if (c->up)
+			conn_upstream(c);
+		if (c->dead)
+			return;
+		if (!flush_fd(c->cfd, &c->to_client))
 			goto done;
 	}
-	if (c->client_eof && !c->in.len && (c->ufd < 0 || c->resp_done) && !c->to_client.len)
+	if (c->client_eof && !c->in.len && !c->up && !c->to_client.len)
 		goto done;
-	ep_set(c->s, c->cfd, EPOLLIN | EPOLLRDHUP | (c->to_client.len ? EPOLLOUT : 0), c, false);
-	if (c->ufd >= 0)
-		ep_set(c->s, c->ufd, EPOLLIN | EPOLLRDHUP | (c->to_up.len ? EPOLLOUT : 0), c, false);
+	ep_set(c->s, c->cfd, EPOLLIN | EPOLLRDHUP | (c->to_client.len ? EPOLLOUT : 0), &c->h,
+	       false);
+	if (c->up)
+		ep_set(c->s, c->up->sd.fd,
+		       EPOLLIN | EPOLLRDHUP |
+			       (c->up->sd.out.len || c->to_up.len || !c->up->sd.connected ? EPOLLOUT
+											  : 0),
+		       &c->h, false);
 	return;
 done:
 	conn_kill(c);
 }
 
-static void accept_one(struct shim *s)
+static void conn_event(struct evh *h, uint32_t events)
+{
+	struct conn *c = (struct conn *)h;
+
+	(void)events;
+	if (!c->dead)
+		conn_step(c);
+}
+
+static void accept_outbound(struct shim *s, int lfd)
 {
 	struct sockaddr_in6 peer;
 	socklen_t pl = sizeof(peer);
 	struct ks_peer_key key = { 0 };
 	struct ks_origdst od;
 	struct conn *c;
-	int fd = accept4(s->lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 	if (fd < 0)
 		return;
-	c = calloc(1, sizeof(*c));
-	if (!c) {
-		close(fd);
-		return;
-	}
-	c->s = s;
-	c->cfd = fd;
-	c->ufd = -1;
 	memcpy(&key.addr, &peer.sin6_addr, 16);
 	key.port = peer.sin6_port;
 	/* sockops wrote what this client dialled, keyed by its own end */
@@ -528,42 +840,152 @@ static void accept_one(struct shim *s)
 
 		pr_warn("shim: no original destination for %s:%u\n",
 			inet_ntop(AF_INET6, &peer.sin6_addr, a, sizeof(a)), ntohs(peer.sin6_port));
-		conn_free(c);
+		close(fd);
 		return;
 	}
 	bpf_map_delete_elem(s->origdst_fd, &key);
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->h.fn = conn_event;
+	c->s = s;
+	c->cfd = fd;
+	memcpy(&c->peer, &peer.sin6_addr, 16);
+	c->peer_port = ntohs(peer.sin6_port);
 	c->orig = od.addr;
 	c->orig_port = ntohs(od.port);
 	http_parser_init(&c->rq, HTTP_REQUEST);
 	c->rq.data = c;
-	ep_set(s, fd, EPOLLIN | EPOLLRDHUP, c, true);
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	ep_set(s, fd, EPOLLIN | EPOLLRDHUP, &c->h, true);
 }
 
-int shim_open(struct shim **out, const struct ks_addr *addr, uint16_t port, uint32_t mark,
-	      int origdst_fd)
+/* ---- listeners, the timer, the loop ---- */
+
+static void listener_event(struct evh *h, uint32_t events)
+{
+	struct listener *l = (struct listener *)h;
+
+	(void)events;
+	if (l->kind == LST_OUTBOUND)
+		accept_outbound(l->s, l->fd);
+	else
+		tun_accept(l->s, l->fd, l->kind);
+}
+
+static int listen_on(struct shim *s, int kind, const struct ks_addr *addr, uint16_t port)
 {
 	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+	struct listener *l;
+	int one = 1, fd;
+
+	if (s->n_lst == SHIM_MAX_LISTENERS)
+		return -ENOSPC;
+	if (addr)
+		memcpy(&sa.sin6_addr, addr, 16);
+	fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 1024)) {
+		char a[INET6_ADDRSTRLEN];
+		int err = -errno;
+
+		pr_warn("Error: shim listen on [%s]:%u: %s\n",
+			inet_ntop(AF_INET6, &sa.sin6_addr, a, sizeof(a)), port, strerror(errno));
+		close(fd);
+		return err;
+	}
+	l = &s->lst[s->n_lst++];
+	l->h.fn = listener_event;
+	l->s = s;
+	l->fd = fd;
+	l->kind = kind;
+	l->port = port;
+	ep_set(s, fd, EPOLLIN, &l->h, true);
+	return 0;
+}
+
+static void tick_event(struct evh *h, uint32_t events)
+{
+	struct shim *s = (struct shim *)h;
+	uint64_t x, now = now_ms();
+
+	(void)events;
+	if (read(s->timerfd, &x, sizeof(x)) < 0)
+		return;
+	ids_tick(&s->ids, time(NULL));
+	for (struct up *u = s->pool, *nx; u; u = nx) {
+		nx = u->next;
+		if (now - u->idle_since > SHIM_POOL_IDLE_MS) {
+			pool_unlink(s, u);
+			up_drop(u);
+		}
+	}
+	for (struct conn *c = s->conns, *nx; c; c = nx) {
+		nx = c->next;
+		if (c->up && !c->up->reused && (!c->up->sd.connected || (c->up->tls && !c->up->tls_done)) &&
+		    now > c->up->deadline) {
+			upstream_failed(c, "upstream connect timeout");
+		} else if (c->deadline && now > c->deadline && !c->resp_done) {
+			if (c->resp_bytes) {
+				conn_kill(c);
+				continue;
+			}
+			c->to_up.len = 0;
+			reply_error(c, 504, "Gateway Timeout", "upstream request timeout");
+		} else {
+			continue;
+		}
+		if (!c->dead)
+			conn_step(c);
+	}
+	tun_tick(s, now);
+}
+
+int shim_open(struct shim **out, const struct shim_opts *o)
+{
 	struct shim *s = calloc(1, sizeof(*s));
-	int one = 1;
+	struct itimerspec its = { .it_interval = { 0, SHIM_TICK_MS * 1000000L },
+				  .it_value = { 0, SHIM_TICK_MS * 1000000L } };
+	int err = -ENOMEM;
 
 	if (!s)
 		return -ENOMEM;
-	s->mark = mark;
-	s->origdst_fd = origdst_fd;
-	memcpy(&sa.sin6_addr, addr, 16);
+	s->o = *o;
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
-	s->lfd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (s->epfd < 0 || s->lfd < 0)
+	s->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	s->origdst_fd = o->origdst_fd;
+	s->peek_ctx = sni_peek_ctx();
+	if (s->epfd < 0 || s->timerfd < 0 || !s->peek_ctx)
 		goto fail;
-	setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(s->lfd, 1024)) {
-		char a[INET6_ADDRSTRLEN];
-
-		pr_warn("Error: shim listen on [%s]:%u: %s\n",
-			inet_ntop(AF_INET6, addr, a, sizeof(a)), port, strerror(errno));
+	err = ids_open(&s->ids, o->ca_dir, o->trust_domain, o->cert_ttl);
+	if (err) {
+		pr_warn("Error: CA %s: cannot read ca-cert.pem, ca-key.pem, root-cert.pem\n",
+			o->ca_dir);
 		goto fail;
 	}
-	ep_set(s, s->lfd, EPOLLIN, NULL, true);
+	if (o->gateway_labels) {
+		char *save = NULL, *t;
+
+		snprintf(s->gw_label_buf, sizeof(s->gw_label_buf), "%s", o->gateway_labels);
+		for (t = strtok_r(s->gw_label_buf, ",", &save); t && s->n_gw_labels < 16;
+		     t = strtok_r(NULL, ",", &save))
+			s->gw_labels[s->n_gw_labels++] = t;
+	}
+	s->tick.fn = tick_event;
+	timerfd_settime(s->timerfd, 0, &its, NULL);
+	ep_set(s, s->timerfd, EPOLLIN, &s->tick, true);
+	/* not every node carries the outbound address (a gateway does not): say so, go on */
+	if (o->outbound && listen_on(s, LST_OUTBOUND, &o->out_addr, o->out_port))
+		pr_warn("shim: no outbound listener here\n");
+	if (o->inbound && (err = listen_on(s, LST_INBOUND, NULL, o->in_port)))
+		goto fail;
 	s->req_cb.on_url = on_url;
 	s->req_cb.on_header_field = on_header_field;
 	s->req_cb.on_header_value = on_header_value;
@@ -574,7 +996,7 @@ int shim_open(struct shim **out, const struct ks_addr *addr, uint16_t port, uint
 	return 0;
 fail:
 	shim_close(s);
-	return -EADDRNOTAVAIL;
+	return err ? err : -EINVAL;
 }
 
 int shim_fd(const struct shim *s)
@@ -582,10 +1004,82 @@ int shim_fd(const struct shim *s)
 	return s->epfd;
 }
 
+/* Whether this gateway's labels satisfy the Gateway's selector. */
+bool shim_gateway_selects(const struct shim *s, const struct gateway *g)
+{
+	for (uint32_t k = 0; k < g->selector.n; k++) {
+		bool found = false;
+
+		for (unsigned j = 0; j < s->n_gw_labels; j++) {
+			const char *l = s->gw_labels[j], *eq = strchr(l, '=');
+
+			found |= eq && strlen(g->selector.v[k].k) == (size_t)(eq - l) &&
+				 !strncmp(l, g->selector.v[k].k, (size_t)(eq - l)) &&
+				 !strcmp(eq + 1, g->selector.v[k].v ? g->selector.v[k].v : "");
+		}
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/* Gateway listeners: one per AUTO_PASSTHROUGH port of the Gateways that select us. */
+static void gateway_listeners(struct shim *s)
+{
+	uint16_t want[SHIM_MAX_LISTENERS];
+	unsigned n_want = 0;
+	const struct policy *p = s->plan ? s->plan->policy : NULL;
+
+	for (uint32_t i = 0; p && i < p->n; i++) {
+		const struct resource *r = p->res[i];
+		const struct gateway *g = r->spec;
+		bool sel = r->kind == K_GATEWAY && g && shim_gateway_selects(s, g);
+
+		for (uint32_t k = 0; sel && k < g->servers.n; k++) {
+			const struct server *sv = &g->servers.v[k];
+			bool dup = false;
+
+			if (!sv->port || !sv->tls || !sv->tls->mode ||
+			    strcmp(sv->tls->mode, "AUTO_PASSTHROUGH"))
+				continue;
+			for (unsigned j = 0; j < n_want; j++)
+				dup |= want[j] == sv->port->number;
+			if (!dup && n_want < SHIM_MAX_LISTENERS - 2)
+				want[n_want++] = (uint16_t)sv->port->number;
+		}
+	}
+	/* close the ports no Gateway wants any more; open the new ones */
+	for (unsigned i = 0; i < s->n_lst;) {
+		bool keep = s->lst[i].kind != LST_GATEWAY;
+
+		for (unsigned j = 0; !keep && j < n_want; j++)
+			keep = want[j] == s->lst[i].port;
+		if (keep) {
+			i++;
+			continue;
+		}
+		pr_info("gateway: no longer listening on %u\n", s->lst[i].port);
+		close(s->lst[i].fd);
+		s->lst[i] = s->lst[--s->n_lst];
+		for (unsigned j = 0; j < s->n_lst; j++) /* moved: its epoll pointer too */
+			ep_set(s, s->lst[j].fd, EPOLLIN, &s->lst[j].h, false);
+	}
+	for (unsigned j = 0; j < n_want; j++) {
+		bool have = false;
+
+		for (unsigned i = 0; i < s->n_lst; i++)
+			have |= s->lst[i].kind == LST_GATEWAY && s->lst[i].port == want[j];
+		if (!have && !listen_on(s, LST_GATEWAY, NULL, want[j]))
+			pr_info("gateway: listening on %u (TLS AUTO_PASSTHROUGH)\n", want[j]);
+	}
+}
+
 void shim_set_plan(struct shim *s, const struct plan *plan)
 {
 	s->plan = plan;
 	regex_cache_free(&s->rc); /* its keys point into the old plan */
+	if (s->o.gateway)
+		gateway_listeners(s);
 }
 
 void shim_run(struct shim *s)
@@ -594,29 +1088,59 @@ void shim_run(struct shim *s)
 	int n = epoll_wait(s->epfd, ev, 64, 0);
 
 	for (int i = 0; i < n; i++) {
-		struct conn *c = ev[i].data.ptr;
+		struct evh *h = ev[i].data.ptr;
 
-		if (!c)
-			accept_one(s);
-		else if (!c->dead)
-			conn_step(c);
+		h->fn(h, ev[i].events);
 	}
-	while (s->dead) {
-		struct conn *c = s->dead;
+	for (unsigned i = 0; i < s->n_dead; i++)
+		s->dead[i].fn(s->dead[i].obj);
+	s->n_dead = 0;
+}
 
-		s->dead = c->next_dead;
-		conn_free(c);
-	}
+void shim_print_json(const struct shim *s, FILE *f)
+{
+	const struct shim_stats *t = &s->st;
+
+	fprintf(f,
+		"{\"requests\":%lu,\"localResponses\":%lu,\"upstreamTlsOk\":%lu,"
+		"\"upstreamTlsFailed\":%lu,\"poolReused\":%lu,\"pooledIdle\":%u,"
+		"\"gateway\":{\"accepted\":%lu,\"routed\":%lu,\"refusedHello\":%lu,"
+		"\"refusedSni\":%lu,\"refusedExposure\":%lu,\"refusedTarget\":%lu},"
+		"\"inbound\":{\"accepted\":%lu,\"ok\":%lu,\"refusedProxy\":%lu,\"refusedPod\":%lu,"
+		"\"refusedTls\":%lu},"
+		"\"certificates\":{\"identities\":%u,\"minted\":%lu,\"rotated\":%lu,\"ttl\":%ld}}",
+		t->requests, t->responses_local, t->upstream_tls_ok, t->upstream_tls_failed,
+		t->pool_reused, s->n_pool, t->gw_accepted, t->gw_routed, t->gw_refused_hello,
+		t->gw_refused_sni, t->gw_refused_exposure, t->gw_refused_target, t->in_accepted,
+		t->in_ok, t->in_refused_proxy, t->in_refused_pod, t->in_refused_tls, s->ids.n,
+		s->ids.minted, s->ids.rotated, s->ids.ttl);
 }
 
 void shim_close(struct shim *s)
 {
 	if (!s)
 		return;
-	if (s->lfd >= 0)
-		close(s->lfd);
+	while (s->conns)
+		conn_kill(s->conns);
+	while (s->pool) {
+		struct up *u = s->pool;
+
+		pool_unlink(s, u);
+		up_drop(u);
+	}
+	tun_close_all(s);
+	for (unsigned i = 0; i < s->n_dead; i++)
+		s->dead[i].fn(s->dead[i].obj);
+	free(s->dead);
+	for (unsigned i = 0; i < s->n_lst; i++)
+		close(s->lst[i].fd);
 	if (s->epfd >= 0)
 		close(s->epfd);
+	if (s->timerfd >= 0)
+		close(s->timerfd);
+	SSL_CTX_free(s->peek_ctx);
+	SSL_CTX_free(s->boot_ctx);
+	ids_close(&s->ids);
 	regex_cache_free(&s->rc);
 	free(s);
 }

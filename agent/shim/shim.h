@@ -1,28 +1,51 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * The outbound shim: connections that connect4 sent to the node's shim
- * address, routed request by request (keep-alive connections included) by the
- * frontend's http routes. One epoll set of its own, which the agent's loop
- * watches as one more descriptor.
+ * The agent's user-space data path, one epoll set of its own which the
+ * agent's loop watches as one more descriptor:
+ *  - outbound (15001): connections connect4 sent here, routed request by
+ *    request by the frontend's http routes, with ISTIO_MUTUAL origination;
+ *  - inbound (15008): mutual TLS for this node's pods, terminated with the
+ *    pod's identity, plaintext handed to the pod;
+ *  - gateway (each AUTO_PASSTHROUGH port of a Gateway selecting it): the
+ *    ClientHello's SNI picks a subset endpoint; TLS bytes pass untouched.
  */
 #ifndef KSTEER_SHIM_H
 #define KSTEER_SHIM_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../../maps/ksteer_maps.h"
 #include "../compile/compile.h"
 
+struct shim_opts {
+	bool outbound; /* listen on out_addr:out_port */
+	struct ks_addr out_addr;
+	uint16_t out_port;
+	bool inbound; /* listen on [::]:in_port */
+	uint16_t in_port;
+	bool gateway; /* listen on the AUTO_PASSTHROUGH ports of Gateways selecting labels */
+	const char *gateway_labels; /* "k=v,k=v" */
+	uint32_t mark; /* SO_MARK of every socket the shim opens: connect4 lets them be */
+	int origdst_fd; /* ksteer_origdst */
+	const char *ca_dir; /* Istio plug-in CA: ca-cert.pem, ca-key.pem, root-cert.pem */
+	const char *trust_domain;
+	long cert_ttl; /* seconds */
+	bool sni_local; /* SNI names .global hosts in their .svc.cluster.local form */
+};
+
 struct shim;
 
-/* Listens on addr:port (host order) in the current netns; origdst_fd is ksteer_origdst. */
-int shim_open(struct shim **out, const struct ks_addr *addr, uint16_t port, uint32_t mark,
-	      int origdst_fd);
+int shim_open(struct shim **out, const struct shim_opts *o);
 /* The descriptor to watch for readability: then call shim_run. */
 int shim_fd(const struct shim *s);
-/* The plan requests are routed by from now on; the caller keeps it alive until the next call. */
+/* The plan requests are routed by from now on; the caller keeps it alive until the next call.
+ * Gateway listeners follow the plan's Gateways. */
 void shim_set_plan(struct shim *s, const struct plan *plan);
 void shim_run(struct shim *s);
+/* Counters and identities, as one JSON object. */
+void shim_print_json(const struct shim *s, FILE *f);
 void shim_close(struct shim *s);
 
 #endif

@@ -26,7 +26,7 @@ fi
 ok "lab up with three clusters of other names"
 
 "$KSTEER" lab env >"$tmp/env"
-grep -qx "EAST_GW_ADDR=172.30.1.1" "$tmp/env" && grep -qx "WEST_2_B_GW_ADDR=172.30.2.1" "$tmp/env" &&
+grep -qx "export EAST_GW_ADDR=172.30.1.1" "$tmp/env" && grep -qx "export WEST_2_B_GW_ADDR=172.30.2.1" "$tmp/env" &&
 	! grep -q LONELY "$tmp/env" && ok "lab env: one line per gateway" || bad "lab env" "$(cat "$tmp/env")"
 eval "$("$KSTEER" lab env)"
 

@@ -1,0 +1,482 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Tunnels: the gateway's SNI passthrough and the node's inbound terminator.
+ *
+ * Gateway (15443): read the ClientHello without answering it, take
+ * outbound_.PORT_.SUBSET_.HOST from its SNI, check that a Gateway selecting
+ * us exposes HOST (as the SNI names it), map HOST.global to
+ * HOST.svc.cluster.local, pick an endpoint of SUBSET by this cluster's
+ * DestinationRule, and pass the TLS bytes through: to the pod's node's
+ * inbound port with a PROXY v2 header naming the pod.
+ *
+ * Inbound (15008): a PROXY v2 header names the pod (without one, the SNI
+ * names a service and a local endpoint of it is chosen); the pod must live on
+ * this node. Mutual TLS is terminated with the pod's identity, the client's
+ * chain and SPIFFE ID are checked, and plaintext goes to the pod.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../lib/log.h"
+#include "../policy/policy.h"
+#include "shim_int.h"
+
+#define TUN_MAX_HELLO (16 * 1024 + 512) /* a ClientHello (one record) and a PROXY header */
+
+enum { T_HELLO, T_TLS, T_CONNECT, T_RELAY };
+
+struct tun {
+	struct evh h;
+	struct shim *s;
+	struct tun *prev, *next;
+	int kind; /* LST_GATEWAY or LST_INBOUND */
+	int state;
+	struct side a, b; /* a: the accepted connection; b: towards the pod or node */
+	struct buf pre; /* bytes read before the decision */
+	struct ks_addr peer, local, dst;
+	uint16_t peer_port, local_port, dst_port;
+	uint64_t deadline;
+	bool dead, a_done, b_done; /* a_done: a's EOF was passed on to b */
+};
+
+static void tun_free(void *p)
+{
+	struct tun *t = p;
+
+	side_close(&t->a);
+	side_close(&t->b);
+	buf_free(&t->pre);
+	free(t);
+}
+
+static void tun_kill(struct tun *t)
+{
+	if (t->dead)
+		return;
+	t->dead = true;
+	if (t->a.fd >= 0)
+		close(t->a.fd);
+	if (t->b.fd >= 0)
+		close(t->b.fd);
+	t->a.fd = t->b.fd = -1;
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		t->s->tuns = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	shim_defer_free(t->s, t, tun_free);
+}
+
+static const char *addr_str(const struct ks_addr *a, char *buf, size_t len)
+{
+	static const unsigned char v4[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	if (!memcmp(a, v4, 12))
+		return inet_ntop(AF_INET, (const unsigned char *)a + 12, buf, (socklen_t)len);
+	return inet_ntop(AF_INET6, a, buf, (socklen_t)len);
+}
+
+/* A fatal TLS alert (RFC 8446 6): the client learns why without us speaking TLS. */
+static void send_alert(struct tun *t, unsigned char desc)
+{
+	unsigned char alert[7] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, desc };
+
+	if (send(t->a.fd, alert, sizeof(alert), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		return;
+}
+
+static void refuse(struct tun *t, uint64_t *counter, unsigned char alert, const char *fmt,
+		   const char *what)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	(*counter)++;
+	pr_info("%s: refused %s:%u: %s %s\n", t->kind == LST_GATEWAY ? "gateway" : "inbound",
+		addr_str(&t->peer, a, sizeof(a)), t->peer_port, fmt, what ? what : "");
+	if (alert)
+		send_alert(t, alert);
+	tun_kill(t);
+}
+
+/* Does a Gateway selecting us expose host on port, in AUTO_PASSTHROUGH? */
+static bool exposed(const struct shim *s, uint16_t port, const char *host)
+{
+	const struct policy *p = s->plan ? s->plan->policy : NULL;
+
+	for (uint32_t i = 0; p && i < p->n; i++) {
+		const struct resource *r = p->res[i];
+		const struct gateway *g = r->spec;
+
+		if (r->kind != K_GATEWAY || !g || !shim_gateway_selects(s, g))
+			continue;
+		for (uint32_t k = 0; k < g->servers.n; k++) {
+			const struct server *sv = &g->servers.v[k];
+
+			if (!sv->port || sv->port->number != port || !sv->tls || !sv->tls->mode ||
+			    strcmp(sv->tls->mode, "AUTO_PASSTHROUGH"))
+				continue;
+			for (uint32_t h = 0; h < sv->hosts.n; h++) {
+				const char *pat = sv->hosts.v[h], *slash = strchr(pat, '/');
+
+				if (slash)
+					pat = slash + 1; /* "ns/host": the namespace part is exportTo's */
+				if (host_matches(pat, host))
+					return true;
+			}
+		}
+	}
+	return false;
+}
+
+/* The target an outbound_ SNI names in this cluster: .global hosts are ours under .svc.cluster.local. */
+static const struct c_target *sni_target(const struct shim *s, const char *sni, char *host,
+					 size_t host_len, int *why)
+{
+	char subset[128], local[300];
+	uint16_t port;
+	size_t hl;
+
+	if (sni_parse(sni, &port, subset, sizeof(subset), host, host_len)) {
+		*why = 1;
+		return NULL;
+	}
+	hl = strlen(host);
+	if (hl > 7 && !strcmp(host + hl - 7, ".global"))
+		snprintf(local, sizeof(local), "%.*s.svc.cluster.local", (int)(hl - 7), host);
+	else
+		snprintf(local, sizeof(local), "%s", host);
+	*why = 2;
+	return plan_target(s->plan, local, port, subset);
+}
+
+static int connect_b(struct tun *t, const struct ks_addr *addr, uint16_t port)
+{
+	int err = side_connect(&t->b, addr, port, t->s->o.mark);
+
+	if (err)
+		return err;
+	ep_set(t->s, t->b.fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP, &t->h, true);
+	t->state = T_CONNECT;
+	return 0;
+}
+
+static void gateway_hello(struct tun *t)
+{
+	struct shim *s = t->s;
+	char sni[300], host[300];
+	const struct c_target *tg;
+	const struct c_endpoint *e;
+	uint32_t draw, n_ip = 0, k;
+	int r = sni_peek(s->peek_ctx, t->pre.p, t->pre.len, sni, sizeof(sni)), why;
+
+	if (r == 0) {
+		if (t->pre.len >= TUN_MAX_HELLO || t->a.eof)
+			refuse(t, &s->st.gw_refused_hello, 0, "incomplete ClientHello", NULL);
+		return;
+	}
+	if (r == -1) {
+		refuse(t, &s->st.gw_refused_hello, 0, "not a TLS ClientHello", NULL);
+		return;
+	}
+	if (r == -2) {
+		refuse(t, &s->st.gw_refused_sni, 112, "ClientHello without SNI", NULL);
+		return;
+	}
+	tg = sni_target(s, sni, host, sizeof(host), &why);
+	if (why == 1) {
+		refuse(t, &s->st.gw_refused_sni, 112, "SNI not of the outbound_ form:", sni);
+		return;
+	}
+	if (!exposed(s, t->local_port, host)) {
+		refuse(t, &s->st.gw_refused_exposure, 112, "no Gateway exposes the host of SNI", sni);
+		return;
+	}
+	for (k = 0; tg && k < tg->d.n_eps; k++)
+		n_ip += tg->d.eps[k].is_ip;
+	if (!tg || !n_ip) {
+		refuse(t, &s->st.gw_refused_target, 112,
+		       tg ? "no endpoint for SNI" : "no such service port or subset here for SNI",
+		       sni);
+		return;
+	}
+	if (getrandom(&draw, sizeof(draw), 0) != sizeof(draw))
+		draw = (uint32_t)rand();
+	draw %= n_ip;
+	for (k = 0, e = tg->d.eps; k < tg->d.n_eps; k++)
+		if (tg->d.eps[k].is_ip && !draw--) {
+			e = &tg->d.eps[k];
+			break;
+		}
+	t->dst = e->ka;
+	t->dst_port = e->port;
+	if (connect_b(t, e->has_node ? &e->node : &e->ka, e->has_node ? s->o.in_port : e->port)) {
+		refuse(t, &s->st.gw_refused_target, 0, "connect failed for SNI", sni);
+		return;
+	}
+	if (e->has_node) { /* the node's inbound side learns which pod */
+		unsigned char pp[64];
+		size_t n = proxy_v2_build(pp, &t->peer, t->peer_port, &e->ka, e->port);
+
+		buf_put(&t->b.out, pp, n);
+	}
+	buf_put(&t->b.out, t->pre.p, t->pre.len); /* the ClientHello, untouched */
+	t->pre.len = 0;
+	s->st.gw_routed++;
+	pr_debug("gateway: %s -> %s\n", sni, e->address);
+}
+
+static void inbound_hello(struct tun *t)
+{
+	struct shim *s = t->s;
+	uint16_t sport;
+	struct ks_addr src;
+	const struct c_pod *pod;
+	const struct ids_entry *id;
+	int n = proxy_v2_parse((const unsigned char *)t->pre.p, t->pre.len, &src, &sport, &t->dst,
+			       &t->dst_port);
+
+	if (n == -2) {
+		refuse(t, &s->st.in_refused_proxy, 0, "malformed PROXY v2 header", NULL);
+		return;
+	}
+	if (n == 0) {
+		if (t->a.eof || t->pre.len >= TUN_MAX_HELLO)
+			refuse(t, &s->st.in_refused_proxy, 0, "incomplete PROXY header", NULL);
+		return;
+	}
+	if (n > 0) {
+		buf_drop(&t->pre, (size_t)n);
+	} else {
+		/* no PROXY header: the SNI names the service; one of its pods here takes it */
+		char sni[300], host[300];
+		const struct c_target *tg;
+		int why, r = sni_peek(s->peek_ctx, t->pre.p, t->pre.len, sni, sizeof(sni));
+		bool found = false;
+
+		if (r == 0) {
+			if (t->a.eof || t->pre.len >= TUN_MAX_HELLO)
+				refuse(t, &s->st.in_refused_tls, 0, "incomplete ClientHello", NULL);
+			return;
+		}
+		if (r < 0) {
+			refuse(t, &s->st.in_refused_tls, r == -2 ? 112 : 0,
+			       "neither a PROXY header nor a ClientHello with SNI", NULL);
+			return;
+		}
+		tg = sni_target(s, sni, host, sizeof(host), &why);
+		for (uint32_t k = 0; tg && k < tg->d.n_eps && !found; k++) {
+			const struct c_endpoint *e = &tg->d.eps[k];
+
+			if (e->is_ip && e->has_node && !memcmp(&e->node, &t->local, sizeof(t->local))) {
+				t->dst = e->ka;
+				t->dst_port = e->port;
+				found = true;
+			}
+		}
+		if (!found) {
+			refuse(t, &s->st.in_refused_pod, 112, "no pod on this node for SNI", sni);
+			return;
+		}
+	}
+	pod = plan_pod(s->plan, &t->dst);
+	if (!pod || !pod->has_node || memcmp(&pod->node, &t->local, sizeof(t->local))) {
+		char a[INET6_ADDRSTRLEN];
+
+		refuse(t, &s->st.in_refused_pod, 0, "not a pod of this node:",
+		       addr_str(&t->dst, a, sizeof(a)));
+		return;
+	}
+	id = ids_get(&s->ids, pod->ns, pod->sa);
+	if (!id) {
+		refuse(t, &s->st.in_refused_tls, 0, "no identity for the pod", pod->name);
+		return;
+	}
+	t->a.rule.trust_domain = s->ids.trust_domain;
+	if (side_tls(&t->a, id->server, false, NULL, t->pre.p, t->pre.len)) {
+		tun_kill(t);
+		return;
+	}
+	t->pre.len = 0;
+	t->state = T_TLS;
+}
+
+/* Moves application bytes from one side to the other until one would block. */
+static int pump(struct tun *t, struct side *from, struct side *to, bool *done)
+{
+	char buf[16384];
+	ssize_t n;
+
+	while (!*done && to->out.len < SIDE_HIGH_WATER) {
+		n = side_read(from, buf, sizeof(buf));
+		if (n > 0) {
+			if (!side_write(to, buf, (size_t)n))
+				return -1;
+			continue;
+		}
+		if (n == 0) { /* half-close passes through, as TCP's */
+			side_shutdown_write(to);
+			*done = true;
+			break;
+		}
+		if (n == -EAGAIN)
+			break;
+		return -1;
+	}
+	(void)t;
+	return 0;
+}
+
+static void tun_step(struct tun *t)
+{
+	struct shim *s = t->s;
+	char why[200], a[INET6_ADDRSTRLEN];
+	int r;
+
+	if (t->state == T_HELLO) {
+		char tmp[4096];
+		ssize_t n = -1;
+
+		while (t->pre.len < TUN_MAX_HELLO &&
+		       (n = recv(t->a.fd, tmp, sizeof(tmp), 0)) != 0) {
+			if (n < 0) {
+				if (errno == EAGAIN || errno == EWOULDBLOCK)
+					break;
+				tun_kill(t);
+				return;
+			}
+			buf_put(&t->pre, tmp, (size_t)n);
+		}
+		if (n == 0)
+			t->a.eof = true;
+		if (t->kind == LST_GATEWAY)
+			gateway_hello(t);
+		else
+			inbound_hello(t);
+		if (t->dead || t->state == T_HELLO)
+			goto arm;
+	}
+	if (t->state == T_TLS) {
+		r = side_handshake(&t->a, why, sizeof(why));
+		side_flush(&t->a);
+		if (r < 0) {
+			refuse(t, &s->st.in_refused_tls, 0, "mutual TLS:", why);
+			return;
+		}
+		if (!r)
+			goto arm;
+		s->st.in_ok++;
+		pr_debug("inbound: %s from %s -> %s:%u\n", t->a.rule.seen,
+			 addr_str(&t->peer, a, sizeof(a)), addr_str(&t->dst, why, sizeof(why)),
+			 t->dst_port);
+		if (connect_b(t, &t->dst, t->dst_port)) {
+			tun_kill(t);
+			return;
+		}
+	}
+	if (t->state == T_CONNECT) {
+		r = side_connect_done(&t->b);
+		if (r < 0) {
+			pr_info("%s: connect to %s:%u: %s\n",
+				t->kind == LST_GATEWAY ? "gateway" : "inbound",
+				addr_str(&t->dst, a, sizeof(a)), t->dst_port, strerror(-r));
+			tun_kill(t);
+			return;
+		}
+		if (!r)
+			goto arm;
+		t->state = T_RELAY;
+	}
+	if (!side_flush(&t->b) || !side_flush(&t->a) || pump(t, &t->a, &t->b, &t->a_done) ||
+	    pump(t, &t->b, &t->a, &t->b_done) || !side_flush(&t->a) || !side_flush(&t->b)) {
+		tun_kill(t);
+		return;
+	}
+	if (t->a_done && t->b_done && !t->a.out.len && !t->b.out.len) {
+		tun_kill(t);
+		return;
+	}
+arm:
+	if (t->dead)
+		return;
+	ep_set(s, t->a.fd,
+	       (t->b.out.len < SIDE_HIGH_WATER ? EPOLLIN : 0) | EPOLLRDHUP |
+		       (t->a.out.len ? EPOLLOUT : 0),
+	       &t->h, false);
+	if (t->state >= T_CONNECT)
+		ep_set(s, t->b.fd,
+		       (t->a.out.len < SIDE_HIGH_WATER ? EPOLLIN : 0) | EPOLLRDHUP |
+			       (t->b.out.len || t->state == T_CONNECT ? EPOLLOUT : 0),
+		       &t->h, false);
+}
+
+static void tun_event(struct evh *h, uint32_t events)
+{
+	struct tun *t = (struct tun *)h;
+
+	(void)events;
+	if (!t->dead)
+		tun_step(t);
+}
+
+void tun_accept(struct shim *s, int lfd, int kind)
+{
+	struct sockaddr_in6 peer, local;
+	socklen_t pl = sizeof(peer), ll = sizeof(local);
+	struct tun *t;
+	int fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	t = calloc(1, sizeof(*t));
+	if (!t || getsockname(fd, (struct sockaddr *)&local, &ll)) {
+		free(t);
+		close(fd);
+		return;
+	}
+	t->h.fn = tun_event;
+	t->s = s;
+	t->kind = kind;
+	side_init(&t->a, fd);
+	side_init(&t->b, -1);
+	t->a.connected = true;
+	memcpy(&t->peer, &peer.sin6_addr, 16);
+	t->peer_port = ntohs(peer.sin6_port);
+	memcpy(&t->local, &local.sin6_addr, 16);
+	t->local_port = ntohs(local.sin6_port);
+	t->deadline = now_ms() + SHIM_SETUP_MS;
+	if (kind == LST_GATEWAY)
+		s->st.gw_accepted++;
+	else
+		s->st.in_accepted++;
+	t->next = s->tuns;
+	if (s->tuns)
+		s->tuns->prev = t;
+	s->tuns = t;
+	ep_set(s, fd, EPOLLIN | EPOLLRDHUP, &t->h, true);
+}
+
+void tun_tick(struct shim *s, uint64_t now)
+{
+	for (struct tun *t = s->tuns, *nx; t; t = nx) {
+		nx = t->next;
+		if (t->state != T_RELAY && now > t->deadline)
+			refuse(t, t->kind == LST_GATEWAY ? &s->st.gw_refused_hello
+							 : &s->st.in_refused_tls,
+			       0, "set-up timeout", NULL);
+	}
+}
+
+void tun_close_all(struct shim *s)
+{
+	while (s->tuns)
+		tun_kill(s->tuns);
+}

@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The shim's insides, shared by its three sides: outbound HTTP (shim.c), the
+ * gateway's SNI passthrough and the inbound mTLS terminator (relay.c), over
+ * one socket abstraction (side.c) where TLS, when there is any, runs on
+ * memory BIOs so that bytes read before the handshake (a PROXY header, a
+ * peeked ClientHello) and bytes after it follow one path.
+ */
+#ifndef KSTEER_SHIM_INT_H
+#define KSTEER_SHIM_INT_H
+
+#include <http_parser.h>
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../maps/ksteer_maps.h"
+#include "../compile/compile.h"
+#include "route.h"
+#include "shim.h"
+#include "tls.h"
+
+#define SHIM_SETUP_MS 10000 /* a tunnel must be set up (headers, handshakes) within this */
+#define SIDE_HIGH_WATER (256 * 1024) /* stop reading a peer while the other side owes this */
+
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
+int buf_put(struct buf *b, const void *p, size_t n);
+void buf_drop(struct buf *b, size_t n);
+void buf_free(struct buf *b);
+
+/* Everything registered in the shim's epoll set starts with this. */
+struct evh {
+	void (*fn)(struct evh *h, uint32_t events);
+};
+
+/* One TCP socket, with TLS on memory BIOs when ssl is set. */
+struct side {
+	int fd;
+	SSL *ssl;
+	BIO *rb, *wb; /* owned by ssl */
+	struct buf out; /* bytes owed to the socket: ciphertext when TLS */
+	bool eof; /* the socket said EOF */
+	bool connected; /* for an outgoing socket: the TCP handshake is done */
+	struct peer_rule rule;
+};
+
+void side_init(struct side *sd, int fd);
+void side_close(struct side *sd);
+/* Wraps the side in TLS: connect (client) or accept state; first bytes already read go in. */
+int side_tls(struct side *sd, SSL_CTX *ctx, bool client, const char *sni, const void *pre,
+	     size_t pre_len);
+/* Sends what is owed; false on a socket error. */
+bool side_flush(struct side *sd);
+/* 1 done, 0 in progress, -1 failed (rule.why or OpenSSL's reason in why). */
+int side_handshake(struct side *sd, char *why, size_t why_len);
+/* Application bytes: n > 0, 0 at EOF, -EAGAIN, or another -errno. */
+ssize_t side_read(struct side *sd, void *p, size_t cap);
+/* Queues application bytes (encrypting them when TLS) and tries to send. */
+bool side_write(struct side *sd, const void *p, size_t n);
+/* A TLS close_notify, or nothing for plain TCP; then SHUT_WR once flushed by the caller. */
+void side_shutdown_write(struct side *sd);
+/* 1 connected, 0 in progress, -errno failed: for a non-blocking connect. */
+int side_connect_done(struct side *sd);
+/* A non-blocking connect to addr:port carrying the agent's mark; -errno. */
+int side_connect(struct side *sd, const struct ks_addr *addr, uint16_t port, uint32_t mark);
+
+/* PROXY protocol v2 header for a TCP connection from src to dst. Returns its length. */
+size_t proxy_v2_build(unsigned char *out, const struct ks_addr *src, uint16_t sport,
+		      const struct ks_addr *dst, uint16_t dport);
+/* 0 need more, n > 0 header length (dst filled), -1 not a PROXY v2 header, -2 malformed. */
+int proxy_v2_parse(const unsigned char *p, size_t n, struct ks_addr *src, uint16_t *sport,
+		   struct ks_addr *dst, uint16_t *dport);
+/* The SNI of a ClientHello at the start of p: 1 found, 0 need more bytes, -1 not TLS or
+ * malformed, -2 a ClientHello without SNI. */
+int sni_peek(SSL_CTX *peek_ctx, const void *p, size_t n, char *sni, size_t sni_len);
+SSL_CTX *sni_peek_ctx(void);
+/* outbound_.PORT_.SUBSET_.HOST: 0, or -1 when sni is not of that form. */
+int sni_parse(const char *sni, uint16_t *port, char *subset, size_t subset_len, char *host,
+	      size_t host_len);
+
+struct shim_stats {
+	uint64_t requests, responses_local, upstream_tls_ok, upstream_tls_failed, pool_reused;
+	uint64_t gw_accepted, gw_routed, gw_refused_hello, gw_refused_sni, gw_refused_exposure,
+		gw_refused_target;
+	uint64_t in_accepted, in_ok, in_refused_proxy, in_refused_pod, in_refused_tls;
+};
+
+struct listener {
+	struct evh h;
+	struct shim *s;
+	int fd;
+	int kind; /* LST_* */
+	uint16_t port;
+};
+
+enum { LST_OUTBOUND, LST_INBOUND, LST_GATEWAY };
+
+#define SHIM_MAX_LISTENERS 16
+
+struct tun;
+struct conn;
+struct up;
+
+struct shim {
+	struct evh tick; /* the timer */
+	int epfd, timerfd, origdst_fd;
+	struct shim_opts o;
+	struct ks_addr out_addr;
+	struct listener lst[SHIM_MAX_LISTENERS];
+	unsigned n_lst;
+	const struct plan *plan;
+	struct regex_cache rc;
+	http_parser_settings req_cb, resp_cb;
+	struct ids ids;
+	char gw_label_buf[256];
+	const char *gw_labels[16]; /* "k=v": this gateway's labels, for Gateway selectors */
+	unsigned n_gw_labels;
+	SSL_CTX *peek_ctx, *boot_ctx;
+	struct conn *conns; /* all outbound connections: for deadlines */
+	struct tun *tuns;
+	struct up *pool; /* idle upstream connections */
+	unsigned n_pool;
+	struct {
+		void *obj;
+		void (*fn)(void *);
+	} *dead; /* closed during this batch of events, which may still name them: freed after */
+	unsigned n_dead, cap_dead;
+	struct shim_stats st;
+};
+
+uint64_t now_ms(void);
+void ep_set(struct shim *s, int fd, uint32_t ev, struct evh *h, bool add);
+void shim_defer_free(struct shim *s, void *obj, void (*fn)(void *));
+
+/* relay.c */
+void tun_accept(struct shim *s, int lfd, int kind);
+void tun_tick(struct shim *s, uint64_t now);
+void tun_close_all(struct shim *s);
+bool shim_gateway_selects(const struct shim *s, const struct gateway *g);
+
+#endif
