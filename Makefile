@@ -11,7 +11,7 @@ ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 CFLAGS ?= -g -O2
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-format-truncation -MMD -MP \
 	  -I$(OUT) -I. -D_GNU_SOURCE
-LDLIBS := -lbpf -lelf -lz -lyaml -ljansson -lmicrohttpd -lhttp_parser -lssl -lcrypto -lm
+LDLIBS := -lbpf -lelf -lz -lyaml -ljansson -lmicrohttpd -lhttp_parser -lldns -lssl -lcrypto -lm
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined

@@ -148,6 +148,64 @@ no_upstream:
 	return 0; /* connect fails with EPERM: no healthy upstream */
 }
 
+#define IPPROTO_UDP 17
+
+/*
+ * Pods' DNS (UDP/53, to whichever resolver they asked) goes to the node
+ * agent's resolver; the socket remembers whom it asked, so replies and
+ * getpeername show that resolver. Returns 1 when redirected.
+ */
+static __always_inline int dns_redirect(struct bpf_sock_addr *ctx)
+{
+	struct ks_config *cfg;
+	struct ks_sock *st;
+	__u32 zero = 0;
+	struct bpf_sock *sk = ctx->sk;
+
+	if (ctx->protocol != IPPROTO_UDP || ctx->user_port != bpf_htons(53))
+		return 0;
+	cfg = bpf_map_lookup_elem(&ksteer_config, &zero);
+	if (!cfg || !cfg->dns_port || !ks_addr_is_v4(&cfg->shim_addr))
+		return 0;
+	if (sk && cfg->self_mark && sk->mark == cfg->self_mark)
+		return 0; /* the agent forwarding upstream */
+	st = bpf_sk_storage_get(&ksteer_sock, ctx->sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
+		return 0;
+	ks_addr_from_v4(&st->orig_addr, ctx->user_ip4);
+	st->orig_port = (__be16)ctx->user_port;
+	st->flags = KS_SOCK_REWRITTEN | KS_SOCK_DNS;
+	ctx->user_ip4 = cfg->shim_addr.a[3];
+	ctx->user_port = cfg->dns_port;
+	stat_inc(KS_STAT_DNS_REDIRECTED);
+	return 1;
+}
+
+SEC("cgroup/sendmsg4")
+int ksteer_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	dns_redirect(ctx);
+	return 1;
+}
+
+/* A reply from the agent's resolver appears to come from the resolver asked. */
+SEC("cgroup/recvmsg4")
+int ksteer_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	struct ks_sock *st = bpf_sk_storage_get(&ksteer_sock, ctx->sk, NULL, 0);
+	struct ks_config *cfg;
+	__u32 zero = 0;
+
+	if (!st || !(st->flags & KS_SOCK_DNS))
+		return 1;
+	cfg = bpf_map_lookup_elem(&ksteer_config, &zero);
+	if (!cfg || ctx->user_ip4 != cfg->shim_addr.a[3] || ctx->user_port != cfg->dns_port)
+		return 1;
+	ctx->user_ip4 = st->orig_addr.a[3];
+	ctx->user_port = st->orig_port;
+	return 1;
+}
+
 SEC("cgroup/connect4")
 int ksteer_connect4(struct bpf_sock_addr *ctx)
 {
@@ -155,6 +213,8 @@ int ksteer_connect4(struct bpf_sock_addr *ctx)
 	__be16 port = (__be16)ctx->user_port;
 	int ret;
 
+	if (dns_redirect(ctx))
+		return 1;
 	ks_addr_from_v4(&addr, ctx->user_ip4);
 	ret = route_connect(ctx, &addr, &port);
 	if (ret && ks_addr_is_v4(&addr)) {

@@ -81,7 +81,7 @@ struct ks_config {
 	__u32 active; /* generation the programs read, < KS_GENERATIONS */
 	struct ks_addr shim_addr; /* node-local shim outbound listener */
 	__be16 shim_port;
-	__u16 pad;
+	__be16 dns_port; /* pods' UDP/53 goes to shim_addr:dns_port; 0: left alone */
 	__u32 self_mark; /* SO_MARK of the agent's own sockets: never redirected */
 };
 
@@ -97,6 +97,7 @@ struct ks_origdst {
 enum ks_sock_flags {
 	KS_SOCK_REWRITTEN = 1u << 0,
 	KS_SOCK_TO_SHIM = 1u << 1, /* sockops records its 4-tuple in ksteer_origdst */
+	KS_SOCK_DNS = 1u << 2, /* UDP/53 sent to the agent's resolver: replies are rewritten */
 };
 
 struct ks_sock {
@@ -121,6 +122,7 @@ enum ks_stat {
 	KS_STAT_CONNECT_NO_UPSTREAM,
 	KS_STAT_CONNECT_MISS,
 	KS_STAT_CONNECT_SELF, /* the agent's own sockets, never redirected */
+	KS_STAT_DNS_REDIRECTED, /* UDP/53 connects and sends sent to the agent's resolver */
 	KS_STAT_MAX,
 };
 

@@ -311,11 +311,13 @@ int cmd_agent(int argc, char **argv)
 		{ "trust-domain", required_argument, NULL, 'T' },
 		{ "cert-ttl", required_argument, NULL, 'X' },
 		{ "sni-form", required_argument, NULL, 'S' },
+		{ "no-dns", no_argument, NULL, 'd' },
+		{ "dns-upstream", required_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct agent ag = { .ns = NULL, .epfd = -1, .inofd = -1, .sigfd = -1, .ctlfd = -1,
 			    .timerfd = -1 };
-	struct dp_opts o = { .self_mark = 0x6b73 /* "ks" */, .shim_port = 15001 };
+	struct dp_opts o = { .self_mark = 0x6b73 /* "ks" */, .shim_port = 15001, .dns_port = 15053 };
 	const char *ready = NULL, *shim = "127.0.0.1", *netns = NULL;
 	struct shim_opts so = { .outbound = true, .out_port = 15001, .in_port = 15008,
 				.gateway_labels = "istio=ingressgateway",
@@ -352,6 +354,19 @@ int cmd_agent(int argc, char **argv)
 			}
 			so.cert_ttl = (long)(ms / 1000);
 			break;
+		case 'd': o.dns_port = 0; break;
+		case 'U': {
+			char a6[64];
+
+			snprintf(a6, sizeof(a6), "%s%s", strchr(optarg, ':') ? "" : "::ffff:", optarg);
+			if (inet_pton(AF_INET6, a6, &so.dns_upstream) != 1) {
+				fprintf(stderr, "Error: --dns-upstream: not an address: %s\n", optarg);
+				return 2;
+			}
+			so.dns_upstream_set = true;
+			so.dns_upstream_port = 53;
+			break;
+		}
 		case 'S':
 			if (strcmp(optarg, "global") && strcmp(optarg, "local")) {
 				fprintf(stderr, "Error: --sni-form: global (outbound_.P_.S_.H.global, "
@@ -366,7 +381,8 @@ int cmd_agent(int argc, char **argv)
 					"[--max-backends N] [--ready-file PATH] [--netns NAME]\n"
 					"       [--shim ADDR] [--inbound] [--gateway] [--gateway-labels K=V,..]\n"
 					"       [--ca DIR] [--trust-domain TD] [--cert-ttl DUR] "
-					"[--sni-form global|local]\n");
+					"[--sni-form global|local]\n"
+					"       [--no-dns] [--dns-upstream ADDR]\n");
 			return 2;
 		}
 	}
@@ -438,6 +454,7 @@ int cmd_agent(int argc, char **argv)
 		so.out_addr = o.shim_addr;
 		so.out_port = o.shim_port;
 		so.mark = o.self_mark;
+		so.dns_port = o.dns_port;
 		so.origdst_fd = ag.dp.fds[DP_ORIGDST];
 		err = shim_open(&ag.shim, &so);
 		if (err && (so.inbound || so.gateway || so.ca_dir)) {

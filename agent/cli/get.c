@@ -30,6 +30,7 @@ static const char *const stat_names[KS_STAT_MAX] = {
 	[KS_STAT_CONNECT_NO_UPSTREAM] = "connect_no_upstream",
 	[KS_STAT_CONNECT_MISS] = "connect_miss",
 	[KS_STAT_CONNECT_SELF] = "connect_self",
+	[KS_STAT_DNS_REDIRECTED] = "dns_redirected",
 };
 
 static json_t *frontend_json(int fds[DP_MAPS], uint32_t gen, const struct ks_frontend_key *k,

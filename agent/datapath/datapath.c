@@ -31,13 +31,15 @@ static const struct {
 	{ "connect4", BPF_CGROUP_INET4_CONNECT },   { "connect6", BPF_CGROUP_INET6_CONNECT },
 	{ "getpeer4", BPF_CGROUP_INET4_GETPEERNAME }, { "getpeer6", BPF_CGROUP_INET6_GETPEERNAME },
 	{ "sockops", BPF_CGROUP_SOCK_OPS },
+	{ "sendmsg4", BPF_CGROUP_UDP4_SENDMSG },    { "recvmsg4", BPF_CGROUP_UDP4_RECVMSG },
 };
 
 static struct bpf_program *link_prog(struct ksteer_sock *s, size_t i)
 {
 	struct bpf_program *progs[] = { s->progs.ksteer_connect4, s->progs.ksteer_connect6,
 					s->progs.ksteer_getpeer4, s->progs.ksteer_getpeer6,
-					s->progs.ksteer_sockops };
+					s->progs.ksteer_sockops,  s->progs.ksteer_sendmsg4,
+					s->progs.ksteer_recvmsg4 };
 
 	return progs[i];
 }
@@ -268,6 +270,7 @@ int dp_open(struct datapath *dp, const struct dp_opts *o)
 	cfg.self_mark = o->self_mark;
 	cfg.shim_addr = o->shim_addr;
 	cfg.shim_port = htons(o->shim_port);
+	cfg.dns_port = htons(o->dns_port);
 	if (bpf_map_update_elem(dp->fds[DP_CONFIG], &zero, &cfg, BPF_ANY)) {
 		err = -errno;
 		pr_warn("Error: write ksteer_config: %s\n", strerror(errno));
@@ -439,7 +442,8 @@ out:
 static int rm_pins(const char *dir)
 {
 	static const char *const extra[] = { "ksteer_sock", "link_connect4", "link_connect6",
-					     "link_getpeer4", "link_getpeer6", "link_sockops" };
+					     "link_getpeer4", "link_getpeer6", "link_sockops",
+					     "link_sendmsg4", "link_recvmsg4" };
 	char path[PATH_MAX + 64];
 	int err = 0;
 

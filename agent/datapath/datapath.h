@@ -22,6 +22,7 @@ struct dp_opts {
 	uint32_t self_mark;
 	struct ks_addr shim_addr;
 	uint16_t shim_port; /* host order */
+	uint16_t dns_port; /* host order; 0: pods' DNS is left alone */
 };
 
 enum dp_map { DP_CONFIG, DP_FRONTENDS, DP_DESTS, DP_BACKENDS, DP_STATS, DP_ORIGDST, DP_MAPS };

@@ -946,7 +946,11 @@ static int pod_up(struct lab *lab, json_t *c, json_t *pod, json_t *containers)
 	    sh("ip -n %s route add default via 169.254.1.1 dev eth0", ns) ||
 	    sh("ip -n %s -6 route add default via fe80::1 dev eth0", ns))
 		return -EIO;
-	/* `ip netns exec` binds /etc/netns/NAME/resolv.conf over /etc/resolv.conf */
+	/*
+	 * `ip netns exec` binds /etc/netns/NAME/resolv.conf over /etc/resolv.conf. The
+	 * nameserver is kube-dns's usual ClusterIP, which nothing serves: the node agent
+	 * answers, as sendmsg4/connect4 send UDP/53 to it.
+	 */
 	snprintf(etc, sizeof(etc), "/etc/netns/%s", ns);
 	mkdir("/etc/netns", 0755);
 	mkdir(etc, 0755);
@@ -956,7 +960,7 @@ static int pod_up(struct lab *lab, json_t *c, json_t *pod, json_t *containers)
 		const char *pns = jstr(pod, "namespace");
 
 		fprintf(f, "search %s.svc.cluster.local svc.cluster.local cluster.local\n"
-			   "nameserver 169.254.1.1\noptions ndots:5\n",
+			   "nameserver 10.96.0.10\noptions ndots:5\n",
 			pns);
 		fclose(f);
 	}

@@ -874,6 +874,10 @@ static void listener_event(struct evh *h, uint32_t events)
 	(void)events;
 	if (l->kind == LST_OUTBOUND)
 		accept_outbound(l->s, l->fd);
+	else if (l->kind == LST_DNS)
+		dns_query(l->s, l->fd);
+	else if (l->kind == LST_DNS_UPSTREAM)
+		dns_upstream_reply(l->s, l->fd);
 	else
 		tun_accept(l->s, l->fd, l->kind);
 }
@@ -986,6 +990,28 @@ int shim_open(struct shim **out, const struct shim_opts *o)
 		pr_warn("shim: no outbound listener here\n");
 	if (o->inbound && (err = listen_on(s, LST_INBOUND, NULL, o->in_port)))
 		goto fail;
+	s->dns_fd = s->dns_up_fd = -1;
+	if (o->dns_port) {
+		if (dns_sockets(s, &s->dns_fd, &s->dns_up_fd)) {
+			pr_warn("shim: no mesh DNS here (%s)\n", strerror(errno));
+		} else {
+			int fds[2] = { s->dns_fd, s->dns_up_fd };
+
+			for (int i = 0; i < 2; i++) {
+				struct listener *l = &s->lst[s->n_lst];
+
+				if (fds[i] < 0 || s->n_lst == SHIM_MAX_LISTENERS)
+					continue;
+				s->n_lst++;
+				l->h.fn = listener_event;
+				l->s = s;
+				l->fd = fds[i];
+				l->kind = i ? LST_DNS_UPSTREAM : LST_DNS;
+				l->port = o->dns_port;
+				ep_set(s, fds[i], EPOLLIN, &l->h, true);
+			}
+		}
+	}
 	s->req_cb.on_url = on_url;
 	s->req_cb.on_header_field = on_header_field;
 	s->req_cb.on_header_value = on_header_value;
@@ -1108,12 +1134,14 @@ void shim_print_json(const struct shim *s, FILE *f)
 		"\"refusedSni\":%lu,\"refusedExposure\":%lu,\"refusedTarget\":%lu},"
 		"\"inbound\":{\"accepted\":%lu,\"ok\":%lu,\"refusedProxy\":%lu,\"refusedPod\":%lu,"
 		"\"refusedTls\":%lu},"
-		"\"certificates\":{\"identities\":%u,\"minted\":%lu,\"rotated\":%lu,\"ttl\":%ld}}",
+		"\"certificates\":{\"identities\":%u,\"minted\":%lu,\"rotated\":%lu,\"ttl\":%ld},"
+		"\"dns\":{\"queries\":%lu,\"answered\":%lu,\"forwarded\":%lu,\"bad\":%lu}}",
 		t->requests, t->responses_local, t->upstream_tls_ok, t->upstream_tls_failed,
 		t->pool_reused, s->n_pool, t->gw_accepted, t->gw_routed, t->gw_refused_hello,
 		t->gw_refused_sni, t->gw_refused_exposure, t->gw_refused_target, t->in_accepted,
 		t->in_ok, t->in_refused_proxy, t->in_refused_pod, t->in_refused_tls, s->ids.n,
-		s->ids.minted, s->ids.rotated, s->ids.ttl);
+		s->ids.minted, s->ids.rotated, s->ids.ttl, t->dns_queries, t->dns_answered,
+		t->dns_forwarded, t->dns_bad);
 }
 
 void shim_close(struct shim *s)

@@ -7,7 +7,8 @@
  *  - inbound (15008): mutual TLS for this node's pods, terminated with the
  *    pod's identity, plaintext handed to the pod;
  *  - gateway (each AUTO_PASSTHROUGH port of a Gateway selecting it): the
- *    ClientHello's SNI picks a subset endpoint; TLS bytes pass untouched.
+ *    ClientHello's SNI picks a subset endpoint; TLS bytes pass untouched;
+ *  - DNS (15053, UDP): pods' queries, redirected by sendmsg4/connect4.
  */
 #ifndef KSTEER_SHIM_H
 #define KSTEER_SHIM_H
@@ -33,6 +34,10 @@ struct shim_opts {
 	const char *trust_domain;
 	long cert_ttl; /* seconds */
 	bool sni_local; /* SNI names .global hosts in their .svc.cluster.local form */
+	uint16_t dns_port; /* mesh DNS on out_addr:dns_port (UDP); 0: none */
+	bool dns_upstream_set; /* forward other names there; else NXDOMAIN */
+	struct ks_addr dns_upstream;
+	uint16_t dns_upstream_port;
 };
 
 struct shim;

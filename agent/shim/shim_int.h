@@ -10,6 +10,7 @@
 #define KSTEER_SHIM_INT_H
 
 #include <http_parser.h>
+#include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -88,6 +89,7 @@ struct shim_stats {
 	uint64_t gw_accepted, gw_routed, gw_refused_hello, gw_refused_sni, gw_refused_exposure,
 		gw_refused_target;
 	uint64_t in_accepted, in_ok, in_refused_proxy, in_refused_pod, in_refused_tls;
+	uint64_t dns_queries, dns_answered, dns_forwarded, dns_bad;
 };
 
 struct listener {
@@ -98,7 +100,9 @@ struct listener {
 	uint16_t port;
 };
 
-enum { LST_OUTBOUND, LST_INBOUND, LST_GATEWAY };
+enum { LST_OUTBOUND, LST_INBOUND, LST_GATEWAY, LST_DNS, LST_DNS_UPSTREAM };
+
+#define DNS_PENDING 256 /* queries forwarded and not yet answered */
 
 #define SHIM_MAX_LISTENERS 16
 
@@ -131,11 +135,23 @@ struct shim {
 	} *dead; /* closed during this batch of events, which may still name them: freed after */
 	unsigned n_dead, cap_dead;
 	struct shim_stats st;
+	struct {
+		bool used;
+		uint16_t id, client_id;
+		struct sockaddr_in6 client;
+		uint64_t sent;
+	} dns_pending[DNS_PENDING];
+	int dns_fd, dns_up_fd;
 };
 
 uint64_t now_ms(void);
 void ep_set(struct shim *s, int fd, uint32_t ev, struct evh *h, bool add);
 void shim_defer_free(struct shim *s, void *obj, void (*fn)(void *));
+
+/* dnsio.c */
+void dns_query(struct shim *s, int fd);
+void dns_upstream_reply(struct shim *s, int fd);
+int dns_sockets(struct shim *s, int *fd, int *up_fd);
 
 /* relay.c */
 void tun_accept(struct shim *s, int lfd, int kind);
