@@ -12,5 +12,6 @@ int cmd_apply(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_uninstall(int argc, char **argv);
 int cmd_get(int argc, char **argv);
+int cmd_cert(int argc, char **argv);
 
 #endif

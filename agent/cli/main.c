@@ -26,7 +26,10 @@ static int usage(FILE *f)
 		   "  get frontends|routes|endpoints|stats -i INSTANCE [-o json]\n"
 		   "          read the pinned maps (works while the agent is down)\n"
 		   "  uninstall --instance NAME   remove every link, pin and map of an instance\n"
-		   "  lab up [-f LABFILE] | apply CLUSTER [-n NS] [-l SEL] -f FILE | exec CLUSTER NS/NAME -- CMD\n"
+		   "  cert root|intermediate|mint ...\n"
+		   "          identity material in Istio's plug-in layout; workload certs by hand\n"
+		   "  lab up [-f LABFILE] [--cert-ttl DUR] [--sni-form global|local]\n"
+		   "      | apply CLUSTER [-n NS] [-l SEL] -f FILE | exec CLUSTER NS/NAME -- CMD\n"
 		   "      | env | status [-o json] | down\n"
 		   "          clusters of network namespaces on this machine\n"
 		   "  version print the version and the map layout version\n"
@@ -141,6 +144,7 @@ static const struct cmd {
 	{ "status", cmd_status },
 	{ "get", cmd_get },
 	{ "uninstall", cmd_uninstall },
+	{ "cert", cmd_cert },
 	{ "lab", cmd_lab },
 	{ "lab-serve", lab_serve }, /* internal: the lab pods' HTTP server */
 	{ "version", cmd_version },

@@ -101,7 +101,7 @@ fail:
 	return NULL;
 }
 
-static int write_pem(const char *dir, const char *name, X509 *const *certs, int n,
+int id_write_pem(const char *dir, const char *name, X509 *const *certs, int n,
 		     EVP_PKEY *key)
 {
 	char path[4096];
@@ -183,9 +183,9 @@ int id_root_create(const char *dir, int days)
 		id_log_ssl_errors("make the root certificate");
 		goto out;
 	}
-	err = write_pem(dir, "root-cert.pem", &cert, 1, NULL);
+	err = id_write_pem(dir, "root-cert.pem", &cert, 1, NULL);
 	if (!err)
-		err = write_pem(dir, "root-key.pem", NULL, 0, key);
+		err = id_write_pem(dir, "root-key.pem", NULL, 0, key);
 out:
 	X509_free(cert);
 	EVP_PKEY_free(key);
@@ -215,10 +215,10 @@ int id_intermediate_create(const char *root_dir, const char *out_dir, const char
 		X509 *chain[2] = { cert, root };
 
 		/* Istio's plug-in layout: what istiod reads from the cacerts secret */
-		if ((err = write_pem(out_dir, "ca-cert.pem", &cert, 1, NULL)) ||
-		    (err = write_pem(out_dir, "ca-key.pem", NULL, 0, key)) ||
-		    (err = write_pem(out_dir, "root-cert.pem", &root, 1, NULL)) ||
-		    (err = write_pem(out_dir, "cert-chain.pem", chain, 2, NULL)))
+		if ((err = id_write_pem(out_dir, "ca-cert.pem", &cert, 1, NULL)) ||
+		    (err = id_write_pem(out_dir, "ca-key.pem", NULL, 0, key)) ||
+		    (err = id_write_pem(out_dir, "root-cert.pem", &root, 1, NULL)) ||
+		    (err = id_write_pem(out_dir, "cert-chain.pem", chain, 2, NULL)))
 			goto out;
 	}
 	err = 0;

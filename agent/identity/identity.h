@@ -42,6 +42,8 @@ int id_mint(const struct id_ca *ca, const char *trust_domain, const char *ns, co
  */
 int id_verify(X509 *root, X509 *leaf, STACK_OF(X509) * untrusted, const char *trust_domain,
 	      char *id, size_t id_len, char *why, size_t why_len);
+/* PEM file dir/name: the certificates, then the key (file mode 0600 when a key is in it). */
+int id_write_pem(const char *dir, const char *name, X509 *const *certs, int n, EVP_PKEY *key);
 /* The SPIFFE URI SAN of a certificate, or -ENOENT. */
 int id_spiffe(X509 *cert, char *out, size_t len);
 /* OpenSSL's error queue, drained into the log with a prefix. */
