@@ -479,6 +479,8 @@ static int lab_up(int argc, char **argv)
 
 			if (!obj_has(&lc->o, "nodes"))
 				lc->nodes = 1;
+			if (!obj_has(&lc->o, "gateway"))
+				lc->gateway = true;
 			if (!lc->name || !*lc->name || lc->nodes < 1 || lc->nodes > 200) {
 				fprintf(stderr, "Error: %s: clusters[%u]: needs a name and 1-200 nodes\n",
 					file, i);
@@ -973,6 +975,13 @@ static int pod_up(struct lab *lab, json_t *c, json_t *pod, json_t *containers)
 		json_t *ct, *pt;
 		const char *version = json_string_value(
 			json_object_get(json_object_get(pod, "labels"), "version"));
+
+		/* the helloworld image's own setting first, then the version label */
+		json_array_foreach(containers, i, ct)
+			json_array_foreach(json_object_get(ct, "env"), j, pt)
+				if (!strcmp(jstr(pt, "name"), "SERVICE_VERSION") &&
+				    json_string_value(json_object_get(pt, "value")))
+					version = json_string_value(json_object_get(pt, "value"));
 
 		args[3] = (char *)(version ? version : "unknown");
 		args[5] = (char *)jstr(pod, "name");

@@ -80,6 +80,7 @@ struct conn {
 	} hdr[SHIM_MAX_HEADERS];
 	unsigned nh;
 	bool in_value, head_done, req_done, resp_done, close_after, client_eof, dead;
+	bool after_lf; /* the head's last byte seen was LF: a following SP/HT is obs-fold */
 	size_t resp_bytes;
 	uint64_t deadline; /* the route's timeout; 0: none */
 	/* where this request may go: copied, as a reload may free the plan meanwhile */
@@ -566,7 +567,18 @@ static void take_client_bytes(struct conn *c)
 
 		if (HTTP_PARSER_ERRNO(&c->rq) == HPE_PAUSED)
 			http_parser_pause(&c->rq, 0);
+		bool in_head = !c->head_done;
+
 		used = http_parser_execute(&c->rq, &c->s->req_cb, c->in.p, c->in.len);
+		/* obs-fold: http-parser joins folded lines; a proxy must refuse them (RFC 9112 5.2) */
+		for (size_t i = 0; in_head && i < used; i++) {
+			if (c->after_lf && (c->in.p[i] == ' ' || c->in.p[i] == '\t') &&
+			    c->nh) {
+				reply_error(c, 400, "Bad Request", "obs-fold in the request head");
+				return;
+			}
+			c->after_lf = c->in.p[i] == '\n';
+		}
 		if (HTTP_PARSER_ERRNO(&c->rq) != HPE_OK && HTTP_PARSER_ERRNO(&c->rq) != HPE_PAUSED) {
 			reply_error(c, 400, "Bad Request",
 				    HTTP_PARSER_ERRNO(&c->rq) == HPE_CB_header_value
@@ -602,7 +614,7 @@ static void next_request(struct conn *c)
 	c->head.len = 0;
 	c->url_len = 0;
 	c->nh = 0;
-	c->in_value = c->head_done = c->req_done = c->resp_done = false;
+	c->in_value = c->head_done = c->req_done = c->resp_done = c->after_lf = false;
 	c->to_up.len = 0;
 	c->deadline = 0;
 	http_parser_init(&c->rq, HTTP_REQUEST);
