@@ -49,6 +49,11 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	if (!strncmp(url, "/delay/", 7)) { /* a slow answer, for timeout tests: at most 10 s */
+		long ms = atol(url + 7);
+
+		usleep((useconds_t)(ms > 0 && ms < 10000 ? ms : 0) * 1000);
+	}
 	f = open_memstream(&body, &len);
 	if (!strcmp(url, "/headers"))
 		MHD_get_connection_values(c, MHD_HEADER_KIND, add_header, f);

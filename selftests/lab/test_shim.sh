@@ -35,6 +35,9 @@ spec:
     - {destination: {host: helloworld, subset: v3}, weight: 30}
   - match: [{uri: {prefix: /nowhere}}]
     route: [{destination: {host: helloworld, subset: v9}}]
+  - match: [{uri: {prefix: /delay}}]
+    timeout: 500ms
+    route: [{destination: {host: helloworld, subset: v1}}]
   - route: [{destination: {host: helloworld, subset: v1}}]
 Y
 "$KSTEER" lab apply cluster1 -n hello -f "$tmp/routes.yaml" >"$tmp/o" 2>&1 || bad "apply the routes" "$(cat "$tmp/o")"
@@ -91,6 +94,18 @@ grep -q "attempts: 0" "$tmp/noretry.yaml" || bad "noretry.yaml written"
 n503=$(grep -c "upstream connect error" "$tmp/r0")
 [ "$n503" -gt 40 ] && [ "$n503" -lt 160 ] && ok "with retries: {attempts: 0} about half fail: $n503 of 200 got 503" || bad "attempts 0" "$n503 of 200" "$(head -3 "$tmp/r0")"
 "$KSTEER" lab apply cluster1 -n hello -f "$tmp/routes.yaml" >/dev/null 2>&1
+
+# the route's timeout: a slow answer becomes 504 when it passes, a quick one is untouched
+"$KSTEER" lab exec cluster1 hello/sleep -- bash -c "
+	curl -s -o /dev/null -w '%{http_code} %{time_total}\n' -m 5 http://$HW:5000/delay/100
+	curl -s -o /dev/null -w '%{http_code} %{time_total}\n' -m 5 http://$HW:5000/delay/3000" >"$tmp/to"
+read -r c2 _ <<<"$(sed -n 1p "$tmp/to")"
+read -r c1 t1 <<<"$(sed -n 2p "$tmp/to")"
+sleep 3 # the pod's server is single-threaded: let it finish the slow answer
+[ "$c1" = 504 ] && [ "$c2" = 200 ] && python3 -c "import sys; sys.exit(0 if float('$t1') < 2.5 else 1)" &&
+	ok "timeout: 500ms: a 3 s answer gets 504 after ${t1}s, a 0.1 s one 200" || bad "route timeout" "$(cat "$tmp/to")"
+reused=$("$KSTEER" status --instance $NODE | sed -n 's/^shim //p' | python3 -c 'import json,sys; print(json.load(sys.stdin)["poolReused"])')
+[ "$reused" -gt 100 ] && ok "upstream connections pooled and reused ($reused reuses so far)" || bad "pool reuse" "$reused"
 
 # errors an HTTP client understands; the agent lives on
 "$KSTEER" lab exec cluster1 hello/sleep -- python3 - "$HW" >"$tmp/err" 2>&1 <<'PY'
