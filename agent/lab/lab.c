@@ -1132,6 +1132,7 @@ static int lab_apply(int argc, char **argv)
 			}
 			ons = *jstr(meta, "namespace") ? jstr(meta, "namespace") : ns ? ns : "default";
 			json_object_set_new(meta, "namespace", json_string(ons));
+			ons = jstr(meta, "namespace"); /* the old string went with the old value */
 			if (!strcmp(kind, "Namespace"))
 				json_object_del(meta, "namespace");
 			if (!strcmp(kind, "Deployment") || !strcmp(kind, "Pod")) {
