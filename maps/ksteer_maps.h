@@ -126,7 +126,31 @@ enum ks_stat {
 	KS_STAT_MAX,
 };
 
+/*
+ * The XDP guard (ksteer_xdp.bpf.c): packets to a guarded port (ksteer_guard_ports)
+ * from a source outside every allowed network (ksteer_guard_allow, an LPM trie
+ * over ks_addr: IPv4 as ::ffff:a.b.c.d/96+len) are dropped; everything else passes.
+ */
+struct ks_lpm_key {
+	__u32 prefixlen; /* over the 128 bits of addr */
+	struct ks_addr addr;
+};
+
+enum ks_guard_stat {
+	KS_GUARD_PASS_NOT_IP, /* ARP, LLDP, anything not IPv4/IPv6 */
+	KS_GUARD_PASS_OTHER, /* not TCP/UDP, or a port nobody guards */
+	KS_GUARD_PASS_ALLOWED, /* a guarded port, from an allowed network */
+	KS_GUARD_PASS_FRAGMENT, /* a non-first fragment: no ports to judge (its first is) */
+	KS_GUARD_PASS_TRUNCATED, /* too short to judge: the stack drops it */
+	KS_GUARD_DROP_DENIED, /* a guarded port, from outside the allowed networks */
+	KS_GUARD_STAT_MAX,
+};
+
+#define KS_GUARD_MAX_NETS 4096
+#define KS_GUARD_MAX_PORTS 64
+
 #ifndef __BPF__
+_Static_assert(sizeof(struct ks_lpm_key) == 20, "ks_lpm_key layout");
 _Static_assert(sizeof(struct ks_addr) == 16, "ks_addr layout");
 _Static_assert(sizeof(struct ks_frontend_key) == 24, "ks_frontend_key layout");
 _Static_assert(sizeof(struct ks_frontend) == 24, "ks_frontend layout");

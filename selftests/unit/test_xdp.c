@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The XDP guard in the kernel, one packet at a time (BPF_PROG_TEST_RUN):
+ * allowed and denied sources for each guarded port, other ports, IPv6 with
+ * extension headers, VLAN tags, truncated frames, fragments, non-IP; the
+ * verdict and the counter that moved, for each. Needs root and BPF: it
+ * fails, naming what is missing, rather than skip.
+ */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <linux/bpf.h>
+#include <unistd.h>
+
+#include "ksteer_xdp.skel.h"
+
+static struct ksteer_xdp *skel;
+
+struct pkt {
+	unsigned char b[512];
+	size_t n;
+};
+
+static void put(struct pkt *p, const void *d, size_t n)
+{
+	memcpy(p->b + p->n, d, n);
+	p->n += n;
+}
+
+static void eth(struct pkt *p, int vlans, uint16_t type)
+{
+	unsigned char mac[12] = { 2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2 };
+	uint16_t t;
+
+	p->n = 0;
+	put(p, mac, 12);
+	for (int i = 0; i < vlans; i++) {
+		uint16_t tag[2] = { htons(i == 0 && vlans == 2 ? 0x88a8 : 0x8100), htons(100 + i) };
+
+		put(p, tag, 4);
+	}
+	t = htons(type);
+	put(p, &t, 2);
+}
+
+static void ip4(struct pkt *p, const char *src, uint8_t proto, uint16_t frag)
+{
+	struct iphdr ip = { .ihl = 5, .version = 4, .ttl = 64, .protocol = proto,
+			    .frag_off = htons(frag) };
+
+	inet_pton(AF_INET, src, &ip.saddr);
+	inet_pton(AF_INET, "10.2.0.254", &ip.daddr);
+	put(p, &ip, sizeof(ip));
+}
+
+static void ip6(struct pkt *p, const char *src, uint8_t nexthdr)
+{
+	struct ipv6hdr ip = { .version = 6, .nexthdr = nexthdr, .hop_limit = 64 };
+
+	inet_pton(AF_INET6, src, &ip.saddr);
+	inet_pton(AF_INET6, "fd00:2::fe", &ip.daddr);
+	put(p, &ip, sizeof(ip));
+}
+
+static void ext6(struct pkt *p, uint8_t next, uint8_t len8) /* hop-by-hop, routing, dest opts */
+{
+	unsigned char h[64] = { next, len8 };
+
+	put(p, h, (size_t)(len8 + 1) * 8);
+}
+
+static void frag6(struct pkt *p, uint8_t next, uint16_t offset)
+{
+	unsigned char h[8] = { next, 0, (unsigned char)(offset >> 5), (unsigned char)(offset << 3) };
+
+	put(p, h, 8);
+}
+
+static void tcp(struct pkt *p, uint16_t dport)
+{
+	struct tcphdr th = { .source = htons(40000), .dest = htons(dport), .doff = 5, .syn = 1 };
+
+	put(p, &th, sizeof(th));
+}
+
+static void udp(struct pkt *p, uint16_t dport)
+{
+	struct udphdr uh = { .source = htons(40000), .dest = htons(dport), .len = htons(8) };
+
+	put(p, &uh, sizeof(uh));
+}
+
+static uint64_t counter(int reason)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	uint64_t v[512], sum = 0;
+	uint32_t k = (uint32_t)reason;
+
+	assert_true(ncpu > 0 && ncpu <= 512);
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(skel->maps.ksteer_guard_stats), &k, v), 0);
+	for (int i = 0; i < ncpu; i++)
+		sum += v[i];
+	return sum;
+}
+
+/* Runs one packet; checks the verdict and that exactly the expected counter moved. */
+static void expect(const char *what, struct pkt *p, int action, int reason)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = p->b, .data_size_in = (uint32_t)p->n,
+		    .repeat = 1);
+	uint64_t before[KS_GUARD_STAT_MAX];
+
+	for (int r = 0; r < KS_GUARD_STAT_MAX; r++)
+		before[r] = counter(r);
+	if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.ksteer_guard), &o))
+		fail_msg("%s: BPF_PROG_TEST_RUN: %s", what, strerror(errno));
+	if ((int)o.retval != action)
+		fail_msg("%s: verdict %u, want %d", what, o.retval, action);
+	for (int r = 0; r < KS_GUARD_STAT_MAX; r++)
+		if (counter(r) != before[r] + (r == reason))
+			fail_msg("%s: counter %d moved by %ld, want %d", what, r,
+				 (long)(counter(r) - before[r]), r == reason);
+}
+
+static void allow(const char *cidr)
+{
+	struct ks_lpm_key k = { 0 };
+	char a[64], *slash;
+	uint32_t one = 1;
+	int len;
+
+	snprintf(a, sizeof(a), "%s", cidr);
+	slash = strchr(a, '/');
+	*slash = 0;
+	len = atoi(slash + 1);
+	if (strchr(a, ':')) {
+		assert_int_equal(inet_pton(AF_INET6, a, &k.addr), 1);
+		k.prefixlen = (uint32_t)len;
+	} else {
+		unsigned char *b = (unsigned char *)&k.addr;
+
+		b[10] = b[11] = 0xff;
+		assert_int_equal(inet_pton(AF_INET, a, b + 12), 1);
+		k.prefixlen = 96 + (uint32_t)len;
+	}
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(skel->maps.ksteer_guard_allow), &k, &one, BPF_ANY), 0);
+}
+
+static int setup(void **state)
+{
+	uint32_t one = 1;
+	uint16_t ports[] = { 15443, 15008, 15012 };
+
+	(void)state;
+	if (geteuid()) {
+		fprintf(stderr, "test_xdp needs root (BPF_PROG_LOAD, BPF_PROG_TEST_RUN): run it as root\n");
+		return -1;
+	}
+	skel = ksteer_xdp__open_and_load();
+	if (!skel) {
+		fprintf(stderr, "test_xdp: loading the XDP guard failed: %s (kernel lacks XDP or LPM trie maps?)\n",
+			strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++)
+		if (bpf_map_update_elem(bpf_map__fd(skel->maps.ksteer_guard_ports), &ports[i], &one, BPF_ANY))
+			return -1;
+	allow("172.30.1.1/32"); /* cluster1's gateway */
+	allow("10.2.0.0/16"); /* this cluster */
+	allow("fd00:1::/32");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	ksteer_xdp__destroy(skel);
+	return 0;
+}
+
+static void test_ipv4(void **state)
+{
+	static const struct {
+		const char *what, *src;
+		uint8_t proto;
+		uint16_t port;
+		int action, reason;
+	} cases[] = {
+		{ "peer gateway to 15443", "172.30.1.1", 6, 15443, XDP_PASS, KS_GUARD_PASS_ALLOWED },
+		{ "outsider to 15443", "172.30.99.1", 6, 15443, XDP_DROP, KS_GUARD_DROP_DENIED },
+		{ "next address to 15443", "172.30.1.2", 6, 15443, XDP_DROP, KS_GUARD_DROP_DENIED },
+		{ "own cluster to 15008", "10.2.0.11", 6, 15008, XDP_PASS, KS_GUARD_PASS_ALLOWED },
+		{ "outsider to 15008", "192.0.2.1", 6, 15008, XDP_DROP, KS_GUARD_DROP_DENIED },
+		{ "outsider to a configured port", "192.0.2.1", 6, 15012, XDP_DROP, KS_GUARD_DROP_DENIED },
+		{ "outsider over UDP to 15443", "192.0.2.1", 17, 15443, XDP_DROP, KS_GUARD_DROP_DENIED },
+		{ "outsider to another port", "192.0.2.1", 6, 443, XDP_PASS, KS_GUARD_PASS_OTHER },
+		{ "outsider ICMP", "192.0.2.1", 1, 0, XDP_PASS, KS_GUARD_PASS_OTHER },
+	};
+	struct pkt p;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		eth(&p, 0, ETH_P_IP);
+		ip4(&p, cases[i].src, cases[i].proto, 0);
+		if (cases[i].proto == 6)
+			tcp(&p, cases[i].port);
+		else if (cases[i].proto == 17)
+			udp(&p, cases[i].port);
+		else
+			put(&p, "\x08\x00\x00\x00\x00\x00\x00\x00", 8);
+		expect(cases[i].what, &p, cases[i].action, cases[i].reason);
+	}
+}
+
+static void test_vlan_fragments_truncated(void **state)
+{
+	struct pkt p;
+
+	(void)state;
+	for (int v = 1; v <= 2; v++) {
+		eth(&p, v, ETH_P_IP);
+		ip4(&p, "192.0.2.1", 6, 0);
+		tcp(&p, 15443);
+		expect(v == 1 ? "802.1Q outsider to 15443" : "QinQ outsider to 15443", &p, XDP_DROP,
+		       KS_GUARD_DROP_DENIED);
+		eth(&p, v, ETH_P_IP);
+		ip4(&p, "10.2.0.11", 6, 0);
+		tcp(&p, 15443);
+		expect("VLAN-tagged allowed source", &p, XDP_PASS, KS_GUARD_PASS_ALLOWED);
+	}
+	/* a first fragment carries the ports and is judged; later ones pass */
+	eth(&p, 0, ETH_P_IP);
+	ip4(&p, "192.0.2.1", 6, 0x2000 /* MF */);
+	tcp(&p, 15443);
+	expect("first fragment from an outsider", &p, XDP_DROP, KS_GUARD_DROP_DENIED);
+	eth(&p, 0, ETH_P_IP);
+	ip4(&p, "192.0.2.1", 6, 185);
+	put(&p, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 20);
+	expect("later fragment", &p, XDP_PASS, KS_GUARD_PASS_FRAGMENT);
+	/* cut short */
+	eth(&p, 0, ETH_P_IP);
+	ip4(&p, "192.0.2.1", 6, 0);
+	tcp(&p, 15443);
+	p.n -= 10;
+	expect("TCP header cut", &p, XDP_PASS, KS_GUARD_PASS_TRUNCATED);
+	eth(&p, 0, ETH_P_IP);
+	put(&p, "\x45\x00\x00", 3);
+	expect("IPv4 header cut", &p, XDP_PASS, KS_GUARD_PASS_TRUNCATED);
+	eth(&p, 0, ETH_P_IP);
+	ip4(&p, "192.0.2.1", 6, 0);
+	p.b[14] = 0x4f; /* IHL 60 bytes, more than there is */
+	expect("IHL past the end", &p, XDP_PASS, KS_GUARD_PASS_TRUNCATED);
+	eth(&p, 1, ETH_P_IP);
+	p.n -= 4;
+	expect("VLAN tag cut", &p, XDP_PASS, KS_GUARD_PASS_TRUNCATED);
+	/* not IP */
+	eth(&p, 0, 0x0806);
+	put(&p, "\x00\x01\x08\x00\x06\x04\x00\x01", 8);
+	expect("ARP", &p, XDP_PASS, KS_GUARD_PASS_NOT_IP);
+}
+
+static void test_ipv6(void **state)
+{
+	struct pkt p;
+
+	(void)state;
+	eth(&p, 0, ETH_P_IPV6);
+	ip6(&p, "fd00:1:1::2", 6);
+	tcp(&p, 15443);
+	expect("IPv6 peer network to 15443", &p, XDP_PASS, KS_GUARD_PASS_ALLOWED);
+	eth(&p, 0, ETH_P_IPV6);
+	ip6(&p, "2001:db8::1", 6);
+	tcp(&p, 15443);
+	expect("IPv6 outsider to 15443", &p, XDP_DROP, KS_GUARD_DROP_DENIED);
+	eth(&p, 0, ETH_P_IPV6);
+	ip6(&p, "2001:db8::1", 0);
+	ext6(&p, 43, 0);
+	ext6(&p, 60, 1);
+	ext6(&p, 6, 0);
+	tcp(&p, 15008);
+	expect("IPv6 outsider behind hop-by-hop, routing and destination options", &p, XDP_DROP,
+	       KS_GUARD_DROP_DENIED);
+	eth(&p, 0, ETH_P_IPV6);
+	ip6(&p, "2001:db8::1", 44);
+	frag6(&p, 6, 0);
+	tcp(&p, 15443);
+	expect("IPv6 first fragment from an outsider", &p, XDP_DROP, KS_GUARD_DROP_DENIED);
+	eth(&p, 0, ETH_P_IPV6);
+	ip6(&p, "2001:db8::1", 44);
+	frag6(&p, 6, 100);
+	put(&p, "\0\0\0\0\0\0\0\0", 8);
+	expect("IPv6 later fragment", &p, XDP_PASS, KS_GUARD_PASS_FRAGMENT);
+	eth(&p, 0, ETH_P_IPV6);
+	ip6(&p, "2001:db8::1", 17);
+	udp(&p, 53);
+	expect("IPv6 outsider to another port", &p, XDP_PASS, KS_GUARD_PASS_OTHER);
+	eth(&p, 0, ETH_P_IPV6);
+	ip6(&p, "2001:db8::1", 0);
+	ext6(&p, 6, 3);
+	p.n -= 20;
+	expect("IPv6 extension header cut", &p, XDP_PASS, KS_GUARD_PASS_TRUNCATED);
+	eth(&p, 1, ETH_P_IPV6);
+	ip6(&p, "2001:db8::1", 6);
+	tcp(&p, 15443);
+	expect("VLAN-tagged IPv6 outsider", &p, XDP_DROP, KS_GUARD_DROP_DENIED);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ipv4),
+		cmocka_unit_test(test_vlan_fragments_truncated),
+		cmocka_unit_test(test_ipv6),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
