@@ -79,7 +79,7 @@ static __always_inline int dst_port(void *l4, void *end, __u8 proto)
 
 static __always_inline int judge(struct ks_addr *src, int port)
 {
-	struct ks_lpm_key key = { .prefixlen = 128 };
+	struct ks_lpm_key key = {.prefixlen = 128};
 	__u16 p = (__u16)port;
 
 	if (port < 0)
@@ -143,7 +143,8 @@ int ksteer_guard(struct xdp_md *ctx)
 		for (int i = 0; i < 6; i++) {
 			struct ipv6_opt_hdr *oh = p;
 
-			if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS) {
+			if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING ||
+			    nh == IPPROTO_DSTOPTS) {
 				if ((void *)(oh + 1) > end)
 					return verdict(KS_GUARD_PASS_TRUNCATED);
 				nh = oh->nexthdr;

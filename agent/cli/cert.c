@@ -40,12 +40,17 @@ static int duration_s(const char *s, long *out)
 int cmd_cert(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "out", required_argument, NULL, 'o' },	  { "days", required_argument, NULL, 'd' },
-		{ "root", required_argument, NULL, 'r' },	  { "cluster", required_argument, NULL, 'c' },
-		{ "ca", required_argument, NULL, 'a' },		  { "ns", required_argument, NULL, 'n' },
-		{ "sa", required_argument, NULL, 's' },		  { "ttl", required_argument, NULL, 't' },
-		{ "trust-domain", required_argument, NULL, 'T' },
-		{ "valid-from", required_argument, NULL, 'v' }, { NULL, 0, NULL, 0 },
+	    {"out", required_argument, NULL, 'o'},
+	    {"days", required_argument, NULL, 'd'},
+	    {"root", required_argument, NULL, 'r'},
+	    {"cluster", required_argument, NULL, 'c'},
+	    {"ca", required_argument, NULL, 'a'},
+	    {"ns", required_argument, NULL, 'n'},
+	    {"sa", required_argument, NULL, 's'},
+	    {"ttl", required_argument, NULL, 't'},
+	    {"trust-domain", required_argument, NULL, 'T'},
+	    {"valid-from", required_argument, NULL, 'v'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *sub = argc > 1 ? argv[1] : "", *out = NULL, *root = NULL, *cluster = NULL,
 		   *ca_dir = NULL, *ns = NULL, *sa = NULL, *td = ID_TRUST_DOMAIN;
@@ -55,17 +60,34 @@ int cmd_cert(int argc, char **argv)
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'o': out = optarg; break;
-		case 'd': days = atoi(optarg); break;
-		case 'r': root = optarg; break;
-		case 'c': cluster = optarg; break;
-		case 'a': ca_dir = optarg; break;
-		case 'n': ns = optarg; break;
-		case 's': sa = optarg; break;
-		case 'T': td = optarg; break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'd':
+			days = atoi(optarg);
+			break;
+		case 'r':
+			root = optarg;
+			break;
+		case 'c':
+			cluster = optarg;
+			break;
+		case 'a':
+			ca_dir = optarg;
+			break;
+		case 'n':
+			ns = optarg;
+			break;
+		case 's':
+			sa = optarg;
+			break;
+		case 'T':
+			td = optarg;
+			break;
 		case 't':
 			if (duration_s(optarg, &ttl) || ttl <= 0) {
-				fprintf(stderr, "Error: --ttl %s: not a positive duration\n", optarg);
+				fprintf(stderr, "Error: --ttl %s: not a positive duration\n",
+					optarg);
 				return 2;
 			}
 			break;
@@ -75,7 +97,8 @@ int cmd_cert(int argc, char **argv)
 				return 2;
 			}
 			break;
-		default: return usage();
+		default:
+			return usage();
 		}
 	}
 	if (!out)
@@ -102,7 +125,7 @@ int cmd_cert(int argc, char **argv)
 		}
 		err = id_mint(&ca, td, ns, sa, from, ttl, &key, &cert);
 		if (!err) {
-			X509 *chain[2] = { cert, ca.cert };
+			X509 *chain[2] = {cert, ca.cert};
 
 			err = id_write_pem(out, "key.pem", NULL, 0, key) ||
 			      id_write_pem(out, "cert.pem", &cert, 1, NULL) ||

@@ -19,9 +19,9 @@ static enum dns_verdict bare_error(const uint8_t *q, size_t qlen, uint8_t rcode,
 	r = calloc(1, 12);
 	if (!r)
 		return DNS_DROP;
-	memcpy(r, q, 2); /* id */
+	memcpy(r, q, 2);	     /* id */
 	r[2] = 0x80 | (q[2] & 0x79); /* QR, opcode and RD as asked */
-	r[3] = 0x80 | rcode; /* RA */
+	r[3] = 0x80 | rcode;	     /* RA */
 	*out = r;
 	*out_len = 12;
 	return DNS_REPLY;
@@ -29,7 +29,7 @@ static enum dns_verdict bare_error(const uint8_t *q, size_t qlen, uint8_t rcode,
 
 static bool is_v4(const struct ks_addr *a)
 {
-	static const unsigned char pfx[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	static const unsigned char pfx[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 	return !memcmp(a, pfx, 12);
 }
@@ -66,8 +66,8 @@ static bool under(const char *name, const char *suffix)
 	return n > s && name[n - s - 1] == '.' && !strcasecmp(name + n - s, suffix);
 }
 
-enum dns_verdict dns_answer(const struct plan *plan, const uint8_t *q, size_t qlen,
-			    int forward_ok, uint8_t **out, size_t *out_len)
+enum dns_verdict dns_answer(const struct plan *plan, const uint8_t *q, size_t qlen, int forward_ok,
+			    uint8_t **out, size_t *out_len)
 {
 	ldns_pkt *qp = NULL, *rp = NULL;
 	const struct ks_addr *addrs[16];
@@ -86,8 +86,8 @@ enum dns_verdict dns_answer(const struct plan *plan, const uint8_t *q, size_t ql
 		v = ldns_pkt_qr(qp) ? DNS_DROP
 				    : bare_error(q, qlen,
 						 ldns_pkt_get_opcode(qp) != LDNS_PACKET_QUERY
-							 ? LDNS_RCODE_NOTIMPL
-							 : LDNS_RCODE_FORMERR,
+						     ? LDNS_RCODE_NOTIMPL
+						     : LDNS_RCODE_FORMERR,
 						 out, out_len);
 		goto out;
 	}
@@ -129,9 +129,9 @@ enum dns_verdict dns_answer(const struct plan *plan, const uint8_t *q, size_t ql
 		ldns_rr_set_type(a, type);
 		ldns_rr_set_class(a, LDNS_RR_CLASS_IN);
 		ldns_rr_set_ttl(a, DNS_TTL);
-		ldns_rr_push_rdf(a, ldns_rdf_new_frm_data(v4 ? LDNS_RDF_TYPE_A : LDNS_RDF_TYPE_AAAA,
-							  v4 ? 4 : 16,
-							  (const uint8_t *)addrs[i] + (v4 ? 12 : 0)));
+		ldns_rr_push_rdf(
+		    a, ldns_rdf_new_frm_data(v4 ? LDNS_RDF_TYPE_A : LDNS_RDF_TYPE_AAAA, v4 ? 4 : 16,
+					     (const uint8_t *)addrs[i] + (v4 ? 12 : 0)));
 		ldns_pkt_push_rr(rp, LDNS_SECTION_ANSWER, a);
 	}
 	if (ldns_pkt2wire(out, rp, out_len) == LDNS_STATUS_OK)

@@ -29,6 +29,7 @@ static const struct {
 	{ K_POD, "Pod", "" },
 	{ K_ENDPOINT_SLICE, "EndpointSlice", "discovery.k8s.io" },
 	{ K_DEPLOYMENT, "Deployment", "apps" },
+	{ K_MESH_NETWORKS, "meshNetworks", "(no apiVersion)" },
 };
 
 static const char *istio_versions[] = { "v1alpha3", "v1beta1", "v1" };
@@ -131,6 +132,20 @@ static int load_document(struct policy *p, const char *name, yaml_document_t *do
 	}
 	kind = map_scalar(doc, root, "kind");
 	api = map_scalar(doc, root, "apiVersion");
+	if (!kind && !api && map_get(doc, root, "networks")) {
+		/* Istio's meshNetworks (MeshConfig), as its values and ConfigMap write it */
+		r = arena_alloc(&p->a, sizeof(*r));
+		r->kind = K_MESH_NETWORKS;
+		r->file = arena_strdup(&p->a, name);
+		r->seq = p->seq++;
+		r->ns = "";
+		r->name = "meshNetworks";
+		d.who = "meshNetworks";
+		dec_struct(&d, root, "", kind_spec_schema[K_MESH_NETWORKS], r);
+		r->o.path = "";
+		add_resource(p, r);
+		return d.failed ? -EINVAL : 0;
+	}
 	if (!kind || !api) {
 		diag_add(p->diag, DIAG_ERROR, name, (unsigned)root->start_mark.line + 1,
 			 (unsigned)root->start_mark.column + 1, "%s: Required value",

@@ -402,7 +402,27 @@ enum kind {
 	K_POD,
 	K_ENDPOINT_SLICE,
 	K_DEPLOYMENT,
+	K_MESH_NETWORKS, /* Istio's meshNetworks: a document with `networks:` and no kind */
 	K_KIND_MAX,
+};
+
+/* ---- meshNetworks (MeshConfig's networks, as istio's values or ConfigMap hold them) ---- */
+
+struct net_endpoint {
+	struct obj o;
+	const char *fromCidr, *fromRegistry;
+};
+
+struct net_gateway {
+	struct obj o;
+	const char *address, *registryServiceName;
+	int64_t port;
+};
+
+struct mesh_network {
+	struct obj o;
+	OBJS(struct net_endpoint) endpoints;
+	OBJS(struct net_gateway) gateways;
 };
 
 /* One document. `spec` points to the kind's struct above. */
@@ -419,6 +439,7 @@ struct resource {
 	const char *addressType;
 	OBJS(struct eps_endpoint) endpoints;
 	OBJS(struct eps_port) ports;
+	struct kvs networks; /* meshNetworks: name -> struct mesh_network (in kv.o) */
 	uint32_t seq; /* load order, for messages only: never for semantics */
 };
 

@@ -189,6 +189,15 @@ SCHEMA(schema_eps_endpoint, eps_endpoint, LENIENT, F(eps_endpoint, addresses, F_
 SCHEMA(schema_eps_port, eps_port, LENIENT, F(eps_port, name, F_STR), F(eps_port, protocol, F_STR),
        F(eps_port, appProtocol, F_STR), F(eps_port, port, F_INT));
 
+SCHEMA(schema_net_endpoint, net_endpoint, STRICT, F(net_endpoint, fromCidr, F_STR),
+       F(net_endpoint, fromRegistry, F_STR));
+SCHEMA(schema_net_gateway, net_gateway, STRICT, F(net_gateway, address, F_STR),
+       F(net_gateway, registryServiceName, F_STR), F(net_gateway, port, F_INT), FANY(locality));
+SCHEMA(schema_mesh_network, mesh_network, STRICT,
+       FS(mesh_network, endpoints, F_OBJS, schema_net_endpoint),
+       FS(mesh_network, gateways, F_OBJS, schema_net_gateway));
+SCHEMA(schema_top_meshnet, resource, STRICT, FS(resource, networks, F_OBJMAP, schema_mesh_network));
+
 /* Top level of each document; spec and status types depend on the kind. */
 #define TOP(var, spec_schema, lenient_, ...)                                                       \
 	SCHEMA(var, resource, lenient_, F(resource, apiVersion, F_STR),                            \
@@ -215,5 +224,5 @@ const struct schema *const kind_spec_schema[K_KIND_MAX] = {
 	[K_WORKLOAD_ENTRY] = &schema_top_we,    [K_NAMESPACE] = &schema_top_empty,
 	[K_SERVICE_ACCOUNT] = &schema_top_empty, [K_SERVICE] = &schema_top_service,
 	[K_POD] = &schema_top_pod,              [K_ENDPOINT_SLICE] = &schema_top_eps,
-	[K_DEPLOYMENT] = &schema_top_deployment,
+	[K_DEPLOYMENT] = &schema_top_deployment, [K_MESH_NETWORKS] = &schema_top_meshnet,
 };

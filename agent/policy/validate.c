@@ -185,9 +185,9 @@ static const char *wildcard_domain_error(const char *h)
 
 static bool valid_protocol(const char *p)
 {
-	static const char *const protos[] = { "HTTP", "HTTPS", "GRPC", "GRPC-WEB", "HTTP2",
-					      "MONGO", "REDIS", "MYSQL", "TCP", "TLS",
-					      "UDP", "THRIFT", "HTTP_PROXY" };
+	static const char *const protos[] = {"HTTP",  "HTTPS",	"GRPC",	     "GRPC-WEB", "HTTP2",
+					     "MONGO", "REDIS",	"MYSQL",     "TCP",	 "TLS",
+					     "UDP",   "THRIFT", "HTTP_PROXY"};
 
 	for (size_t i = 0; i < sizeof(protos) / sizeof(protos[0]); i++)
 		if (!strcasecmp(p, protos[i]))
@@ -247,9 +247,9 @@ static void check_export_to(struct vctx *v, const struct obj *o, const struct st
 
 static const char *regex_error(const char *re, regex_t *out)
 {
-	static const char *const re2_only[] = { "(?", "\\d", "\\D", "\\s", "\\S", "\\w", "\\W",
-						"\\b", "\\B", "\\A", "\\z", "\\p", "\\P", "\\Q",
-						"\\E", "*?",  "+?",  "??",  "}?",  NULL };
+	static const char *const re2_only[] = {"(?",  "\\d", "\\D", "\\s", "\\S", "\\w", "\\W",
+					       "\\b", "\\B", "\\A", "\\z", "\\p", "\\P", "\\Q",
+					       "\\E", "*?",  "+?",  "??",  "}?",  NULL};
 	char *anchored;
 	regex_t rx;
 	int rc;
@@ -258,8 +258,10 @@ static const char *regex_error(const char *re, regex_t *out)
 		return "regex longer than 1024 bytes";
 	for (const char *const *t = re2_only; *t; t++)
 		if (strstr(re, *t))
-			return "uses RE2 syntax that ksteer cannot evaluate (\\d, \\w, \\s, (?flags), "
-			       "lazy quantifiers...): write it in POSIX ERE form, e.g. [0-9] for \\d";
+			return "uses RE2 syntax that ksteer cannot evaluate (\\d, \\w, \\s, "
+			       "(?flags), "
+			       "lazy quantifiers...): write it in POSIX ERE form, e.g. [0-9] for "
+			       "\\d";
 	/* RE2 in Istio matches the whole value */
 	anchored = malloc(strlen(re) + 5);
 	if (!anchored)
@@ -374,28 +376,29 @@ static void check_endpoint(struct vctx *v, const struct workload_entry *e, bool 
 
 static void validate_service_entry(struct vctx *v, struct service_entry *se)
 {
-	static const char *const resolutions[] = { "NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN",
-						   NULL };
-	static const char *const locations[] = { "MESH_EXTERNAL", "MESH_INTERNAL", NULL };
+	static const char *const resolutions[] = {"NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN", NULL};
+	static const char *const locations[] = {"MESH_EXTERNAL", "MESH_INTERNAL", NULL};
 	const char *res = se->resolution ? se->resolution : "NONE";
 
 	if (!se->hosts.n)
 		verr(v, &se->o, "hosts", "Required value");
 	check_host_list(v, &se->o, "hosts", &se->hosts, false);
 	if (se->resolution && !one_of(se->resolution, resolutions))
-		verr(v, &se->o, "resolution", "unknown resolution \"%s\" (NONE, STATIC, DNS, "
-					      "DNS_ROUND_ROBIN)",
+		verr(v, &se->o, "resolution",
+		     "unknown resolution \"%s\" (NONE, STATIC, DNS, "
+		     "DNS_ROUND_ROBIN)",
 		     se->resolution);
 	if (se->location && !one_of(se->location, locations))
-		verr(v, &se->o, "location", "unknown location \"%s\" (MESH_EXTERNAL, MESH_INTERNAL)",
-		     se->location);
+		verr(v, &se->o, "location",
+		     "unknown location \"%s\" (MESH_EXTERNAL, MESH_INTERNAL)", se->location);
 	for (uint32_t i = 0; i < se->addresses.n; i++) {
 		const char *a = se->addresses.v[i];
 		const char *path = arena_printf(&v->p->a, "addresses[%u]", i);
 		bool cidr = strchr(a, '/') != NULL;
 
 		if (!(cidr ? is_cidr(a, NULL) : is_ip(a)))
-			verr_at(v, se->addresses.pos[i], path, "invalid IP address or CIDR \"%s\"", a);
+			verr_at(v, se->addresses.pos[i], path, "invalid IP address or CIDR \"%s\"",
+				a);
 		else if (cidr && strcmp(res, "NONE") && strcmp(res, "STATIC"))
 			verr_at(v, se->addresses.pos[i], path,
 				"CIDR addresses are allowed only for NONE/STATIC resolution types");
@@ -439,21 +442,21 @@ static void validate_service_entry(struct vctx *v, struct service_entry *se)
 		check_endpoint(v, e, true, se);
 		if (!strcmp(res, "STATIC") && e->address && !is_ip(e->address) &&
 		    strncmp(e->address, "unix://", 7) && !strstr(e->address, "${"))
-			verr(v, &e->o, "address", "STATIC resolution needs an IP address, got \"%s\"",
-			     e->address);
+			verr(v, &e->o, "address",
+			     "STATIC resolution needs an IP address, got \"%s\"", e->address);
 	}
 	check_export_to(v, &se->o, &se->exportTo);
 }
 
 static void check_client_tls(struct vctx *v, const struct client_tls *t)
 {
-	static const char *const modes[] = { "DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL", NULL };
+	static const char *const modes[] = {"DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL", NULL};
 
 	if (!t)
 		return;
 	if (t->mode && !one_of(t->mode, modes))
-		verr(v, &t->o, "mode", "unknown mode \"%s\" (DISABLE, SIMPLE, MUTUAL, ISTIO_MUTUAL)",
-		     t->mode);
+		verr(v, &t->o, "mode",
+		     "unknown mode \"%s\" (DISABLE, SIMPLE, MUTUAL, ISTIO_MUTUAL)", t->mode);
 	if (t->mode && !strcmp(t->mode, "ISTIO_MUTUAL") &&
 	    (t->clientCertificate || t->privateKey || t->caCertificates || t->credentialName))
 		verr(v, &t->o, "mode",
@@ -461,13 +464,15 @@ static void check_client_tls(struct vctx *v, const struct client_tls *t)
 	if (t->mode && !strcmp(t->mode, "MUTUAL") && !t->credentialName &&
 	    (!t->clientCertificate || !t->privateKey))
 		verr(v, &t->o, "mode",
-		     "client certificate and private key required for mutual tls (or credentialName)");
+		     "client certificate and private key required for mutual tls (or "
+		     "credentialName)");
 }
 
 static void check_lb(struct vctx *v, const struct load_balancer *lb)
 {
-	static const char *const simple[] = { "UNSPECIFIED", "RANDOM",      "PASSTHROUGH",
-					      "ROUND_ROBIN", "LEAST_REQUEST", "LEAST_CONN", NULL };
+	static const char *const simple[] = {"UNSPECIFIED", "RANDOM",	     "PASSTHROUGH",
+					     "ROUND_ROBIN", "LEAST_REQUEST", "LEAST_CONN",
+					     NULL};
 	const struct warmup *w;
 
 	if (!lb)
@@ -508,8 +513,9 @@ static void check_pool_outlier(struct vctx *v, const struct connection_pool *cp,
 		check_nonneg(v, &h->o, "maxRetries", h->maxRetries);
 		if (h->h2UpgradePolicy &&
 		    !one_of(h->h2UpgradePolicy,
-			    (const char *const[]){ "DEFAULT", "DO_NOT_UPGRADE", "UPGRADE", NULL }))
-			verr(v, &h->o, "h2UpgradePolicy", "unknown policy \"%s\"", h->h2UpgradePolicy);
+			    (const char *const[]){"DEFAULT", "DO_NOT_UPGRADE", "UPGRADE", NULL}))
+			verr(v, &h->o, "h2UpgradePolicy", "unknown policy \"%s\"",
+			     h->h2UpgradePolicy);
 	}
 	if (od) {
 		if (obj_has(&od->o, "maxEjectionPercent") &&
@@ -599,11 +605,13 @@ static void check_destinations(struct vctx *v, const struct obj *route, const ch
 				verr(v, &dst->o, "host", "Required value");
 			else if (dst->host[0] == '*')
 				verr(v, &dst->o, "host",
-				     "a destination is a service, not a wildcard: \"%s\"", dst->host);
+				     "a destination is a service, not a wildcard: \"%s\"",
+				     dst->host);
 			else if ((e = wildcard_domain_error(dst->host)))
 				verr(v, &dst->o, "host", "%s: \"%s\"", e, dst->host);
 			if (dst->subset && !is_dns1123_label(dst->subset))
-				verr(v, &dst->o, "subset", "invalid subset name \"%s\"", dst->subset);
+				verr(v, &dst->o, "subset", "invalid subset name \"%s\"",
+				     dst->subset);
 			if (dst->port)
 				check_port(v, &dst->port->o, "number", dst->port->number);
 		}
@@ -622,12 +630,13 @@ static void validate_http_route(struct vctx *v, struct http_route *r)
 {
 	if (!r->route.n && !obj_has(&r->o, "redirect") && !obj_has(&r->o, "directResponse") &&
 	    !obj_has(&r->o, "delegate"))
-		verr(v, &r->o, NULL, "HTTP route, redirect, direct response or delegate is required");
+		verr(v, &r->o, NULL,
+		     "HTTP route, redirect, direct response or delegate is required");
 	if (r->route.n)
 		check_destinations(v, &r->o, "route", r->route.n, r->route.v);
 	for (uint32_t i = 0; i < r->match.n; i++) {
 		struct http_match *m = &r->match.v[i];
-		struct string_match *sm[] = { m->uri, m->scheme, m->method, m->authority };
+		struct string_match *sm[] = {m->uri, m->scheme, m->method, m->authority};
 
 		for (size_t j = 0; j < 4; j++)
 			if (sm[j])
@@ -667,7 +676,8 @@ static void validate_http_route(struct vctx *v, struct http_route *r)
 			verr(v, &d->percentage->o, "value", "must be between 0 and 100");
 		if (a && !obj_has(&a->o, "httpStatus") && !a->grpcStatus && !a->http2Error)
 			verr(v, &a->o, "httpStatus", "Required value");
-		if (a && obj_has(&a->o, "httpStatus") && (a->httpStatus < 200 || a->httpStatus > 599))
+		if (a && obj_has(&a->o, "httpStatus") &&
+		    (a->httpStatus < 200 || a->httpStatus > 599))
 			verr(v, &a->o, "httpStatus", "must be in the range 200-599");
 		if (a && a->percentage && (a->percentage->value < 0 || a->percentage->value > 100))
 			verr(v, &a->percentage->o, "value", "must be between 0 and 100");
@@ -690,7 +700,8 @@ static void check_l4_routes(struct vctx *v, struct virtual_service *vs, bool tls
 
 			check_port(v, &m->o, "port", m->port);
 			if (tls && !m->sniHosts.n)
-				verr(v, &m->o, "sniHosts", "TLS match must have at least one SNI host");
+				verr(v, &m->o, "sniHosts",
+				     "TLS match must have at least one SNI host");
 			check_host_list(v, &m->o, "sniHosts", &m->sniHosts, true);
 			for (uint32_t k = 0; k < m->destinationSubnets.n; k++) {
 				const char *s = m->destinationSubnets.v[k];
@@ -736,9 +747,9 @@ static void validate_virtual_service(struct vctx *v, struct virtual_service *vs)
 
 static void validate_gateway(struct vctx *v, struct gateway *gw)
 {
-	static const char *const modes[] = { "PASSTHROUGH", "SIMPLE",       "MUTUAL",
-					     "AUTO_PASSTHROUGH", "ISTIO_MUTUAL", "OPTIONAL_MUTUAL",
-					     NULL };
+	static const char *const modes[] = {
+	    "PASSTHROUGH",  "SIMPLE",	       "MUTUAL", "AUTO_PASSTHROUGH",
+	    "ISTIO_MUTUAL", "OPTIONAL_MUTUAL", NULL};
 
 	if (!gw->servers.n)
 		verr(v, &gw->o, "servers", "gateway must have at least one server");
@@ -756,7 +767,8 @@ static void validate_gateway(struct vctx *v, struct gateway *gw)
 			if (!s->port->protocol)
 				verr(v, &s->port->o, "protocol", "Required value");
 			else if (!valid_protocol(proto))
-				verr(v, &s->port->o, "protocol", "unrecognized protocol \"%s\"", proto);
+				verr(v, &s->port->o, "protocol", "unrecognized protocol \"%s\"",
+				     proto);
 		}
 		if (!s->hosts.n)
 			verr(v, &s->o, "hosts", "server config must contain at least one host");
@@ -765,7 +777,8 @@ static void validate_gateway(struct vctx *v, struct gateway *gw)
 			verr(v, &s->tls->o, "mode", "unknown TLS mode \"%s\"", s->tls->mode);
 		if ((!strcasecmp(proto, "HTTPS") || !strcasecmp(proto, "TLS")) &&
 		    (!s->tls || !s->tls->mode) && !(s->tls && s->tls->httpsRedirect))
-			verr(v, &s->o, "tls", "server must have TLS settings for HTTPS/TLS protocols");
+			verr(v, &s->o, "tls",
+			     "server must have TLS settings for HTTPS/TLS protocols");
 		if (s->tls && s->tls->mode && !strcmp(s->tls->mode, "AUTO_PASSTHROUGH") &&
 		    strcasecmp(proto, "TLS"))
 			verr(v, &s->tls->o, "mode", "AUTO_PASSTHROUGH needs protocol TLS");
@@ -792,9 +805,8 @@ static void validate_k8s_service(struct vctx *v, struct k8s_service *s)
 		for (uint32_t j = 0; j < i; j++) {
 			struct svc_port *q = &s->ports.v[j];
 
-			if (q->port == p->port &&
-			    !strcasecmp(q->protocol ? q->protocol : "TCP",
-					p->protocol ? p->protocol : "TCP"))
+			if (q->port == p->port && !strcasecmp(q->protocol ? q->protocol : "TCP",
+							      p->protocol ? p->protocol : "TCP"))
 				verr(v, &p->o, "port", "Duplicate value: %lld", (long long)p->port);
 			if (p->name && q->name && !strcmp(p->name, q->name))
 				verr(v, &p->o, "name", "Duplicate value: \"%s\"", p->name);
@@ -808,12 +820,42 @@ static void validate_pod(struct vctx *v, struct resource *r)
 		verr(v, &r->status->o, "podIP", "invalid IP address \"%s\"", r->status->podIP);
 }
 
+static void validate_mesh_networks(struct vctx *v, struct resource *r)
+{
+	for (uint32_t i = 0; i < r->networks.n; i++) {
+		const struct mesh_network *n = r->networks.v[i].o;
+
+		for (uint32_t k = 0; n && k < n->endpoints.n; k++) {
+			const struct net_endpoint *e = &n->endpoints.v[k];
+
+			if (!!e->fromCidr == !!e->fromRegistry)
+				verr(v, &e->o, "fromCidr",
+				     "exactly one of fromCidr and fromRegistry");
+			else if (e->fromCidr && !is_cidr(e->fromCidr, NULL) && !is_ip(e->fromCidr))
+				verr(v, &e->o, "fromCidr", "not a CIDR: \"%s\"", e->fromCidr);
+		}
+		for (uint32_t k = 0; n && k < n->gateways.n; k++) {
+			const struct net_gateway *g = &n->gateways.v[k];
+
+			if (!!g->address == !!g->registryServiceName)
+				verr(v, &g->o, "address",
+				     "exactly one of address and registryServiceName");
+			if (obj_has(&g->o, "port") && (g->port < 1 || g->port > 65535))
+				verr(v, &g->o, "port", "must be 1-65535");
+		}
+	}
+}
+
 static void validate_one(struct vctx *v, struct resource *r)
 {
 	bool istio = r->kind == K_SERVICE_ENTRY || r->kind == K_DESTINATION_RULE ||
 		     r->kind == K_VIRTUAL_SERVICE || r->kind == K_GATEWAY ||
 		     r->kind == K_WORKLOAD_ENTRY;
 
+	if (r->kind == K_MESH_NETWORKS) {
+		validate_mesh_networks(v, r);
+		return;
+	}
 	if (!is_dns1123_subdomain(r->name))
 		verr_at(v, obj_fpos(&r->metadata->o, "name"), "metadata.name",
 			"invalid name \"%s\": lower-case letters, digits, '-' and '.'", r->name);
@@ -877,10 +919,10 @@ int policy_validate(struct policy *p)
 
 	for (unsigned i = 0; i < p->n; i++) {
 		struct resource *r = p->res[i];
-		struct vctx v = { p, r,
-				  *r->ns ? arena_printf(&p->a, "%s %s/%s", kind_name(r->kind), r->ns,
-							r->name)
-					 : arena_printf(&p->a, "%s %s", kind_name(r->kind), r->name) };
+		struct vctx v = {
+		    p, r,
+		    *r->ns ? arena_printf(&p->a, "%s %s/%s", kind_name(r->kind), r->ns, r->name)
+			   : arena_printf(&p->a, "%s %s", kind_name(r->kind), r->name)};
 
 		validate_one(&v, r);
 	}

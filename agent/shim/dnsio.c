@@ -97,7 +97,7 @@ void dns_upstream_reply(struct shim *s, int fd)
 
 int dns_sockets(struct shim *s, int *fd, int *up_fd)
 {
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(s->o.dns_port) };
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons(s->o.dns_port)};
 	int one = 1;
 
 	*fd = *up_fd = -1;
@@ -114,8 +114,8 @@ int dns_sockets(struct shim *s, int *fd, int *up_fd)
 		return err;
 	}
 	if (s->o.dns_upstream_set) {
-		struct sockaddr_in6 up = { .sin6_family = AF_INET6,
-					   .sin6_port = htons(s->o.dns_upstream_port) };
+		struct sockaddr_in6 up = {.sin6_family = AF_INET6,
+					  .sin6_port = htons(s->o.dns_upstream_port)};
 
 		memcpy(&up.sin6_addr, &s->o.dns_upstream, 16);
 		*up_fd = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -40,7 +40,7 @@ struct tun {
 	int kind; /* LST_GATEWAY or LST_INBOUND */
 	int state;
 	struct side a, b; /* a: the accepted connection; b: towards the pod or node */
-	struct buf pre; /* bytes read before the decision */
+	struct buf pre;	  /* bytes read before the decision */
 	struct ks_addr peer, local, dst;
 	uint16_t peer_port, local_port, dst_port;
 	uint64_t deadline;
@@ -78,7 +78,7 @@ static void tun_kill(struct tun *t)
 
 static const char *addr_str(const struct ks_addr *a, char *buf, size_t len)
 {
-	static const unsigned char v4[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	static const unsigned char v4[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 	if (!memcmp(a, v4, 12))
 		return inet_ntop(AF_INET, (const unsigned char *)a + 12, buf, (socklen_t)len);
@@ -88,7 +88,7 @@ static const char *addr_str(const struct ks_addr *a, char *buf, size_t len)
 /* A fatal TLS alert (RFC 8446 6): the client learns why without us speaking TLS. */
 static void send_alert(struct tun *t, unsigned char desc)
 {
-	unsigned char alert[7] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, desc };
+	unsigned char alert[7] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, desc};
 
 	if (send(t->a.fd, alert, sizeof(alert), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		return;
@@ -128,7 +128,8 @@ static bool exposed(const struct shim *s, uint16_t port, const char *host)
 				const char *pat = sv->hosts.v[h], *slash = strchr(pat, '/');
 
 				if (slash)
-					pat = slash + 1; /* "ns/host": the namespace part is exportTo's */
+					pat = slash +
+					      1; /* "ns/host": the namespace part is exportTo's */
 				if (host_matches(pat, host))
 					return true;
 			}
@@ -137,7 +138,8 @@ static bool exposed(const struct shim *s, uint16_t port, const char *host)
 	return false;
 }
 
-/* The target an outbound_ SNI names in this cluster: .global hosts are ours under .svc.cluster.local. */
+/* The target an outbound_ SNI names in this cluster: .global hosts are ours under
+ * .svc.cluster.local. */
 static const struct c_target *sni_target(const struct shim *s, const char *sni, char *host,
 					 size_t host_len, int *why)
 {
@@ -197,7 +199,8 @@ static void gateway_hello(struct tun *t)
 		return;
 	}
 	if (!exposed(s, t->local_port, host)) {
-		refuse(t, &s->st.gw_refused_exposure, 112, "no Gateway exposes the host of SNI", sni);
+		refuse(t, &s->st.gw_refused_exposure, 112, "no Gateway exposes the host of SNI",
+		       sni);
 		return;
 	}
 	for (k = 0; tg && k < tg->d.n_eps; k++)
@@ -276,7 +279,8 @@ static void inbound_hello(struct tun *t)
 		for (uint32_t k = 0; tg && k < tg->d.n_eps && !found; k++) {
 			const struct c_endpoint *e = &tg->d.eps[k];
 
-			if (e->is_ip && e->has_node && !memcmp(&e->node, &t->local, sizeof(t->local))) {
+			if (e->is_ip && e->has_node &&
+			    !memcmp(&e->node, &t->local, sizeof(t->local))) {
 				t->dst = e->ka;
 				t->dst_port = e->port;
 				found = true;
@@ -291,8 +295,8 @@ static void inbound_hello(struct tun *t)
 	if (!pod || !pod->has_node || memcmp(&pod->node, &t->local, sizeof(t->local))) {
 		char a[INET6_ADDRSTRLEN];
 
-		refuse(t, &s->st.in_refused_pod, 0, "not a pod of this node:",
-		       addr_str(&t->dst, a, sizeof(a)));
+		refuse(t, &s->st.in_refused_pod, 0,
+		       "not a pod of this node:", addr_str(&t->dst, a, sizeof(a)));
 		return;
 	}
 	id = ids_get(&s->ids, pod->ns, pod->sa);
@@ -409,12 +413,12 @@ arm:
 		return;
 	ep_set(s, t->a.fd,
 	       (t->b.out.len < SIDE_HIGH_WATER ? EPOLLIN : 0) | EPOLLRDHUP |
-		       (t->a.out.len ? EPOLLOUT : 0),
+		   (t->a.out.len ? EPOLLOUT : 0),
 	       &t->h, false);
 	if (t->state >= T_CONNECT)
 		ep_set(s, t->b.fd,
 		       (t->a.out.len < SIDE_HIGH_WATER ? EPOLLIN : 0) | EPOLLRDHUP |
-			       (t->b.out.len || t->state == T_CONNECT ? EPOLLOUT : 0),
+			   (t->b.out.len || t->state == T_CONNECT ? EPOLLOUT : 0),
 		       &t->h, false);
 }
 
@@ -469,8 +473,9 @@ void tun_tick(struct shim *s, uint64_t now)
 	for (struct tun *t = s->tuns, *nx; t; t = nx) {
 		nx = t->next;
 		if (t->state != T_RELAY && now > t->deadline)
-			refuse(t, t->kind == LST_GATEWAY ? &s->st.gw_refused_hello
-							 : &s->st.in_refused_tls,
+			refuse(t,
+			       t->kind == LST_GATEWAY ? &s->st.gw_refused_hello
+						      : &s->st.in_refused_tls,
 			       0, "set-up timeout", NULL);
 	}
 }

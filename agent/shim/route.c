@@ -47,7 +47,8 @@ static bool string_matches(const struct string_match *m, const char *v, size_t l
 	if (m->prefix) {
 		size_t pl = strlen(m->prefix);
 
-		return pl <= len && !(nocase ? strncasecmp(m->prefix, v, pl) : strncmp(m->prefix, v, pl));
+		return pl <= len &&
+		       !(nocase ? strncasecmp(m->prefix, v, pl) : strncmp(m->prefix, v, pl));
 	}
 	if (m->regex) {
 		const regex_t *rx = regex_get(rc, m);
@@ -81,7 +82,8 @@ static const char *query_get(const char *path, const char *name, size_t *len)
 	while (q) {
 		const char *k = q + 1, *amp = strchr(k, '&'), *end = amp ? amp : k + strlen(k);
 
-		if ((size_t)(end - k) >= nl && !strncmp(k, name, nl) && (k[nl] == '=' || k + nl == end)) {
+		if ((size_t)(end - k) >= nl && !strncmp(k, name, nl) &&
+		    (k[nl] == '=' || k + nl == end)) {
 			const char *v = k[nl] == '=' ? k + nl + 1 : end;
 
 			*len = (size_t)(end - v);
@@ -105,9 +107,8 @@ static bool block_matches(const struct http_match *m, const struct http_request 
 		return false;
 	if (m->scheme && !string_matches(m->scheme, rq->scheme, strlen(rq->scheme), false, rc))
 		return false;
-	if (m->authority &&
-	    !string_matches(m->authority, rq->authority,
-			    rq->authority ? strlen(rq->authority) : 0, false, rc))
+	if (m->authority && !string_matches(m->authority, rq->authority,
+					    rq->authority ? strlen(rq->authority) : 0, false, rc))
 		return false;
 	for (uint32_t i = 0; i < m->headers.n; i++) {
 		const char *v = header_get(rq, m->headers.v[i].k);

@@ -32,9 +32,9 @@
 #define SHIM_MAX_HEAD (64 * 1024) /* a bigger request head gets 431 */
 #define SHIM_MAX_HEADERS 128
 #define SHIM_BUF (64 * 1024)
-#define SHIM_MAX_TRIES 8 /* endpoints remembered per request for retries */
+#define SHIM_MAX_TRIES 8       /* endpoints remembered per request for retries */
 #define SHIM_DEFAULT_RETRIES 2 /* Istio's default: 2 retries, connect-failure among them */
-#define SHIM_CONNECT_MS 10000 /* Istio's default connectTimeout */
+#define SHIM_CONNECT_MS 10000  /* Istio's default connectTimeout */
 #define SHIM_POOL_MAX 512
 #define SHIM_POOL_IDLE_MS 60000
 #define SHIM_TICK_MS 200
@@ -101,7 +101,7 @@ uint64_t now_ms(void)
 
 void ep_set(struct shim *s, int fd, uint32_t ev, struct evh *h, bool add)
 {
-	struct epoll_event e = { .events = ev, .data.ptr = h };
+	struct epoll_event e = {.events = ev, .data.ptr = h};
 
 	epoll_ctl(s->epfd, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &e);
 }
@@ -433,7 +433,7 @@ static void sni_for(struct conn *c, const struct c_dest *d)
 static void route_request(struct conn *c)
 {
 	struct http_header hs[SHIM_MAX_HEADERS];
-	struct http_request rq = { 0 };
+	struct http_request rq = {0};
 	const struct c_frontend *fe = find_frontend(c->s->plan, &c->orig, c->orig_port);
 	const struct c_route *r;
 	const struct c_dest *d;
@@ -516,9 +516,10 @@ static void route_request(struct conn *c)
 		c->eps[c->n_eps++].node = e->node;
 	}
 	c->next_ep = 0;
-	c->tries_left = 1 + (r->http && r->http->retries && obj_has(&r->http->retries->o, "attempts")
-				     ? (unsigned)r->http->retries->attempts
-				     : SHIM_DEFAULT_RETRIES);
+	c->tries_left =
+	    1 + (r->http && r->http->retries && obj_has(&r->http->retries->o, "attempts")
+		     ? (unsigned)r->http->retries->attempts
+		     : SHIM_DEFAULT_RETRIES);
 	c->deadline = r->http && r->http->timeout > 0 ? now_ms() + (uint64_t)r->http->timeout : 0;
 	c->resp_bytes = 0;
 	if (!c->n_eps) {
@@ -570,20 +571,21 @@ static void take_client_bytes(struct conn *c)
 		bool in_head = !c->head_done;
 
 		used = http_parser_execute(&c->rq, &c->s->req_cb, c->in.p, c->in.len);
-		/* obs-fold: http-parser joins folded lines; a proxy must refuse them (RFC 9112 5.2) */
+		/* obs-fold: http-parser joins folded lines; a proxy must refuse them (RFC 9112 5.2)
+		 */
 		for (size_t i = 0; in_head && i < used; i++) {
-			if (c->after_lf && (c->in.p[i] == ' ' || c->in.p[i] == '\t') &&
-			    c->nh) {
+			if (c->after_lf && (c->in.p[i] == ' ' || c->in.p[i] == '\t') && c->nh) {
 				reply_error(c, 400, "Bad Request", "obs-fold in the request head");
 				return;
 			}
 			c->after_lf = c->in.p[i] == '\n';
 		}
-		if (HTTP_PARSER_ERRNO(&c->rq) != HPE_OK && HTTP_PARSER_ERRNO(&c->rq) != HPE_PAUSED) {
+		if (HTTP_PARSER_ERRNO(&c->rq) != HPE_OK &&
+		    HTTP_PARSER_ERRNO(&c->rq) != HPE_PAUSED) {
 			reply_error(c, 400, "Bad Request",
 				    HTTP_PARSER_ERRNO(&c->rq) == HPE_CB_header_value
-					    ? "control character or obs-fold in a header value"
-					    : http_errno_name(HTTP_PARSER_ERRNO(&c->rq)));
+					? "control character or obs-fold in a header value"
+					: http_errno_name(HTTP_PARSER_ERRNO(&c->rq)));
 			return;
 		}
 		if (!c->head_done) {
@@ -814,11 +816,11 @@ static void conn_step(struct conn *c)
 	ep_set(c->s, c->cfd, EPOLLIN | EPOLLRDHUP | (c->to_client.len ? EPOLLOUT : 0), &c->h,
 	       false);
 	if (c->up)
-		ep_set(c->s, c->up->sd.fd,
-		       EPOLLIN | EPOLLRDHUP |
-			       (c->up->sd.out.len || c->to_up.len || !c->up->sd.connected ? EPOLLOUT
-											  : 0),
-		       &c->h, false);
+		ep_set(
+		    c->s, c->up->sd.fd,
+		    EPOLLIN | EPOLLRDHUP |
+			(c->up->sd.out.len || c->to_up.len || !c->up->sd.connected ? EPOLLOUT : 0),
+		    &c->h, false);
 	return;
 done:
 	conn_kill(c);
@@ -837,7 +839,7 @@ static void accept_outbound(struct shim *s, int lfd)
 {
 	struct sockaddr_in6 peer;
 	socklen_t pl = sizeof(peer);
-	struct ks_peer_key key = { 0 };
+	struct ks_peer_key key = {0};
 	struct ks_origdst od;
 	struct conn *c;
 	int fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -896,7 +898,7 @@ static void listener_event(struct evh *h, uint32_t events)
 
 static int listen_on(struct shim *s, int kind, const struct ks_addr *addr, uint16_t port)
 {
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
 	struct listener *l;
 	int one = 1, fd;
 
@@ -945,7 +947,8 @@ static void tick_event(struct evh *h, uint32_t events)
 	}
 	for (struct conn *c = s->conns, *nx; c; c = nx) {
 		nx = c->next;
-		if (c->up && !c->up->reused && (!c->up->sd.connected || (c->up->tls && !c->up->tls_done)) &&
+		if (c->up && !c->up->reused &&
+		    (!c->up->sd.connected || (c->up->tls && !c->up->tls_done)) &&
 		    now > c->up->deadline) {
 			upstream_failed(c, "upstream connect timeout");
 		} else if (c->deadline && now > c->deadline && !c->resp_done) {
@@ -967,8 +970,8 @@ static void tick_event(struct evh *h, uint32_t events)
 int shim_open(struct shim **out, const struct shim_opts *o)
 {
 	struct shim *s = calloc(1, sizeof(*s));
-	struct itimerspec its = { .it_interval = { 0, SHIM_TICK_MS * 1000000L },
-				  .it_value = { 0, SHIM_TICK_MS * 1000000L } };
+	struct itimerspec its = {.it_interval = {0, SHIM_TICK_MS * 1000000L},
+				 .it_value = {0, SHIM_TICK_MS * 1000000L}};
 	int err = -ENOMEM;
 
 	if (!s)
@@ -1007,7 +1010,7 @@ int shim_open(struct shim **out, const struct shim_opts *o)
 		if (dns_sockets(s, &s->dns_fd, &s->dns_up_fd)) {
 			pr_warn("shim: no mesh DNS here (%s)\n", strerror(errno));
 		} else {
-			int fds[2] = { s->dns_fd, s->dns_up_fd };
+			int fds[2] = {s->dns_fd, s->dns_up_fd};
 
 			for (int i = 0; i < 2; i++) {
 				struct listener *l = &s->lst[s->n_lst];

@@ -62,7 +62,7 @@ void side_close(struct side *sd)
 
 int side_connect(struct side *sd, const struct ks_addr *addr, uint16_t port, uint32_t mark)
 {
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
 	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	side_init(sd, -1);
@@ -186,7 +186,8 @@ static void ssl_why(struct side *sd, char *why, size_t len)
 	else if (e)
 		ERR_error_string_n(e, why, len);
 	else
-		snprintf(why, len, "%s", sd->eof ? "peer closed during the handshake" : "TLS error");
+		snprintf(why, len, "%s",
+			 sd->eof ? "peer closed during the handshake" : "TLS error");
 	ERR_clear_error();
 }
 
@@ -280,12 +281,12 @@ void side_shutdown_write(struct side *sd)
 
 /* ---- PROXY protocol v2 (haproxy's proxy-protocol.txt, section 2.2) ---- */
 
-static const unsigned char pp2_sig[12] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
-					   0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a };
+static const unsigned char pp2_sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
+					  0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
 
 static bool is_v4(const struct ks_addr *a)
 {
-	static const unsigned char pfx[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	static const unsigned char pfx[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 	return !memcmp(a, pfx, 12);
 }
@@ -298,7 +299,7 @@ size_t proxy_v2_build(unsigned char *out, const struct ks_addr *src, uint16_t sp
 	unsigned char *p = out + 16;
 
 	memcpy(out, pp2_sig, 12);
-	out[12] = 0x21; /* version 2, PROXY */
+	out[12] = 0x21;		    /* version 2, PROXY */
 	out[13] = v4 ? 0x11 : 0x21; /* TCP over IPv4 / IPv6 */
 	out[14] = (unsigned char)(alen >> 8);
 	out[15] = (unsigned char)alen;
@@ -403,7 +404,7 @@ SSL_CTX *sni_peek_ctx(void)
 
 int sni_peek(SSL_CTX *peek_ctx, const void *p, size_t n, char *sni, size_t sni_len)
 {
-	struct peek_result res = { .sni = sni, .len = sni_len };
+	struct peek_result res = {.sni = sni, .len = sni_len};
 	SSL *ssl = SSL_new(peek_ctx);
 	BIO *rb = BIO_new_mem_buf(p, (int)n), *wb = BIO_new(BIO_s_mem());
 	int r;

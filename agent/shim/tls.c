@@ -69,7 +69,8 @@ static int verify_cb(int ok, X509_STORE_CTX *x)
 	if (X509_STORE_CTX_get_error_depth(x) != 0)
 		return 1;
 	if (id_spiffe(cert, id, sizeof(id))) {
-		snprintf(r->why, sizeof(r->why), "peer certificate has no single spiffe:// URI SAN");
+		snprintf(r->why, sizeof(r->why),
+			 "peer certificate has no single spiffe:// URI SAN");
 		goto refuse;
 	}
 	tdl = strlen(r->trust_domain);
@@ -82,7 +83,8 @@ static int verify_cb(int ok, X509_STORE_CTX *x)
 	for (unsigned i = 0; i < r->n_sans; i++)
 		san_ok |= !strcmp(r->sans[i], id);
 	if (!san_ok) {
-		snprintf(r->why, sizeof(r->why), "%s is not among the subjectAltNames required", id);
+		snprintf(r->why, sizeof(r->why), "%s is not among the subjectAltNames required",
+			 id);
 		goto refuse;
 	}
 	snprintf(r->seen, sizeof(r->seen), "%s", id);
@@ -172,8 +174,9 @@ static int entry_mint(struct ids *ids, struct ids_entry *e, const char *ns, cons
 	e->born = time(NULL);
 	e->not_after = e->born + ids->ttl;
 	ids->minted++;
-	pr_info("identity spiffe://%s/ns/%s/sa/%s: certificate minted, valid %lds, renewed in %lds\n",
-		ids->trust_domain, ns, sa, ids->ttl, ids->ttl / 2);
+	pr_info(
+	    "identity spiffe://%s/ns/%s/sa/%s: certificate minted, valid %lds, renewed in %lds\n",
+	    ids->trust_domain, ns, sa, ids->ttl, ids->ttl / 2);
 	return 0;
 }
 

@@ -15,7 +15,7 @@
 
 static struct ks_addr a4(const char *s)
 {
-	struct ks_addr a = { 0 };
+	struct ks_addr a = {0};
 	char b[64];
 
 	snprintf(b, sizeof(b), "::ffff:%s", s);
@@ -25,7 +25,7 @@ static struct ks_addr a4(const char *s)
 
 static struct ks_addr a6(const char *s)
 {
-	struct ks_addr a = { 0 };
+	struct ks_addr a = {0};
 
 	assert_int_equal(inet_pton(AF_INET6, s, &a), 1);
 	return a;
@@ -57,7 +57,9 @@ static void test_proxy_v2(void **state)
 	assert_int_equal(proxy_v2_parse(h, n, &s2, &sp, &d2, &dp), 52);
 	assert_memory_equal(&d2, &dst, 16);
 	/* a TLS record is not a PROXY header; LOCAL, UDP and huge lengths are malformed */
-	assert_int_equal(proxy_v2_parse((const unsigned char *)"\x16\x03\x01\x00\x10", 5, &s2, &sp, &d2, &dp), -1);
+	assert_int_equal(
+	    proxy_v2_parse((const unsigned char *)"\x16\x03\x01\x00\x10", 5, &s2, &sp, &d2, &dp),
+	    -1);
 	h[12] = 0x20;
 	assert_int_equal(proxy_v2_parse(h, n, &s2, &sp, &d2, &dp), -2);
 	h[12] = 0x21;
@@ -88,11 +90,13 @@ static void test_sni_parse(void **state)
 			 0);
 	assert_string_equal(subset, "");
 	assert_string_equal(host, "a.b.svc.cluster.local");
-	const char *bad[] = { "www.example.com", "outbound_.0_.v2_.h", "outbound_.70000_.v2_.h",
-			      "outbound_.x_.v2_.h", "outbound_.5000_.v2_.", "outbound_.5000_.v2",
-			      "inbound_.5000_.v2_.h", "" };
+	const char *bad[] = {"www.example.com",	       "outbound_.0_.v2_.h",
+			     "outbound_.70000_.v2_.h", "outbound_.x_.v2_.h",
+			     "outbound_.5000_.v2_.",   "outbound_.5000_.v2",
+			     "inbound_.5000_.v2_.h",   ""};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_int_equal(sni_parse(bad[i], &port, subset, sizeof(subset), host, sizeof(host)), -1);
+		assert_int_equal(
+		    sni_parse(bad[i], &port, subset, sizeof(subset), host, sizeof(host)), -1);
 }
 
 /* The ClientHello OpenSSL's client writes for sni (NULL: none). Caller frees. */
@@ -140,25 +144,27 @@ static void test_sni_peek(void **state)
 	assert_int_equal(sni_peek(peek, h, n, sni, sizeof(sni)), -2);
 	free(h);
 	assert_int_equal(sni_peek(peek, "GET / HTTP/1.1\r\n\r\n", 18, sni, sizeof(sni)), -1);
-	assert_int_equal(sni_peek(peek, "\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00", 10, sni, sizeof(sni)), -1);
+	assert_int_equal(
+	    sni_peek(peek, "\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00", 10, sni, sizeof(sni)), -1);
 	SSL_CTX_free(peek);
 }
 
 static const char scenario_c1[] =
-	"apiVersion: v1\nkind: Service\nmetadata: {name: helloworld, namespace: hello}\n"
-	"spec:\n  clusterIP: 10.101.0.1\n  clusterIPs: [10.101.0.1, 'fd00:101::1']\n"
-	"  ports: [{port: 5000, name: http}]\n  selector: {app: helloworld}\n"
-	"---\napiVersion: networking.istio.io/v1alpha3\nkind: ServiceEntry\n"
-	"metadata: {name: helloworld, namespace: hello}\nspec:\n  hosts: [helloworld.hello.global]\n"
-	"  location: MESH_INTERNAL\n  ports: [{name: http1, number: 5000, protocol: http}]\n"
-	"  resolution: DNS\n  addresses: [127.255.0.8]\n"
-	"  endpoints: [{address: 172.30.2.1, labels: {cluster: cluster2}, ports: {http1: 15443}}]\n";
+    "apiVersion: v1\nkind: Service\nmetadata: {name: helloworld, namespace: hello}\n"
+    "spec:\n  clusterIP: 10.101.0.1\n  clusterIPs: [10.101.0.1, 'fd00:101::1']\n"
+    "  ports: [{port: 5000, name: http}]\n  selector: {app: helloworld}\n"
+    "---\napiVersion: networking.istio.io/v1alpha3\nkind: ServiceEntry\n"
+    "metadata: {name: helloworld, namespace: hello}\nspec:\n  hosts: [helloworld.hello.global]\n"
+    "  location: MESH_INTERNAL\n  ports: [{name: http1, number: 5000, protocol: http}]\n"
+    "  resolution: DNS\n  addresses: [127.255.0.8]\n"
+    "  endpoints: [{address: 172.30.2.1, labels: {cluster: cluster2}, ports: {http1: 15443}}]\n";
 
 /* The answer to one question: rcode, and the addresses in the answer as text. */
 static int ask(const struct plan *plan, const char *name, ldns_rr_type type, int forward_ok,
 	       char *addrs, size_t len, enum dns_verdict *verdict)
 {
-	ldns_pkt *q = ldns_pkt_query_new(ldns_dname_new_frm_str(name), type, LDNS_RR_CLASS_IN, LDNS_RD);
+	ldns_pkt *q =
+	    ldns_pkt_query_new(ldns_dname_new_frm_str(name), type, LDNS_RR_CLASS_IN, LDNS_RD);
 	uint8_t *wire, *out = NULL;
 	size_t wl, ol = 0;
 	ldns_pkt *r = NULL;
@@ -196,21 +202,32 @@ static void test_dns(void **state)
 	(void)state;
 	batch_one(&b, "hello", "c1.yaml", scenario_c1);
 	assert_int_equal(b.diag.errors, 0);
-	assert_int_equal(ask(&b.plan, "helloworld.hello.svc.cluster.local.", LDNS_RR_TYPE_A, 0, a, sizeof(a), &v), LDNS_RCODE_NOERROR);
+	assert_int_equal(ask(&b.plan, "helloworld.hello.svc.cluster.local.", LDNS_RR_TYPE_A, 0, a,
+			     sizeof(a), &v),
+			 LDNS_RCODE_NOERROR);
 	assert_string_equal(a, "10.101.0.1");
-	assert_int_equal(ask(&b.plan, "HelloWorld.Hello.SVC.cluster.local.", LDNS_RR_TYPE_AAAA, 0, a, sizeof(a), &v), LDNS_RCODE_NOERROR);
+	assert_int_equal(ask(&b.plan, "HelloWorld.Hello.SVC.cluster.local.", LDNS_RR_TYPE_AAAA, 0,
+			     a, sizeof(a), &v),
+			 LDNS_RCODE_NOERROR);
 	assert_string_equal(a, "fd00:101::1");
-	assert_int_equal(ask(&b.plan, "helloworld.hello.global.", LDNS_RR_TYPE_A, 0, a, sizeof(a), &v), LDNS_RCODE_NOERROR);
+	assert_int_equal(
+	    ask(&b.plan, "helloworld.hello.global.", LDNS_RR_TYPE_A, 0, a, sizeof(a), &v),
+	    LDNS_RCODE_NOERROR);
 	assert_string_equal(a, "127.255.0.8");
 	/* a known name without an address of that family: NODATA, not NXDOMAIN */
-	assert_int_equal(ask(&b.plan, "helloworld.hello.global.", LDNS_RR_TYPE_AAAA, 0, a, sizeof(a), &v), LDNS_RCODE_NOERROR);
+	assert_int_equal(
+	    ask(&b.plan, "helloworld.hello.global.", LDNS_RR_TYPE_AAAA, 0, a, sizeof(a), &v),
+	    LDNS_RCODE_NOERROR);
 	assert_string_equal(a, "");
 	/* what the search path tries first, and other mesh names: NXDOMAIN even with an upstream */
-	assert_int_equal(ask(&b.plan, "helloworld.hello.hello.svc.cluster.local.", LDNS_RR_TYPE_A, 1, a, sizeof(a), &v), LDNS_RCODE_NXDOMAIN);
+	assert_int_equal(ask(&b.plan, "helloworld.hello.hello.svc.cluster.local.", LDNS_RR_TYPE_A,
+			     1, a, sizeof(a), &v),
+			 LDNS_RCODE_NXDOMAIN);
 	/* the rest: forwarded when there is an upstream, NXDOMAIN otherwise */
 	ask(&b.plan, "example.com.", LDNS_RR_TYPE_A, 1, a, sizeof(a), &v);
 	assert_int_equal(v, DNS_FORWARD);
-	assert_int_equal(ask(&b.plan, "example.com.", LDNS_RR_TYPE_A, 0, a, sizeof(a), &v), LDNS_RCODE_NXDOMAIN);
+	assert_int_equal(ask(&b.plan, "example.com.", LDNS_RR_TYPE_A, 0, a, sizeof(a), &v),
+			 LDNS_RCODE_NXDOMAIN);
 	batch_free(&b);
 }
 
@@ -221,7 +238,8 @@ static void test_dns_hostile(void **state)
 
 	(void)state;
 	/* too short: nothing to answer */
-	assert_int_equal(dns_answer(NULL, (const uint8_t *)"\x01\x02\x03", 3, 0, &out, &ol), DNS_DROP);
+	assert_int_equal(dns_answer(NULL, (const uint8_t *)"\x01\x02\x03", 3, 0, &out, &ol),
+			 DNS_DROP);
 	/* a header and garbage: FORMERR with the id kept */
 	memset(q, 0xff, sizeof(q));
 	q[0] = 0x12;
@@ -242,9 +260,9 @@ static void test_dns_hostile(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_proxy_v2),    cmocka_unit_test(test_sni_parse),
-		cmocka_unit_test(test_sni_peek),    cmocka_unit_test(test_dns),
-		cmocka_unit_test(test_dns_hostile),
+	    cmocka_unit_test(test_proxy_v2),	cmocka_unit_test(test_sni_parse),
+	    cmocka_unit_test(test_sni_peek),	cmocka_unit_test(test_dns),
+	    cmocka_unit_test(test_dns_hostile),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -37,13 +37,13 @@ static void put(struct pkt *p, const void *d, size_t n)
 
 static void eth(struct pkt *p, int vlans, uint16_t type)
 {
-	unsigned char mac[12] = { 2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2 };
+	unsigned char mac[12] = {2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2};
 	uint16_t t;
 
 	p->n = 0;
 	put(p, mac, 12);
 	for (int i = 0; i < vlans; i++) {
-		uint16_t tag[2] = { htons(i == 0 && vlans == 2 ? 0x88a8 : 0x8100), htons(100 + i) };
+		uint16_t tag[2] = {htons(i == 0 && vlans == 2 ? 0x88a8 : 0x8100), htons(100 + i)};
 
 		put(p, tag, 4);
 	}
@@ -53,8 +53,8 @@ static void eth(struct pkt *p, int vlans, uint16_t type)
 
 static void ip4(struct pkt *p, const char *src, uint8_t proto, uint16_t frag)
 {
-	struct iphdr ip = { .ihl = 5, .version = 4, .ttl = 64, .protocol = proto,
-			    .frag_off = htons(frag) };
+	struct iphdr ip = {
+	    .ihl = 5, .version = 4, .ttl = 64, .protocol = proto, .frag_off = htons(frag)};
 
 	inet_pton(AF_INET, src, &ip.saddr);
 	inet_pton(AF_INET, "10.2.0.254", &ip.daddr);
@@ -63,7 +63,7 @@ static void ip4(struct pkt *p, const char *src, uint8_t proto, uint16_t frag)
 
 static void ip6(struct pkt *p, const char *src, uint8_t nexthdr)
 {
-	struct ipv6hdr ip = { .version = 6, .nexthdr = nexthdr, .hop_limit = 64 };
+	struct ipv6hdr ip = {.version = 6, .nexthdr = nexthdr, .hop_limit = 64};
 
 	inet_pton(AF_INET6, src, &ip.saddr);
 	inet_pton(AF_INET6, "fd00:2::fe", &ip.daddr);
@@ -72,28 +72,28 @@ static void ip6(struct pkt *p, const char *src, uint8_t nexthdr)
 
 static void ext6(struct pkt *p, uint8_t next, uint8_t len8) /* hop-by-hop, routing, dest opts */
 {
-	unsigned char h[64] = { next, len8 };
+	unsigned char h[64] = {next, len8};
 
 	put(p, h, (size_t)(len8 + 1) * 8);
 }
 
 static void frag6(struct pkt *p, uint8_t next, uint16_t offset)
 {
-	unsigned char h[8] = { next, 0, (unsigned char)(offset >> 5), (unsigned char)(offset << 3) };
+	unsigned char h[8] = {next, 0, (unsigned char)(offset >> 5), (unsigned char)(offset << 3)};
 
 	put(p, h, 8);
 }
 
 static void tcp(struct pkt *p, uint16_t dport)
 {
-	struct tcphdr th = { .source = htons(40000), .dest = htons(dport), .doff = 5, .syn = 1 };
+	struct tcphdr th = {.source = htons(40000), .dest = htons(dport), .doff = 5, .syn = 1};
 
 	put(p, &th, sizeof(th));
 }
 
 static void udp(struct pkt *p, uint16_t dport)
 {
-	struct udphdr uh = { .source = htons(40000), .dest = htons(dport), .len = htons(8) };
+	struct udphdr uh = {.source = htons(40000), .dest = htons(dport), .len = htons(8)};
 
 	put(p, &uh, sizeof(uh));
 }
@@ -132,7 +132,7 @@ static void expect(const char *what, struct pkt *p, int action, int reason)
 
 static void allow(const char *cidr)
 {
-	struct ks_lpm_key k = { 0 };
+	struct ks_lpm_key k = {0};
 	char a[64], *slash;
 	uint32_t one = 1;
 	int len;
@@ -151,30 +151,35 @@ static void allow(const char *cidr)
 		assert_int_equal(inet_pton(AF_INET, a, b + 12), 1);
 		k.prefixlen = 96 + (uint32_t)len;
 	}
-	assert_int_equal(bpf_map_update_elem(bpf_map__fd(skel->maps.ksteer_guard_allow), &k, &one, BPF_ANY), 0);
+	assert_int_equal(
+	    bpf_map_update_elem(bpf_map__fd(skel->maps.ksteer_guard_allow), &k, &one, BPF_ANY), 0);
 }
 
 static int setup(void **state)
 {
 	uint32_t one = 1;
-	uint16_t ports[] = { 15443, 15008, 15012 };
+	uint16_t ports[] = {15443, 15008, 15012};
 
 	(void)state;
 	if (geteuid()) {
-		fprintf(stderr, "test_xdp needs root (BPF_PROG_LOAD, BPF_PROG_TEST_RUN): run it as root\n");
+		fprintf(stderr,
+			"test_xdp needs root (BPF_PROG_LOAD, BPF_PROG_TEST_RUN): run it as root\n");
 		return -1;
 	}
 	skel = ksteer_xdp__open_and_load();
 	if (!skel) {
-		fprintf(stderr, "test_xdp: loading the XDP guard failed: %s (kernel lacks XDP or LPM trie maps?)\n",
+		fprintf(stderr,
+			"test_xdp: loading the XDP guard failed: %s (kernel lacks XDP or LPM trie "
+			"maps?)\n",
 			strerror(errno));
 		return -1;
 	}
 	for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++)
-		if (bpf_map_update_elem(bpf_map__fd(skel->maps.ksteer_guard_ports), &ports[i], &one, BPF_ANY))
+		if (bpf_map_update_elem(bpf_map__fd(skel->maps.ksteer_guard_ports), &ports[i], &one,
+					BPF_ANY))
 			return -1;
 	allow("172.30.1.1/32"); /* cluster1's gateway */
-	allow("10.2.0.0/16"); /* this cluster */
+	allow("10.2.0.0/16");	/* this cluster */
 	allow("fd00:1::/32");
 	return 0;
 }
@@ -194,15 +199,16 @@ static void test_ipv4(void **state)
 		uint16_t port;
 		int action, reason;
 	} cases[] = {
-		{ "peer gateway to 15443", "172.30.1.1", 6, 15443, XDP_PASS, KS_GUARD_PASS_ALLOWED },
-		{ "outsider to 15443", "172.30.99.1", 6, 15443, XDP_DROP, KS_GUARD_DROP_DENIED },
-		{ "next address to 15443", "172.30.1.2", 6, 15443, XDP_DROP, KS_GUARD_DROP_DENIED },
-		{ "own cluster to 15008", "10.2.0.11", 6, 15008, XDP_PASS, KS_GUARD_PASS_ALLOWED },
-		{ "outsider to 15008", "192.0.2.1", 6, 15008, XDP_DROP, KS_GUARD_DROP_DENIED },
-		{ "outsider to a configured port", "192.0.2.1", 6, 15012, XDP_DROP, KS_GUARD_DROP_DENIED },
-		{ "outsider over UDP to 15443", "192.0.2.1", 17, 15443, XDP_DROP, KS_GUARD_DROP_DENIED },
-		{ "outsider to another port", "192.0.2.1", 6, 443, XDP_PASS, KS_GUARD_PASS_OTHER },
-		{ "outsider ICMP", "192.0.2.1", 1, 0, XDP_PASS, KS_GUARD_PASS_OTHER },
+	    {"peer gateway to 15443", "172.30.1.1", 6, 15443, XDP_PASS, KS_GUARD_PASS_ALLOWED},
+	    {"outsider to 15443", "172.30.99.1", 6, 15443, XDP_DROP, KS_GUARD_DROP_DENIED},
+	    {"next address to 15443", "172.30.1.2", 6, 15443, XDP_DROP, KS_GUARD_DROP_DENIED},
+	    {"own cluster to 15008", "10.2.0.11", 6, 15008, XDP_PASS, KS_GUARD_PASS_ALLOWED},
+	    {"outsider to 15008", "192.0.2.1", 6, 15008, XDP_DROP, KS_GUARD_DROP_DENIED},
+	    {"outsider to a configured port", "192.0.2.1", 6, 15012, XDP_DROP,
+	     KS_GUARD_DROP_DENIED},
+	    {"outsider over UDP to 15443", "192.0.2.1", 17, 15443, XDP_DROP, KS_GUARD_DROP_DENIED},
+	    {"outsider to another port", "192.0.2.1", 6, 443, XDP_PASS, KS_GUARD_PASS_OTHER},
+	    {"outsider ICMP", "192.0.2.1", 1, 0, XDP_PASS, KS_GUARD_PASS_OTHER},
 	};
 	struct pkt p;
 
@@ -316,9 +322,9 @@ static void test_ipv6(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ipv4),
-		cmocka_unit_test(test_vlan_fragments_truncated),
-		cmocka_unit_test(test_ipv6),
+	    cmocka_unit_test(test_ipv4),
+	    cmocka_unit_test(test_vlan_fragments_truncated),
+	    cmocka_unit_test(test_ipv6),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
