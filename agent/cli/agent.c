@@ -33,6 +33,7 @@
 #include "../lib/log.h"
 #include "../identity/identity.h"
 #include "../policy/decode.h"
+#include "../datapath/guard.h"
 #include "../shim/shim.h"
 #include "cli.h"
 
@@ -45,6 +46,8 @@ struct agent {
 	uint32_t gen;
 	uint32_t n_frontends;
 	struct shim *shim; /* NULL when the shim address is not in this namespace */
+	struct guard guard; /* the XDP guard, when --xdp-dev names devices */
+	struct guard_cfg gcfg;
 	struct policy cur_policy; /* the last good policy: the shim routes by it */
 	struct plan cur_plan;
 	bool have_plan;
@@ -103,6 +106,7 @@ static void reload(struct agent *ag)
 		ag->cur_plan.policy = &ag->cur_policy;
 		if (ag->shim)
 			shim_set_plan(ag->shim, &ag->cur_plan);
+		guard_apply(&ag->guard, &ag->cur_plan, &ag->gcfg);
 		ag->have_plan = true;
 		diag_free(&diag);
 		return;
@@ -244,11 +248,21 @@ static void handle_ctl(struct agent *ag)
 				fputs("{}", m);
 			fclose(m);
 		}
+		char gl[512] = "off";
+		size_t gn = 0;
+
+		for (unsigned i = 0; i < ag->guard.n_devs; i++)
+			gn += (size_t)snprintf(gl + gn, sizeof(gl) - gn, "%s%s (%s XDP)",
+					       i ? ", " : "", ag->guard.devs[i].name,
+					       ag->guard.devs[i].mode);
+		if (ag->guard.n_devs)
+			snprintf(gl + gn, sizeof(gl) - gn, "; %u allowed networks, %u ports",
+				 ag->guard.n_allowed, ag->guard.n_ports);
 		ctl_reply(fd,
 			  "instance %s\npolicy %s\ngeneration %u\napplied %u\nrejected %u\n"
-			  "datapath %s\nlast %s\nshim %s\nOK\n",
+			  "datapath %s\nlast %s\nguard %s\nshim %s\nOK\n",
 			  ag->instance, ag->policy_dir, ag->gen, ag->applied, ag->rejected,
-			  ag->dp.adopted ? "adopted" : "attached", ag->last, js ? js : "{}");
+			  ag->dp.adopted ? "adopted" : "attached", ag->last, gl, js ? js : "{}");
 		free(js);
 	} else if (!strcmp(buf, "reload")) {
 		reload(ag); /* synchronous: the lab waits for the kernel to route by the files */
@@ -312,6 +326,9 @@ int cmd_agent(int argc, char **argv)
 		{ "cert-ttl", required_argument, NULL, 'X' },
 		{ "sni-form", required_argument, NULL, 'S' },
 		{ "no-dns", no_argument, NULL, 'd' },
+		{ "xdp-dev", required_argument, NULL, 'x' },
+		{ "allow", required_argument, NULL, 'A' },
+		{ "guard-port", required_argument, NULL, 'P' },
 		{ "dns-upstream", required_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -323,6 +340,9 @@ int cmd_agent(int argc, char **argv)
 				.gateway_labels = "istio=ingressgateway",
 				.trust_domain = ID_TRUST_DOMAIN, .cert_ttl = ID_DEFAULT_TTL };
 	int64_t ms;
+	const char *xdp_devs[GUARD_MAX_DEVS], *allow[256];
+	uint16_t gports[32];
+	unsigned n_xdp = 0, n_allow = 0, n_gports = 0;
 	sigset_t mask;
 	int c, err = 1;
 
@@ -355,6 +375,34 @@ int cmd_agent(int argc, char **argv)
 			so.cert_ttl = (long)(ms / 1000);
 			break;
 		case 'd': o.dns_port = 0; break;
+		case 'x':
+			if (n_xdp == GUARD_MAX_DEVS) {
+				fprintf(stderr, "Error: --xdp-dev: at most %d devices\n", GUARD_MAX_DEVS);
+				return 2;
+			}
+			xdp_devs[n_xdp++] = optarg;
+			break;
+		case 'A': {
+			struct ks_lpm_key k;
+
+			if (guard_cidr(optarg, &k) || n_allow == 256) {
+				fprintf(stderr, "Error: --allow %s: not a CIDR or address (or over 256)\n",
+					optarg);
+				return 2;
+			}
+			allow[n_allow++] = optarg;
+			break;
+		}
+		case 'P': {
+			long v = strtol(optarg, NULL, 10);
+
+			if (v < 1 || v > 65535 || n_gports == 32) {
+				fprintf(stderr, "Error: --guard-port %s: 1-65535 (at most 32)\n", optarg);
+				return 2;
+			}
+			gports[n_gports++] = (uint16_t)v;
+			break;
+		}
 		case 'U': {
 			char a6[64];
 
@@ -382,7 +430,8 @@ int cmd_agent(int argc, char **argv)
 					"       [--shim ADDR] [--inbound] [--gateway] [--gateway-labels K=V,..]\n"
 					"       [--ca DIR] [--trust-domain TD] [--cert-ttl DUR] "
 					"[--sni-form global|local]\n"
-					"       [--no-dns] [--dns-upstream ADDR]\n");
+					"       [--no-dns] [--dns-upstream ADDR]\n"
+					"       [--xdp-dev IFNAME]... [--allow CIDR]... [--guard-port N]...\n");
 			return 2;
 		}
 	}
@@ -432,6 +481,12 @@ int cmd_agent(int argc, char **argv)
 	}
 	if (dp_open(&ag.dp, &o))
 		return 1;
+	ag.gcfg.allow = allow;
+	ag.gcfg.n_allow = n_allow;
+	ag.gcfg.ports = gports;
+	ag.gcfg.n_ports = n_gports;
+	if (guard_open(&ag.guard, ag.instance, xdp_devs, n_xdp))
+		goto out;
 	ag.epfd = epoll_create1(EPOLL_CLOEXEC);
 	ag.sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	ag.timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
@@ -530,6 +585,7 @@ out:
 				close(fds[i]);
 	}
 	shim_close(ag.shim);
+	guard_close(&ag.guard);
 	if (ag.have_plan) {
 		plan_free(&ag.cur_plan);
 		policy_free(&ag.cur_policy);

@@ -4,6 +4,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -164,6 +165,34 @@ int cmd_get(int argc, char **argv)
 				printf("%-22s %llu\n", stat_names[s], (unsigned long long)sum);
 		}
 		json_object_set_new(j, "generation", json_integer(cfg.active));
+		{
+			/* the XDP guard's counters, when this instance has one */
+			static const char *const gnames[KS_GUARD_STAT_MAX] = {
+				[KS_GUARD_PASS_NOT_IP] = "guard_pass_not_ip",
+				[KS_GUARD_PASS_OTHER] = "guard_pass_other",
+				[KS_GUARD_PASS_ALLOWED] = "guard_pass_allowed",
+				[KS_GUARD_PASS_FRAGMENT] = "guard_pass_fragment",
+				[KS_GUARD_PASS_TRUNCATED] = "guard_pass_truncated",
+				[KS_GUARD_DROP_DENIED] = "guard_drop_denied",
+			};
+			char path[PATH_MAX];
+			int gfd;
+
+			snprintf(path, sizeof(path), "%s/%s/ksteer_guard_stats", KS_PIN_ROOT, instance);
+			gfd = bpf_obj_get(path);
+			for (uint32_t s = 0; gfd >= 0 && s < KS_GUARD_STAT_MAX; s++) {
+				uint64_t sum = 0;
+
+				if (!bpf_map_lookup_elem(gfd, &s, v))
+					for (int k = 0; k < ncpu; k++)
+						sum += v[k];
+				json_object_set_new(j, gnames[s], json_integer((json_int_t)sum));
+				if (strcmp(out, "json"))
+					printf("%-22s %llu\n", gnames[s], (unsigned long long)sum);
+			}
+			if (gfd >= 0)
+				close(gfd);
+		}
 		if (!strcmp(out, "json")) {
 			json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 			printf("\n");

@@ -28,7 +28,7 @@ static int usage(FILE *f)
 		   "  uninstall --instance NAME   remove every link, pin and map of an instance\n"
 		   "  cert root|intermediate|mint ...\n"
 		   "          identity material in Istio's plug-in layout; workload certs by hand\n"
-		   "  lab up [-f LABFILE] [--cert-ttl DUR] [--sni-form global|local]\n"
+		   "  lab up [-f LABFILE] [--cert-ttl DUR] [--sni-form global|local] [--no-guard]\n"
 		   "      | apply CLUSTER [-n NS] [-l SEL] -f FILE | exec CLUSTER NS/NAME -- CMD\n"
 		   "      | env | status [-o json] | down\n"
 		   "          clusters of network namespaces on this machine\n"

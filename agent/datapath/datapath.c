@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -456,6 +457,21 @@ static int rm_pins(const char *dir)
 		snprintf(path, sizeof(path), "%s/%s", dir, extra[i]);
 		if (unlink(path) && errno != ENOENT)
 			err = -errno;
+	}
+	{
+		/* the XDP guard's: its maps and one link per device */
+		DIR *d = opendir(dir);
+		struct dirent *e;
+
+		while (d && (e = readdir(d)))
+			if (!strncmp(e->d_name, "ksteer_guard_", 13) ||
+			    !strncmp(e->d_name, "link_xdp_", 9)) {
+				snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+				if (unlink(path) && errno != ENOENT)
+					err = -errno;
+			}
+		if (d)
+			closedir(d);
 	}
 	if (rmdir(dir) && errno != ENOENT)
 		err = -errno;

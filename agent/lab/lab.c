@@ -53,6 +53,7 @@ struct lab {
 	char self[PATH_MAX]; /* this binary, for agents and servers */
 	int lockfd;
 	char cert_ttl[32], sni_form[16]; /* for the agents lab up starts */
+	bool guard; /* XDP guards on the uplinks (lab up --no-guard: none) */
 };
 
 /* ---- running things ---- */
@@ -405,7 +406,9 @@ static pid_t start_agent(struct lab *lab, const char *cname, const char *instanc
 			 "--shim", "169.254.1.1", "--ready-file", ready,
 			 "--cert-ttl", lab->cert_ttl, "--sni-form", lab->sni_form,
 			 /* nodes terminate mutual TLS for their pods; gateways pass it through */
-			 gateway ? "--gateway" : "--inbound", "--ca", ca, NULL };
+			 gateway ? "--gateway" : "--inbound", "--ca", ca,
+			 /* the XDP guard on the uplink: the WAN side for a gateway */
+			 lab->guard ? "--xdp-dev" : NULL, gateway ? "wan" : "uplink", NULL };
 	pid_t pid;
 
 	snprintf(ca, sizeof(ca), LAB_DIR "/%s/cacerts", cname);
@@ -447,8 +450,10 @@ static int lab_up(int argc, char **argv)
 	static const struct option opts[] = { { "file", required_argument, NULL, 'f' },
 					      { "cert-ttl", required_argument, NULL, 't' },
 					      { "sni-form", required_argument, NULL, 's' },
+					      { "no-guard", no_argument, NULL, 'G' },
 					      { NULL, 0, NULL, 0 } };
 	const char *cert_ttl = "24h", *sni_form = "global";
+	bool guard = true;
 
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "f:", opts, NULL)) != -1)
@@ -458,6 +463,8 @@ static int lab_up(int argc, char **argv)
 			cert_ttl = optarg;
 		else if (c == 's')
 			sni_form = optarg;
+		else if (c == 'G')
+			guard = false;
 		else
 			return 2;
 	if (lab_init(&lab))
@@ -468,6 +475,7 @@ static int lab_up(int argc, char **argv)
 	}
 	snprintf(lab.cert_ttl, sizeof(lab.cert_ttl), "%s", cert_ttl);
 	snprintf(lab.sni_form, sizeof(lab.sni_form), "%s", sni_form);
+	lab.guard = guard;
 	if (file) {
 		if (read_labfile(file, &a, &diag, &spec)) {
 			diag_print(&diag, stderr);
@@ -570,6 +578,39 @@ static int lab_up(int argc, char **argv)
 				goto out;
 		}
 		state_save(&lab);
+	}
+	/*
+	 * Istio's meshNetworks, the same in every cluster: each cluster's addresses and its
+	 * gateway. The agents' XDP guards let only these reach the mesh ports.
+	 */
+	{
+		size_t i, k;
+		json_t *cl, *cl2;
+
+		json_array_foreach(clusters, i, cl)
+		{
+			char path[PATH_MAX];
+			FILE *f;
+
+			snprintf(path, sizeof(path), LAB_DIR "/%s/policy/mesh-networks.yaml",
+				 jstr(cl, "name"));
+			f = fopen(path, "w");
+			if (!f)
+				goto out;
+			fprintf(f, "# written by ksteer lab up: Istio's meshNetworks form\nnetworks:\n");
+			json_array_foreach(clusters, k, cl2)
+			{
+				int c = (int)jint(cl2, "index");
+
+				fprintf(f, "  \"network-%s\":\n    endpoints:\n"
+					   "    - fromCidr: 10.%d.0.0/16\n    - fromCidr: \"fd00:%d::/32\"\n",
+					jstr(cl2, "key"), c, c);
+				if (json_is_true(json_object_get(cl2, "gateway")))
+					fprintf(f, "    gateways:\n    - address: 172.30.%d.1\n      port: 15443\n",
+						c);
+			}
+			fclose(f);
+		}
 	}
 	/* one root shared by the clusters, an intermediate each, in Istio's plug-in layout */
 	if (id_root_create(LAB_DIR "/ca", 3650)) {
