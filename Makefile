@@ -29,7 +29,7 @@ UNIT_BIN := $(UNIT_SRC:selftests/unit/%.c=$(OUT)/unit/%)
 
 .DELETE_ON_ERROR:
 .SECONDARY: $(BPF_OBJ) $(BPF_OBJ:.bpf.o=.tmp.bpf.o)
-.PHONY: all deps test unit unit-asan cli-test lab-test fuzz demo vmlinux clean format
+.PHONY: all deps test unit unit-asan cli-test lab-test fuzz demo bench vmlinux clean format
 
 all: ksteer
 
@@ -104,6 +104,15 @@ test:
 	@$(MAKE) --no-print-directory lab-test
 	@$(MAKE) --no-print-directory fuzz
 	@echo "All tests passed."
+
+# Ratios against baselines measured in the same run (../shared/BENCH.md); RUNS=5 SECS=2.
+bench: ksteer $(OUT)/bench/pktgen
+	@scripts/deps.sh bench
+	@bash scripts/bench.sh
+
+$(OUT)/bench/pktgen: selftests/bench/pktgen.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
 
 demo:
 	@scripts/deps.sh

@@ -329,6 +329,7 @@ int cmd_agent(int argc, char **argv)
 		{ "xdp-dev", required_argument, NULL, 'x' },
 		{ "allow", required_argument, NULL, 'A' },
 		{ "guard-port", required_argument, NULL, 'P' },
+		{ "xdp-mode", required_argument, NULL, 'M' },
 		{ "dns-upstream", required_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -343,6 +344,7 @@ int cmd_agent(int argc, char **argv)
 	const char *xdp_devs[GUARD_MAX_DEVS], *allow[256];
 	uint16_t gports[32];
 	unsigned n_xdp = 0, n_allow = 0, n_gports = 0;
+	const char *xdp_mode = "auto";
 	sigset_t mask;
 	int c, err = 1;
 
@@ -375,6 +377,14 @@ int cmd_agent(int argc, char **argv)
 			so.cert_ttl = (long)(ms / 1000);
 			break;
 		case 'd': o.dns_port = 0; break;
+		case 'M':
+			if (strcmp(optarg, "auto") && strcmp(optarg, "native") &&
+			    strcmp(optarg, "generic")) {
+				fprintf(stderr, "Error: --xdp-mode: auto, native or generic\n");
+				return 2;
+			}
+			xdp_mode = optarg;
+			break;
 		case 'x':
 			if (n_xdp == GUARD_MAX_DEVS) {
 				fprintf(stderr, "Error: --xdp-dev: at most %d devices\n", GUARD_MAX_DEVS);
@@ -431,7 +441,8 @@ int cmd_agent(int argc, char **argv)
 					"       [--ca DIR] [--trust-domain TD] [--cert-ttl DUR] "
 					"[--sni-form global|local]\n"
 					"       [--no-dns] [--dns-upstream ADDR]\n"
-					"       [--xdp-dev IFNAME]... [--allow CIDR]... [--guard-port N]...\n");
+					"       [--xdp-dev IFNAME]... [--xdp-mode auto|native|generic] "
+					"[--allow CIDR]... [--guard-port N]...\n");
 			return 2;
 		}
 	}
@@ -485,7 +496,7 @@ int cmd_agent(int argc, char **argv)
 	ag.gcfg.n_allow = n_allow;
 	ag.gcfg.ports = gports;
 	ag.gcfg.n_ports = n_gports;
-	if (guard_open(&ag.guard, ag.instance, xdp_devs, n_xdp))
+	if (guard_open(&ag.guard, ag.instance, xdp_devs, n_xdp, xdp_mode))
 		goto out;
 	ag.epfd = epoll_create1(EPOLL_CLOEXEC);
 	ag.sigfd = signalfd(-1, &mask, SFD_CLOEXEC);

@@ -60,7 +60,8 @@ static const char *xdp_mode(int ifindex)
 						     : "none";
 }
 
-int guard_open(struct guard *g, const char *instance, const char *const *devs, unsigned n)
+int guard_open(struct guard *g, const char *instance, const char *const *devs, unsigned n,
+	       const char *mode)
 {
 	struct bpf_map *maps[3];
 	const char *names[3] = { "ksteer_guard_allow", "ksteer_guard_ports", "ksteer_guard_stats" };
@@ -114,16 +115,23 @@ int guard_open(struct guard *g, const char *instance, const char *const *devs, u
 				goto fail;
 			}
 		} else {
-			/* the kernel picks native XDP when the driver has it, generic otherwise */
-			l = bpf_program__attach_xdp(g->skel->progs.ksteer_guard, ifindex);
-			if (!l) {
+			/* auto: the kernel picks native XDP when the driver has it, else generic */
+			LIBBPF_OPTS(bpf_link_create_opts, lo);
+			int lfd;
+
+			lo.flags = !strcmp(mode, "native")    ? XDP_FLAGS_DRV_MODE
+				   : !strcmp(mode, "generic") ? XDP_FLAGS_SKB_MODE
+							      : 0;
+			lfd = bpf_link_create(bpf_program__fd(g->skel->progs.ksteer_guard), ifindex,
+					      BPF_XDP, &lo);
+			if (lfd < 0) {
 				err = -errno;
-				pr_warn("Error: attach the XDP guard to %s: %s\n", devs[i],
-					strerror(errno));
+				pr_warn("Error: attach the XDP guard to %s (%s mode): %s\n", devs[i],
+					mode, strerror(errno));
 				goto fail;
 			}
-			err = bpf_link__pin(l, path);
-			bpf_link__destroy(l);
+			err = bpf_obj_pin(lfd, path) ? -errno : 0;
+			close(lfd); /* the pin keeps it attached */
 			if (err) {
 				pr_warn("Error: pin %s: %s\n", path, strerror(-err));
 				goto fail;

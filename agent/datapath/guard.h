@@ -34,8 +34,13 @@ struct guard_cfg {
 	unsigned n_ports;
 };
 
-/* Loads (or adopts) the guard and attaches it to each device of devs; -errno. */
-int guard_open(struct guard *g, const char *instance, const char *const *devs, unsigned n);
+/*
+ * Loads (or adopts) the guard and attaches it to each device of devs in mode
+ * "auto" (native when the driver has it), "native" or "generic"; -errno. An
+ * adopted link keeps the mode it was made with.
+ */
+int guard_open(struct guard *g, const char *instance, const char *const *devs, unsigned n,
+	       const char *mode);
 /*
  * The maps for this policy: meshNetworks' fromCidr and gateway addresses, flag
  * CIDRs; 15443, 15008, each Gateway server port and flag ports. Entries are

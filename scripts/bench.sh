@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# `make bench`: ratios against a baseline measured in the same run, A/B
+# interleaved, RUNS runs each (default 5), median with min-max
+# (../shared/BENCH.md). Uses its own namespaces (ksb-*) and the lab.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+K=$PWD/.output/ksteer
+GEN=$PWD/.output/bench/pktgen
+RUNS=${RUNS:-5}
+SECS=${SECS:-2}
+cg=$(awk '$9 == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
+tmp=$(mktemp -d)
+results=$tmp/results
+
+cleanup() {
+	[ -n "${agent_pid:-}" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
+	[ -n "${iperf_pid:-}" ] && kill "$iperf_pid" 2>/dev/null
+	"$K" uninstall --instance ksb-guard >/dev/null 2>&1 || true
+	ip netns del ksb-tx 2>/dev/null || true
+	ip netns del ksb-rx 2>/dev/null || true
+	rmdir "$cg/ksb-bench" 2>/dev/null || true
+	"$K" lab down >/dev/null 2>&1 || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# median, min, max of the numbers on stdin
+stats() { python3 -c 'import statistics,sys; v=[float(x) for x in sys.stdin.read().split()]; print(f"{statistics.median(v):.4g} {min(v):.4g} {max(v):.4g}")'; }
+# row NAME UNIT FILE_A FILE_B: A/B ratio of medians, and each side
+row() {
+	read -r ma mina maxa <<<"$(stats <"$3")"
+	read -r mb minb maxb <<<"$(stats <"$4")"
+	ratio=$(python3 -c "print(f'{$ma / $mb:.2f}')")
+	printf '| %s | %s (%s-%s) | %s (%s-%s) | %s | **%s** |\n' "$1" "$ma" "$mina" "$maxa" "$mb" "$minb" "$maxb" "$2" "$ratio" >>"$results"
+}
+
+echo "== machine: $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, $RUNS runs of ${SECS}s"
+
+# ---- the XDP guard: one veth, a packet generator in another namespace ----
+ip netns add ksb-tx
+ip netns add ksb-rx
+ip link add g0 netns ksb-tx type veth peer name g1 netns ksb-rx
+ip -n ksb-tx addr add 10.77.0.1/24 dev g0
+ip -n ksb-rx addr add 10.77.0.2/24 dev g1
+ip -n ksb-tx link set g0 up
+ip -n ksb-rx link set g1 up
+ip -n ksb-rx link set lo up
+mac=$(ip -n ksb-rx -j link show g1 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
+mkdir -p "$cg/ksb-bench" "$tmp/pol"
+printf 'table netdev ksb {\n chain in {\n  type filter hook ingress device "g1" priority 0;\n  udp dport 15443 counter drop\n }\n}\n' >"$tmp/ksb.nft"
+
+guard_on() { # [MODE]
+	rm -f "$tmp/ready"
+	"$K" agent --instance ksb-guard --cgroup ksb-bench --policy "$tmp/pol" --netns ksb-rx --no-dns \
+		--xdp-dev g1 --xdp-mode "${1:-auto}" --allow 10.77.0.0/24 --ready-file "$tmp/ready" >"$tmp/agent.log" 2>&1 &
+	agent_pid=$!
+	for _ in $(seq 100); do [ -e "$tmp/ready" ] && return 0; sleep 0.05; done
+	echo "Error: the guard's agent did not start: $(cat "$tmp/agent.log")" >&2
+	exit 1
+}
+guard_off() {
+	kill "$agent_pid" && wait "$agent_pid" 2>/dev/null || true
+	agent_pid=
+	"$K" uninstall --instance ksb-guard >/dev/null
+}
+# drops per second of SECS of traffic from 64 sources outside the allowed network
+flood() { # COUNTER-COMMAND
+	ip netns exec ksb-tx taskset -c 0 "$GEN" g0 "$mac" 10.99.0.1 10.77.0.2 15443 "$SECS" >/dev/null
+	python3 -c "print($($1) / $SECS)"
+}
+guard_drops() { "$K" get stats -i ksb-guard -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["guard_drop_denied"])'; }
+ipt_drops() { ip netns exec ksb-rx iptables -t raw -L PREROUTING -v -x -n | awk '/udp dpt:15443/ {print $1}'; }
+nft_drops() { ip netns exec ksb-rx nft list table netdev ksb | sed -n 's/.*counter packets \([0-9]*\).*/\1/p'; }
+echo "-- XDP guard vs iptables raw vs nft ingress: drops per second"
+for r in $(seq "$RUNS"); do
+	guard_on
+	flood guard_drops >>"$tmp/xdp"
+	guard_off
+	guard_on generic
+	flood guard_drops >>"$tmp/xdpg"
+	guard_off
+	ip netns exec ksb-rx iptables -t raw -A PREROUTING -p udp --dport 15443 -j DROP
+	flood ipt_drops >>"$tmp/ipt"
+	ip netns exec ksb-rx iptables -t raw -F
+	ip netns exec ksb-rx nft -f "$tmp/ksb.nft"
+	flood nft_drops >>"$tmp/nft"
+	ip netns exec ksb-rx nft delete table netdev ksb
+	echo "   run $r: xdp $(tail -1 "$tmp/xdp")  generic xdp $(tail -1 "$tmp/xdpg")  iptables $(tail -1 "$tmp/ipt")  nft $(tail -1 "$tmp/nft")"
+done
+row "XDP guard drop rate vs iptables raw DROP (64 B UDP, same veth)" "pps" "$tmp/xdp" "$tmp/ipt"
+row "XDP guard drop rate vs nft netdev ingress drop" "pps" "$tmp/xdp" "$tmp/nft"
+row "XDP guard in generic mode, drop rate vs iptables raw DROP" "pps" "$tmp/xdpg" "$tmp/ipt"
+
+echo "-- allowed traffic with the guard vs without: iperf3 TCP to 15443 from an allowed source"
+ip netns exec ksb-rx iperf3 -s -p 15443 -D -I "$tmp/iperf.pid" >/dev/null
+sleep 0.3
+iperf_pid=$(cat "$tmp/iperf.pid")
+tput() { ip netns exec ksb-tx taskset -c 0 iperf3 -c 10.77.0.2 -p 15443 -t "$SECS" -J |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9)'; }
+for r in $(seq "$RUNS"); do
+	guard_on
+	tput >>"$tmp/with"
+	guard_off
+	guard_on generic
+	tput >>"$tmp/withg"
+	guard_off
+	tput >>"$tmp/without"
+	echo "   run $r: native $(tail -1 "$tmp/with")  generic $(tail -1 "$tmp/withg")  none $(tail -1 "$tmp/without") Gbit/s"
+done
+row "allowed TCP throughput, native XDP guard vs none" "Gbit/s" "$tmp/with" "$tmp/without"
+row "allowed TCP throughput, generic XDP guard vs none" "Gbit/s" "$tmp/withg" "$tmp/without"
+kill "$iperf_pid" 2>/dev/null || true
+iperf_pid=
+
+# ---- the scenario's paths in the lab, against direct pod-to-pod ----
+echo "-- the scenario in the lab: requests per second on keep-alive connections (wrk -t1 -c4)"
+"$K" lab down >/dev/null 2>&1 || true
+"$K" lab up >/dev/null
+eval "$("$K" lab env)"
+ex=manifests/examples
+"$K" lab apply cluster1 -n hello -f $ex/sleep.yaml >/dev/null
+for c in cluster1 cluster2; do "$K" lab apply $c -n hello -f $ex/helloworld.yaml -l service=helloworld >/dev/null; done
+"$K" lab apply cluster1 -n hello -f $ex/helloworld.yaml -l version=v1 >/dev/null
+"$K" lab apply cluster2 -n hello -f $ex/helloworld.yaml -l version=v2 >/dev/null
+"$K" lab apply cluster2 -n hello -f $ex/helloworld.yaml -l version=v3 >/dev/null
+for f in ../shared/scenario/cluster1/*.yaml; do "$K" lab apply cluster1 -n hello -f "$f" >/dev/null 2>&1; done
+for f in ../shared/scenario/cluster2/*.yaml; do "$K" lab apply cluster2 -n hello -f "$f" >/dev/null 2>&1; done
+pod=$("$K" lab status -o json | python3 -c 'import json,sys; print([p["ip"] for p in json.load(sys.stdin)["clusters"][0]["pods"] if p["name"].startswith("helloworld-v1")][0])')
+rps() { # URL [HEADER]
+	"$K" lab exec cluster1 hello/sleep -- wrk -t1 -c4 -d"${SECS}s" ${2:+-H "$2"} "$1" |
+		awk '/Requests\/sec/ {print $2}'
+}
+for r in $(seq "$RUNS"); do
+	rps "http://$pod:5000/hello" >>"$tmp/direct"
+	rps "http://helloworld.hello:5000/hello" >>"$tmp/local"
+	rps "http://helloworld.hello:5000/hello" "end-user: jason" >>"$tmp/remote"
+	echo "   run $r: direct $(tail -1 "$tmp/direct")  local mTLS $(tail -1 "$tmp/local")  cross-cluster $(tail -1 "$tmp/remote")"
+done
+row "scenario, others: shim + mTLS to v1 in cluster1 vs direct to the pod" "req/s" "$tmp/local" "$tmp/direct"
+row "scenario, jason: shim + mTLS + gateway to cluster2 vs direct to a local pod" "req/s" "$tmp/remote" "$tmp/direct"
+
+echo
+echo "| measure | ksteer median (min-max) | baseline median (min-max) | unit | ratio |"
+echo "|---|---|---|---|---|"
+cat "$results"
