@@ -59,6 +59,13 @@ struct {
 	__type(value, __u64);
 } ksteer_stats SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, KS_SOCKHASH_MAX);
+	__type(key, struct ks_sock_key);
+	__type(value, __u64);
+} ksteer_sockhash SEC(".maps");
+
 static __always_inline void stat_inc(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&ksteer_stats, &idx);
@@ -273,15 +280,45 @@ int ksteer_getpeer6(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
-/* Connections sent to the shim: record their client end so the shim finds the VIP. */
+/* The sockops view of a socket as its ksteer_sockhash key (IPv4 only). */
+static __always_inline void sock_key_ops(struct bpf_sock_ops *ops, struct ks_sock_key *k)
+{
+	ks_addr_from_v4(&k->local, ops->local_ip4);
+	ks_addr_from_v4(&k->remote, ops->remote_ip4);
+	k->lport = (__u16)ops->local_port; /* host order */
+	k->rport = (__u16)bpf_ntohl(ops->remote_port); /* network order, in the upper half */
+}
+
+/*
+ * Connections sent to the shim: record their client end so the shim finds the
+ * VIP, and, when the agent enables it (ks_config.sockmap), put both ends in
+ * ksteer_sockhash: the app's at ACTIVE_ESTABLISHED (this program on the pods'
+ * cgroups), the shim's at PASSIVE_ESTABLISHED (on the agent's own cgroup).
+ */
 SEC("sockops")
 int ksteer_sockops(struct bpf_sock_ops *ops)
 {
 	struct ks_peer_key key = {};
 	struct ks_origdst od = {};
+	struct ks_sock_key sk_key = {};
+	struct ks_config *cfg;
 	struct ks_sock *st;
 	struct bpf_sock *sk;
+	__u32 zero = 0;
 
+	if (ops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) {
+		cfg = bpf_map_lookup_elem(&ksteer_config, &zero);
+		/* the shim listens on an IPv6 socket: IPv4 peers arrive v4-mapped, with the
+		 * IPv4 fields filled; a real IPv6 peer has no local_ip4 and never matches */
+		if (!cfg || !cfg->sockmap || !ks_addr_is_v4(&cfg->shim_addr) ||
+		    !ops->local_ip4 || ops->local_ip4 != cfg->shim_addr.a[3] ||
+		    ops->local_port != bpf_ntohs(cfg->shim_port))
+			return 1;
+		sock_key_ops(ops, &sk_key);
+		if (!bpf_sock_hash_update(ops, &ksteer_sockhash, &sk_key, BPF_NOEXIST))
+			stat_inc(KS_STAT_SOCKMAP_ADDED);
+		return 1;
+	}
 	if (ops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
 		return 1;
 	sk = ops->sk;
@@ -303,7 +340,51 @@ int ksteer_sockops(struct bpf_sock_ops *ops)
 	od.port = st->orig_port;
 	od.frontend_id = st->frontend_id;
 	bpf_map_update_elem(&ksteer_origdst, &key, &od, BPF_ANY);
+	cfg = bpf_map_lookup_elem(&ksteer_config, &zero);
+	if (cfg && cfg->sockmap && ops->family == AF_INET) {
+		sock_key_ops(ops, &sk_key);
+		if (!bpf_sock_hash_update(ops, &ksteer_sockhash, &sk_key, BPF_NOEXIST))
+			stat_inc(KS_STAT_SOCKMAP_ADDED);
+	}
 	return 1;
+}
+
+/*
+ * A message from one end of an app <-> shim connection goes straight to the
+ * other end's receive queue. A flow whose first message found no peer (the
+ * shim's end not in the map yet) stays on TCP for its life, so bytes never
+ * overtake each other.
+ */
+SEC("sk_msg")
+int ksteer_msg(struct sk_msg_md *msg)
+{
+	struct ks_sock_key peer = {};
+	struct ks_sock *st = NULL;
+
+	if (msg->sk)
+		st = bpf_sk_storage_get(&ksteer_sock, msg->sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st) {
+		stat_inc(KS_STAT_SOCKMAP_PLAIN);
+		return SK_PASS;
+	}
+	if (st->flags & KS_SOCK_PLAIN) {
+		stat_inc(KS_STAT_SOCKMAP_PLAIN);
+		return SK_PASS;
+	}
+	ks_addr_from_v4(&peer.local, msg->remote_ip4);
+	ks_addr_from_v4(&peer.remote, msg->local_ip4);
+	peer.lport = (__u16)bpf_ntohl(msg->remote_port);
+	peer.rport = (__u16)msg->local_port;
+	if (bpf_msg_redirect_hash(msg, &ksteer_sockhash, &peer, BPF_F_INGRESS) == SK_PASS) {
+		st->flags |= KS_SOCK_REDIRECTED;
+		stat_inc(KS_STAT_SOCKMAP_REDIRECTED);
+		return SK_PASS;
+	}
+	if (!(st->flags & KS_SOCK_REDIRECTED))
+		st->flags |= KS_SOCK_PLAIN;
+	/* a redirected flow whose peer left: the peer closed, TCP carries the rest */
+	stat_inc(KS_STAT_SOCKMAP_PLAIN);
+	return SK_PASS;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

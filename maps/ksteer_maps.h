@@ -13,7 +13,7 @@
 #include <linux/types.h>
 #endif
 
-#define KS_LAYOUT_VERSION 1
+#define KS_LAYOUT_VERSION 2
 
 /* Two generations of policy live side by side; ks_config.active picks one. */
 #define KS_GENERATIONS 2
@@ -83,6 +83,7 @@ struct ks_config {
 	__be16 shim_port;
 	__be16 dns_port; /* pods' UDP/53 goes to shim_addr:dns_port; 0: left alone */
 	__u32 self_mark; /* SO_MARK of the agent's own sockets: never redirected */
+	__u32 sockmap; /* 1: app <-> shim sockets join ksteer_sockhash (sk_msg) */
 };
 
 /* ksteer_origdst: socket cookie -> what the application dialled (for the shim). */
@@ -98,6 +99,8 @@ enum ks_sock_flags {
 	KS_SOCK_REWRITTEN = 1u << 0,
 	KS_SOCK_TO_SHIM = 1u << 1, /* sockops records its 4-tuple in ksteer_origdst */
 	KS_SOCK_DNS = 1u << 2, /* UDP/53 sent to the agent's resolver: replies are rewritten */
+	KS_SOCK_PLAIN = 1u << 3, /* its first message found no peer in the sockhash: TCP for life */
+	KS_SOCK_REDIRECTED = 1u << 4, /* its messages go socket to socket (sk_msg) */
 };
 
 struct ks_sock {
@@ -123,8 +126,23 @@ enum ks_stat {
 	KS_STAT_CONNECT_MISS,
 	KS_STAT_CONNECT_SELF, /* the agent's own sockets, never redirected */
 	KS_STAT_DNS_REDIRECTED, /* UDP/53 connects and sends sent to the agent's resolver */
+	KS_STAT_SOCKMAP_ADDED, /* app or shim sockets put in ksteer_sockhash by sockops */
+	KS_STAT_SOCKMAP_REDIRECTED, /* messages handed socket to socket by sk_msg */
+	KS_STAT_SOCKMAP_PLAIN, /* messages that went through TCP: no peer when the flow began */
 	KS_STAT_MAX,
 };
+
+/*
+ * ksteer_sockhash: the two ends of each app <-> shim connection on a node, keyed
+ * by the socket's own 4-tuple (IPv4 as ::ffff:); sk_msg hands a message to the
+ * peer's receive queue, skipping TCP/IP.
+ */
+struct ks_sock_key {
+	struct ks_addr local, remote;
+	__u16 lport, rport; /* host order */
+};
+
+#define KS_SOCKHASH_MAX 65536
 
 /*
  * The XDP guard (ksteer_xdp.bpf.c): packets to a guarded port (ksteer_guard_ports)
@@ -151,13 +169,14 @@ enum ks_guard_stat {
 
 #ifndef __BPF__
 _Static_assert(sizeof(struct ks_lpm_key) == 20, "ks_lpm_key layout");
+_Static_assert(sizeof(struct ks_sock_key) == 36, "ks_sock_key layout");
 _Static_assert(sizeof(struct ks_addr) == 16, "ks_addr layout");
 _Static_assert(sizeof(struct ks_frontend_key) == 24, "ks_frontend_key layout");
 _Static_assert(sizeof(struct ks_frontend) == 24, "ks_frontend layout");
 _Static_assert(sizeof(struct ks_index_key) == 8, "ks_index_key layout");
 _Static_assert(sizeof(struct ks_dest) == 16, "ks_dest layout");
 _Static_assert(sizeof(struct ks_backend) == 24, "ks_backend layout");
-_Static_assert(sizeof(struct ks_config) == 32, "ks_config layout");
+_Static_assert(sizeof(struct ks_config) == 36, "ks_config layout");
 _Static_assert(sizeof(struct ks_origdst) == 24, "ks_origdst layout");
 _Static_assert(sizeof(struct ks_sock) == 24, "ks_sock layout");
 _Static_assert(sizeof(struct ks_peer_key) == 20, "ks_peer_key layout");

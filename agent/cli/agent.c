@@ -260,9 +260,10 @@ static void handle_ctl(struct agent *ag)
 				 ag->guard.n_allowed, ag->guard.n_ports);
 		ctl_reply(fd,
 			  "instance %s\npolicy %s\ngeneration %u\napplied %u\nrejected %u\n"
-			  "datapath %s\nlast %s\nguard %s\nshim %s\nOK\n",
+			  "datapath %s\nlast %s\nguard %s\nsockmap %s\nshim %s\nOK\n",
 			  ag->instance, ag->policy_dir, ag->gen, ag->applied, ag->rejected,
-			  ag->dp.adopted ? "adopted" : "attached", ag->last, gl, js ? js : "{}");
+			  ag->dp.adopted ? "adopted" : "attached", ag->last, gl,
+			  ag->dp.sockmap ? ag->dp.sockmap : "off", js ? js : "{}");
 		free(js);
 	} else if (!strcmp(buf, "reload")) {
 		reload(ag); /* synchronous: the lab waits for the kernel to route by the files */
@@ -330,12 +331,14 @@ int cmd_agent(int argc, char **argv)
 		{ "allow", required_argument, NULL, 'A' },
 		{ "guard-port", required_argument, NULL, 'P' },
 		{ "xdp-mode", required_argument, NULL, 'M' },
+		{ "sockmap", required_argument, NULL, 'K' },
 		{ "dns-upstream", required_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct agent ag = { .ns = NULL, .epfd = -1, .inofd = -1, .sigfd = -1, .ctlfd = -1,
 			    .timerfd = -1 };
-	struct dp_opts o = { .self_mark = 0x6b73 /* "ks" */, .shim_port = 15001, .dns_port = 15053 };
+	struct dp_opts o = { .self_mark = 0x6b73 /* "ks" */, .shim_port = 15001, .dns_port = 15053,
+			     .sockmap = true };
 	const char *ready = NULL, *shim = "127.0.0.1", *netns = NULL;
 	struct shim_opts so = { .outbound = true, .out_port = 15001, .in_port = 15008,
 				.gateway_labels = "istio=ingressgateway",
@@ -377,6 +380,13 @@ int cmd_agent(int argc, char **argv)
 			so.cert_ttl = (long)(ms / 1000);
 			break;
 		case 'd': o.dns_port = 0; break;
+		case 'K':
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				fprintf(stderr, "Error: --sockmap: on or off\n");
+				return 2;
+			}
+			o.sockmap = !strcmp(optarg, "on");
+			break;
 		case 'M':
 			if (strcmp(optarg, "auto") && strcmp(optarg, "native") &&
 			    strcmp(optarg, "generic")) {
@@ -442,7 +452,8 @@ int cmd_agent(int argc, char **argv)
 					"[--sni-form global|local]\n"
 					"       [--no-dns] [--dns-upstream ADDR]\n"
 					"       [--xdp-dev IFNAME]... [--xdp-mode auto|native|generic] "
-					"[--allow CIDR]... [--guard-port N]...\n");
+					"[--allow CIDR]... [--guard-port N]...\n"
+					"       [--sockmap on|off]\n");
 			return 2;
 		}
 	}

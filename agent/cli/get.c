@@ -32,6 +32,9 @@ static const char *const stat_names[KS_STAT_MAX] = {
 	[KS_STAT_CONNECT_MISS] = "connect_miss",
 	[KS_STAT_CONNECT_SELF] = "connect_self",
 	[KS_STAT_DNS_REDIRECTED] = "dns_redirected",
+	[KS_STAT_SOCKMAP_ADDED] = "sockmap_added",
+	[KS_STAT_SOCKMAP_REDIRECTED] = "sockmap_redirected",
+	[KS_STAT_SOCKMAP_PLAIN] = "sockmap_plain",
 };
 
 static json_t *frontend_json(int fds[DP_MAPS], uint32_t gen, const struct ks_frontend_key *k,

@@ -199,6 +199,96 @@ static int check_layout(const char *pin_dir)
 	return 0;
 }
 
+/* The agent's own cgroup (cgroup v2), relative to the mount: "" when it is the root. */
+static void self_cgroup(char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/self/cgroup", "r");
+	char line[PATH_MAX];
+
+	buf[0] = 0;
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "0::/", 4)) {
+			line[strcspn(line, "\n")] = 0;
+			snprintf(buf, len, "%s", line + 4);
+		}
+	if (f)
+		fclose(f);
+}
+
+/* Detaches whatever sk_msg program the pinned sockhash carries. */
+static void sockmap_detach(struct datapath *dp)
+{
+	int mfd = bpf_map__fd(dp->skel->maps.ksteer_sockhash);
+	__u32 ids[4], n = 4;
+	LIBBPF_OPTS(bpf_prog_query_opts, q, .prog_ids = ids, .prog_cnt = n);
+
+	if (bpf_prog_query_opts(mfd, BPF_SK_MSG_VERDICT, &q))
+		return;
+	for (__u32 i = 0; i < q.prog_cnt; i++) {
+		int pfd = bpf_prog_get_fd_by_id(ids[i]);
+
+		if (pfd >= 0) {
+			bpf_prog_detach2(pfd, mfd, BPF_SK_MSG_VERDICT);
+			close(pfd);
+		}
+	}
+}
+
+/*
+ * sockmap between apps and the shim: sk_msg on ksteer_sockhash, and sockops on the
+ * agent's own cgroup for the shim's accepted sockets. Returns 1 when on.
+ */
+static uint32_t sockmap_setup(struct datapath *dp, const struct dp_opts *o)
+{
+	char cg[PATH_MAX], path[PATH_MAX + 64];
+	struct bpf_link *l;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/link_sockops_self", dp->pin_dir);
+	dp->sockmap = "off (--sockmap off)";
+	if (!o->sockmap)
+		goto off;
+	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SOCKHASH, NULL) != 1 ||
+	    libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_MSG, NULL) != 1) {
+		dp->sockmap = "off (the kernel lacks BPF_MAP_TYPE_SOCKHASH or BPF_PROG_TYPE_SK_MSG)";
+		goto off;
+	}
+	self_cgroup(cg, sizeof(cg));
+	if (!cg[0]) {
+		dp->sockmap = "off (the agent runs in the root cgroup: it needs one of its own)";
+		goto off;
+	}
+	if (bpf_prog_attach(bpf_program__fd(dp->skel->progs.ksteer_msg),
+			    bpf_map__fd(dp->skel->maps.ksteer_sockhash), BPF_SK_MSG_VERDICT, 0)) {
+		dp->sockmap = "off (attaching sk_msg failed)";
+		goto off;
+	}
+	l = access(path, F_OK) ? NULL : bpf_link__open(path);
+	if (l) {
+		bpf_link__update_program(l, dp->skel->progs.ksteer_sockops);
+		bpf_link__destroy(l);
+	} else {
+		fd = open_cgroup(cg);
+		l = fd >= 0 ? bpf_program__attach_cgroup(dp->skel->progs.ksteer_sockops, fd) : NULL;
+		if (fd >= 0)
+			close(fd);
+		if (!l || bpf_link__pin(l, path)) {
+			bpf_link__destroy(l);
+			sockmap_detach(dp);
+			dp->sockmap = "off (attaching sockops to the agent's cgroup failed)";
+			goto off;
+		}
+		bpf_link__destroy(l);
+	}
+	dp->sockmap = "on";
+	return 1;
+off:
+	sockmap_detach(dp);
+	unlink(path); /* the agent's own sockets are left alone */
+	pr_info("sockmap %s\n", dp->sockmap);
+	return 0;
+}
+
 int dp_open(struct datapath *dp, const struct dp_opts *o)
 {
 	struct ks_config cfg = { 0 };
@@ -253,6 +343,8 @@ int dp_open(struct datapath *dp, const struct dp_opts *o)
 	/* the sk storage map is private to the programs: pinned too, so all agents agree */
 	snprintf(path, sizeof(path), "%s/ksteer_sock", dp->pin_dir);
 	bpf_map__set_pin_path(dp->skel->maps.ksteer_sock, path);
+	snprintf(path, sizeof(path), "%s/ksteer_sockhash", dp->pin_dir);
+	bpf_map__set_pin_path(dp->skel->maps.ksteer_sockhash, path);
 
 	err = ksteer_sock__load(dp->skel);
 	if (err) {
@@ -272,6 +364,7 @@ int dp_open(struct datapath *dp, const struct dp_opts *o)
 	cfg.shim_addr = o->shim_addr;
 	cfg.shim_port = htons(o->shim_port);
 	cfg.dns_port = htons(o->dns_port);
+	cfg.sockmap = sockmap_setup(dp, o);
 	if (bpf_map_update_elem(dp->fds[DP_CONFIG], &zero, &cfg, BPF_ANY)) {
 		err = -errno;
 		pr_warn("Error: write ksteer_config: %s\n", strerror(errno));
@@ -444,7 +537,8 @@ static int rm_pins(const char *dir)
 {
 	static const char *const extra[] = { "ksteer_sock", "link_connect4", "link_connect6",
 					     "link_getpeer4", "link_getpeer6", "link_sockops",
-					     "link_sendmsg4", "link_recvmsg4" };
+					     "link_sendmsg4", "link_recvmsg4", "ksteer_sockhash",
+					     "link_sockops_self" };
 	char path[PATH_MAX + 64];
 	int err = 0;
 

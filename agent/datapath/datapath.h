@@ -23,6 +23,7 @@ struct dp_opts {
 	struct ks_addr shim_addr;
 	uint16_t shim_port; /* host order */
 	uint16_t dns_port; /* host order; 0: pods' DNS is left alone */
+	bool sockmap; /* join app <-> shim sockets in ksteer_sockhash (sk_msg) when the kernel can */
 };
 
 enum dp_map { DP_CONFIG, DP_FRONTENDS, DP_DESTS, DP_BACKENDS, DP_STATS, DP_ORIGDST, DP_MAPS };
@@ -31,6 +32,7 @@ struct datapath {
 	struct ksteer_sock *skel;
 	char pin_dir[PATH_MAX];
 	bool adopted; /* the links were already pinned: programs replaced in place */
+	const char *sockmap; /* "on", or why it is off */
 	int fds[DP_MAPS];
 	uint32_t max[DP_MAPS];
 };

@@ -54,6 +54,7 @@ struct lab {
 	int lockfd;
 	char cert_ttl[32], sni_form[16]; /* for the agents lab up starts */
 	bool guard; /* XDP guards on the uplinks (lab up --no-guard: none) */
+	bool sockmap; /* app <-> shim sockets joined in the kernel (lab up --no-sockmap: not) */
 };
 
 /* ---- running things ---- */
@@ -412,6 +413,7 @@ static pid_t start_agent(struct lab *lab, const char *cname, const char *instanc
 			  * on veth, native XDP costs TCP its GRO/GSO aggregation (measured:
 			  * 0.26x throughput, generic 0.96x; make bench)
 			  */
+			 "--sockmap", lab->sockmap ? "on" : "off",
 			 lab->guard ? "--xdp-dev" : NULL, gateway ? "wan" : "uplink", "--xdp-mode",
 			 "generic", NULL };
 	pid_t pid;
@@ -420,9 +422,13 @@ static pid_t start_agent(struct lab *lab, const char *cname, const char *instanc
 	snprintf(policy, sizeof(policy), LAB_DIR "/%s/policy", cname);
 	snprintf(log, sizeof(log), LAB_DIR "/logs/%s.log", instance);
 	snprintf(ready, sizeof(ready), LAB_DIR "/%s.ready", instance);
-	snprintf(agents, sizeof(agents), "%s/agents", lab->cgroot);
+	/*
+	 * agents live outside the nodes' subtrees, so their own sockets are never
+	 * redirected, each in a cgroup of its own, where its sockops sees the shim's sockets
+	 */
+	snprintf(agents, sizeof(agents), "%s/agents/%s", lab->cgroot, instance);
+	mkdir(agents, 0755);
 	unlink(ready);
-	/* agents live outside the nodes' subtrees: their own sockets are never redirected */
 	pid = spawn(lab, agents, NULL, log, args);
 	if (pid < 0)
 		return pid;
@@ -456,9 +462,10 @@ static int lab_up(int argc, char **argv)
 					      { "cert-ttl", required_argument, NULL, 't' },
 					      { "sni-form", required_argument, NULL, 's' },
 					      { "no-guard", no_argument, NULL, 'G' },
+					      { "no-sockmap", no_argument, NULL, 'K' },
 					      { NULL, 0, NULL, 0 } };
 	const char *cert_ttl = "24h", *sni_form = "global";
-	bool guard = true;
+	bool guard = true, sockmap = true;
 
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "f:", opts, NULL)) != -1)
@@ -470,6 +477,8 @@ static int lab_up(int argc, char **argv)
 			sni_form = optarg;
 		else if (c == 'G')
 			guard = false;
+		else if (c == 'K')
+			sockmap = false;
 		else
 			return 2;
 	if (lab_init(&lab))
@@ -481,6 +490,7 @@ static int lab_up(int argc, char **argv)
 	snprintf(lab.cert_ttl, sizeof(lab.cert_ttl), "%s", cert_ttl);
 	snprintf(lab.sni_form, sizeof(lab.sni_form), "%s", sni_form);
 	lab.guard = guard;
+	lab.sockmap = sockmap;
 	if (file) {
 		if (read_labfile(file, &a, &diag, &spec)) {
 			diag_print(&diag, stderr);
