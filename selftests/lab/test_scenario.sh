@@ -61,7 +61,7 @@ scenario_apply "$tmp/kit" cluster1 cluster2 hello service=helloworld version=v1 
 	bad "apply the scenario" "$(cat "$tmp/apply")"
 
 # capture the WAN while the requests run: only TLS may cross it
-ip netns exec ksl-wan tcpdump -i br0 -U -s 0 -w "$tmp/wan.pcap" tcp >/dev/null 2>"$tmp/tcpdump.err" &
+ip netns exec ksl-wan tcpdump -i br0 --immediate-mode -U -s 0 -w "$tmp/wan.pcap" tcp >/dev/null 2>"$tmp/tcpdump.err" &
 started_pids+=($!)
 tcpdump_pid=$!
 sleep 1

@@ -2,12 +2,14 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 # The outbound shim, plain HTTP: per-request routing by VirtualService http
 # routes (also on one keep-alive connection), weighted splits per request, and
-# HTTP errors for what cannot be routed or parsed.
+# HTTP errors for what cannot be routed or parsed. SOCKMAP=off runs it all
+# again with the app <-> shim sockets left to TCP (test_shim_nosockmap.sh).
 . "$(dirname "$0")/lib.sh"
 need_root
+SOCKMAP=${SOCKMAP:-on}
 
 "$KSTEER" lab down >/dev/null 2>&1
-"$KSTEER" lab up >"$tmp/up" 2>&1 || { bad "lab up" "$(cat "$tmp/up")"; finish; exit 1; }
+"$KSTEER" lab up $([ "$SOCKMAP" = off ] && echo --no-sockmap) >"$tmp/up" 2>&1 || { bad "lab up" "$(cat "$tmp/up")"; finish; exit 1; }
 for f in "$EX/helloworld.yaml" "$EX/sleep.yaml"; do
 	"$KSTEER" lab apply cluster1 -n hello -f "$f" >"$tmp/o" 2>&1 || bad "apply $(basename "$f")" "$(cat "$tmp/o")"
 done
@@ -43,6 +45,32 @@ Y
 "$KSTEER" lab apply cluster1 -n hello -f "$tmp/routes.yaml" >"$tmp/o" 2>&1 || bad "apply the routes" "$(cat "$tmp/o")"
 HW=$(vip cluster1 hello helloworld)
 NODE=lab-cluster1-node1
+"$KSTEER" status --instance $NODE | grep -q "^sockmap $SOCKMAP" && ok "sockmap $SOCKMAP on the node" ||
+	bad "sockmap state" "$("$KSTEER" status --instance $NODE | grep sockmap)"
+
+# what crosses the pod's veth during a request through the shim (seen from the node's
+# end): with sockmap only the handshakes, the request and answer go socket to socket
+r0=$(stat $NODE sockmap_redirected)
+ip netns exec ksl-c1-n1 tcpdump -i any --immediate-mode -U -s 0 -w "$tmp/veth.pcap" tcp port 15001 >/dev/null 2>&1 &
+tcpd=$!
+started_pids+=($tcpd)
+sleep 1
+for i in 1 2 3; do "$KSTEER" lab exec cluster1 hello/sleep -- curl -s -m 3 "http://$HW:5000/hello" >/dev/null; done
+sleep 0.5
+kill $tcpd 2>/dev/null
+wait $tcpd 2>/dev/null
+r1=$(stat $NODE sockmap_redirected)
+seen=$(python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); print(d.count(b"GET /hello"), d.count(b"Hello version"), len(d))' "$tmp/veth.pcap")
+read -r reqs answers bytes <<<"$seen"
+if [ "$SOCKMAP" = on ]; then
+	[ "$reqs" = 0 ] && [ "$answers" = 0 ] && [ "$bytes" -gt 400 ] && [ "$r1" -ge $((r0 + 6)) ] &&
+		ok "sockmap: 3 requests, the pod's veth saw only handshakes ($bytes bytes captured, no request or answer); sk_msg redirected $((r1 - r0)) messages" ||
+		bad "sockmap path" "requests on the veth: $reqs, answers: $answers, bytes: $bytes, redirected $r0 -> $r1"
+else
+	[ "$reqs" = 3 ] && [ "$answers" = 3 ] && [ "$r1" = "$r0" ] &&
+		ok "no sockmap: the 3 requests and answers crossed the pod's veth; nothing redirected" ||
+		bad "TCP path" "requests on the veth: $reqs, answers: $answers, redirected $r0 -> $r1"
+fi
 "$KSTEER" get frontends -i $NODE | grep -q "$HW:5000/tcp  shim" && ok "helloworld's frontend goes through the shim" || bad "shim frontend" "$("$KSTEER" get frontends -i $NODE)"
 
 # jason: only v2 and v3, 70/30, each request on a new connection
