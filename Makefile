@@ -106,13 +106,17 @@ test:
 	@echo "All tests passed."
 
 # Ratios against baselines measured in the same run (../shared/BENCH.md); RUNS=5 SECS=2.
-bench: ksteer $(OUT)/bench/pktgen
+bench: ksteer $(OUT)/bench/pktgen $(OUT)/bench/sockhash
 	@scripts/deps.sh bench
 	@bash scripts/bench.sh
 
 $(OUT)/bench/pktgen: selftests/bench/pktgen.c
 	@mkdir -p $(@D)
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
+
+$(OUT)/bench/sockhash: selftests/bench/sockhash.c maps/ksteer_maps.h
+	@mkdir -p $(@D)
+	$(CC) -O2 -Wall -Wextra -Werror -I. -o $@ $< -lbpf
 
 demo:
 	@scripts/deps.sh

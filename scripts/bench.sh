@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 K=$PWD/.output/ksteer
 GEN=$PWD/.output/bench/pktgen
+SOCKHASH=$PWD/.output/bench/sockhash
 RUNS=${RUNS:-5}
 SECS=${SECS:-2}
 cg=$(awk '$9 == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
@@ -19,6 +20,7 @@ cleanup() {
 	"$K" uninstall --instance ksb-guard >/dev/null 2>&1 || true
 	ip netns del ksb-tx 2>/dev/null || true
 	ip netns del ksb-rx 2>/dev/null || true
+	ip netns del ksb-sh 2>/dev/null || true
 	rmdir "$cg/ksb-bench" 2>/dev/null || true
 	"$K" lab down >/dev/null 2>&1 || true
 	rm -rf "$tmp"
@@ -139,6 +141,46 @@ for r in $(seq "$RUNS"); do
 done
 row "scenario, others: shim + mTLS to v1 in cluster1 vs direct to the pod" "req/s" "$tmp/local" "$tmp/direct"
 row "scenario, jason: shim + mTLS + gateway to cluster2 vs direct to a local pod" "req/s" "$tmp/remote" "$tmp/direct"
+
+echo "-- app <-> shim, sockmap on vs off (a plain http route through the shim, new connections each run)"
+cat >"$tmp/echo.yaml" <<'Y'
+apiVersion: v1
+kind: Service
+metadata: {name: echo}
+spec:
+  selector: {app: helloworld, version: v1}
+  ports: [{name: http, port: 8080, targetPort: 5000}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: echo}
+spec:
+  hosts: [echo]
+  http:
+  - match: [{headers: {x-bench: {exact: "1"}}}]
+    route: [{destination: {host: echo}}]
+  - route: [{destination: {host: echo}}]
+Y
+"$K" lab apply cluster1 -n hello -f "$tmp/echo.yaml" >/dev/null
+for r in $(seq "$RUNS"); do
+	"$K" sockmap --instance lab-cluster1-node1 on >/dev/null
+	rps "http://echo.hello:8080/hello" >>"$tmp/smon"
+	"$K" sockmap --instance lab-cluster1-node1 off >/dev/null
+	rps "http://echo.hello:8080/hello" >>"$tmp/smoff"
+	echo "   run $r: sockmap $(tail -1 "$tmp/smon")  TCP $(tail -1 "$tmp/smoff")"
+done
+row "app to shim request/response rate (plain http route), sockmap vs TCP" "req/s" "$tmp/smon" "$tmp/smoff"
+
+echo "-- sockhash delete cost with 0, 1k and 10k sockets held (selftests/bench/sockhash.c)"
+ip netns add ksb-sh
+ip -n ksb-sh link set lo up
+for r in $(seq "$RUNS"); do
+	for n in 0 1000 10000; do ip netns exec ksb-sh "$SOCKHASH" $n >>"$tmp/del$n"; done
+	echo "   run $r: 0: $(tail -1 "$tmp/del0") ns  1k: $(tail -1 "$tmp/del1000") ns  10k: $(tail -1 "$tmp/del10000") ns"
+done
+ip netns del ksb-sh
+row "sockhash delete with 1k sockets held vs none" "ns" "$tmp/del1000" "$tmp/del0"
+row "sockhash delete with 10k sockets held vs none" "ns" "$tmp/del10000" "$tmp/del0"
 
 echo
 echo "| measure | ksteer median (min-max) | baseline median (min-max) | unit | ratio |"

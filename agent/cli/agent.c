@@ -265,6 +265,15 @@ static void handle_ctl(struct agent *ag)
 			  ag->dp.adopted ? "adopted" : "attached", ag->last, gl,
 			  ag->dp.sockmap ? ag->dp.sockmap : "off", js ? js : "{}");
 		free(js);
+	} else if (!strcmp(buf, "sockmap on") || !strcmp(buf, "sockmap off")) {
+		bool on = !strcmp(buf + 8, "on");
+		int err = dp_set_sockmap(&ag->dp, on);
+
+		if (err)
+			ctl_reply(fd, "Error: sockmap %s: %s\nERROR\n", buf + 8,
+				  err == -EOPNOTSUPP ? ag->dp.sockmap : strerror(-err));
+		else
+			ctl_reply(fd, "sockmap %s for new connections\nOK\n", buf + 8);
 	} else if (!strcmp(buf, "reload")) {
 		reload(ag); /* synchronous: the lab waits for the kernel to route by the files */
 		ctl_reply(fd, "%s\n%s\n", ag->last,
@@ -678,6 +687,19 @@ int cmd_status(int argc, char **argv)
 		return 2;
 	}
 	return ctl_request(argv[2], "status\n", NULL, 0);
+}
+
+int cmd_sockmap(int argc, char **argv)
+{
+	char req[16];
+
+	if (argc != 4 || strcmp(argv[1], "--instance") ||
+	    (strcmp(argv[3], "on") && strcmp(argv[3], "off"))) {
+		fprintf(stderr, "Usage: ksteer sockmap --instance NAME on|off\n");
+		return 2;
+	}
+	snprintf(req, sizeof(req), "sockmap %s\n", argv[3]);
+	return ctl_request(argv[2], req, NULL, 0);
 }
 
 int cmd_apply(int argc, char **argv)

@@ -289,6 +289,19 @@ off:
 	return 0;
 }
 
+int dp_set_sockmap(struct datapath *dp, bool on)
+{
+	struct ks_config cfg;
+	uint32_t zero = 0;
+
+	if (on && (!dp->sockmap || strcmp(dp->sockmap, "on")))
+		return -EOPNOTSUPP;
+	if (bpf_map_lookup_elem(dp->fds[DP_CONFIG], &zero, &cfg))
+		return -errno;
+	cfg.sockmap = on;
+	return bpf_map_update_elem(dp->fds[DP_CONFIG], &zero, &cfg, BPF_ANY) ? -errno : 0;
+}
+
 int dp_open(struct datapath *dp, const struct dp_opts *o)
 {
 	struct ks_config cfg = { 0 };

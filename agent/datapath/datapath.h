@@ -41,6 +41,8 @@ extern const char *const dp_map_names[DP_MAPS];
 
 /* Every kernel feature ksteer uses; 0, or -EOPNOTSUPP after naming the missing one. */
 int dp_probe(void);
+/* Turns sockmap on or off for new connections; -EOPNOTSUPP when set-up left it off. */
+int dp_set_sockmap(struct datapath *dp, bool on);
 int cgroup2_mount(char *buf, size_t len);
 int bpffs_ensure(void);
 int dp_open(struct datapath *dp, const struct dp_opts *o);
