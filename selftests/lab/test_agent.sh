@@ -11,8 +11,8 @@ agents=()
 on_exit() {
 	for p in "${agents[@]}" "${started_pids[@]}"; do kill "$p" 2>/dev/null; done
 	for p in "${agents[@]}" "${started_pids[@]}"; do wait "$p" 2>/dev/null; done
-	for i in t-child t-parent t-small t-cm; do "$KSTEER" uninstall --instance $i >/dev/null 2>&1; done
-	rmdir "$base/child/run" "$base/child" "$base/cm" "$base/small" "$base" 2>/dev/null
+	for i in t-child t-parent t-small t-cm t-dns; do "$KSTEER" uninstall --instance $i >/dev/null 2>&1; done
+	rmdir "$base/child/run" "$base/child" "$base/cm" "$base/small" "$base/dns/run" "$base/dns" "$base" 2>/dev/null
 	ip netns del ksl-agent-test 2>/dev/null
 }
 trap 'on_exit; cleanup' EXIT
@@ -100,6 +100,32 @@ sleep 0.5
 b=$(in_cgroup "$base/cm/run" curl -s -m 2 http://10.250.2.1/)
 rmdir "$base/cm/run"
 [ "$a" = "backend 18081" ] && [ "$b" = "backend 18082" ] && ok "a ConfigMap ..data swap is picked up" || bad "ConfigMap swap" "before: $a" "after: $b"
+
+# -- mesh DNS with an upstream: mesh names answered by the agent, the rest forwarded
+# (a tiny resolver in the test's namespace answers every A query with 192.0.2.7)
+ip netns exec ksl-agent-test python3 - >/dev/null 2>&1 <<'PY' &
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.53", 53))
+while True:
+    q, a = s.recvfrom(512)
+    end = q.index(b"\0", 12) + 5
+    r = q[:2] + b"\x81\x80" + q[4:6] + b"\x00\x01\x00\x00\x00\x00" + q[12:end]
+    r += b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + bytes([192, 0, 2, 7])
+    s.sendto(r, a)
+PY
+started_pids+=($!)
+mkdir -p "$tmp/pd" "$base/dns/run"
+svc dnssvc 10.250.3.1 80 18081 >"$tmp/pd/a.yaml"
+start_agent t-dns ksteer-agent-test/dns "$tmp/pd" --netns ksl-agent-test --dns-upstream 127.0.0.53 ||
+	bad "agent t-dns starts" "$(cat "$tmp/t-dns.log")"
+a=$(in_cgroup "$base/dns/run" dig +short +tries=1 +timeout=2 @10.96.0.10 dnssvc.t.svc.cluster.local)
+b=$(in_cgroup "$base/dns/run" dig +short +tries=1 +timeout=2 @10.96.0.10 example.com)
+c=$(in_cgroup "$base/dns/run" dig +tries=1 +timeout=2 @10.96.0.10 nothing.t.svc.cluster.local | grep -o 'status: [A-Z]*')
+d=$(in_cgroup "$base/dns/run" dig +tries=1 +timeout=2 @10.96.0.10 example.com | grep -o 'SERVER: [0-9.]*#53')
+[ "$a" = 10.250.3.1 ] && [ "$b" = 192.0.2.7 ] && [ "$c" = "status: NXDOMAIN" ] && [ "$d" = "SERVER: 10.96.0.10#53" ] &&
+	ok "mesh DNS: a Service answered by the agent, example.com forwarded upstream, unknown mesh name NXDOMAIN, replies from the resolver asked" ||
+	bad "mesh DNS with an upstream" "service: $a" "forwarded: $b" "unknown: $c" "server: $d" "$("$KSTEER" status --instance t-dns | grep shim)"
 
 # -- get works while the agent is down; uninstall removes every link, pin and map
 kill "${agents[0]}"
