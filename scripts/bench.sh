@@ -142,6 +142,25 @@ done
 row "scenario, others: shim + mTLS to v1 in cluster1 vs direct to the pod" "req/s" "$tmp/local" "$tmp/direct"
 row "scenario, jason: shim + mTLS + gateway to cluster2 vs direct to a local pod" "req/s" "$tmp/remote" "$tmp/direct"
 
+echo "-- the L4 in-kernel path: a new connection per request (wrk, Connection: close), ClusterIP vs pod IP"
+printf 'apiVersion: v1\nkind: Service\nmetadata: {name: tcpecho}\nspec:\n  selector: {app: helloworld, version: v1}\n  ports: [{name: tcp-web, port: 7000, targetPort: 5000}]\n' >"$tmp/tcpecho.yaml"
+"$K" lab apply cluster1 -n hello -f "$tmp/tcpecho.yaml" >/dev/null
+l4vip=$("$K" lab status -o json | python3 -c 'import json,sys; print([s["clusterIP"] for s in json.load(sys.stdin)["clusters"][0]["services"] if s["name"] == "tcpecho"][0])')
+stats_was=$(sysctl -n kernel.bpf_stats_enabled)
+sysctl -qw kernel.bpf_stats_enabled=1
+for r in $(seq "$RUNS"); do
+	rps "http://$l4vip:7000/hello" "Connection: close" >>"$tmp/l4"
+	rps "http://$pod:5000/hello" "Connection: close" >>"$tmp/l4direct"
+	echo "   run $r: ClusterIP $(tail -1 "$tmp/l4")  pod IP $(tail -1 "$tmp/l4direct")"
+done
+connect_ns=$(bpftool -j prog show name ksteer_connect4 | python3 -c '
+import json, sys
+ps = json.load(sys.stdin)
+t = sum(p.get("run_time_ns", 0) for p in ps); n = sum(p.get("run_cnt", 0) for p in ps)
+print(f"{t / n:.0f} ns per call over {n} calls" if n else "no calls counted")')
+sysctl -qw kernel.bpf_stats_enabled="$stats_was"
+row "L4 in kernel: new connection + request rate, ClusterIP (connect4) vs pod IP" "req/s" "$tmp/l4" "$tmp/l4direct"
+
 echo "-- app <-> shim, sockmap on vs off (a plain http route through the shim, new connections each run)"
 cat >"$tmp/echo.yaml" <<'Y'
 apiVersion: v1
@@ -182,6 +201,8 @@ ip netns del ksb-sh
 row "sockhash delete with 1k sockets held vs none" "ns" "$tmp/del1000" "$tmp/del0"
 row "sockhash delete with 10k sockets held vs none" "ns" "$tmp/del10000" "$tmp/del0"
 
+echo
+echo "connect4 run time (kernel.bpf_stats_enabled): $connect_ns"
 echo
 echo "| measure | ksteer median (min-max) | baseline median (min-max) | unit | ratio |"
 echo "|---|---|---|---|---|"
