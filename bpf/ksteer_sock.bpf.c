@@ -66,6 +66,20 @@ struct {
 	__type(value, __u64);
 } ksteer_sockhash SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, KS_SOCKHASH_MAX);
+	__type(key, __u64); /* socket cookie */
+	__type(value, __u64);
+} ksteer_splice SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KS_SOCKHASH_MAX);
+	__type(key, __u64);
+	__type(value, struct ks_splice);
+} ksteer_splice_peer SEC(".maps");
+
 static __always_inline void stat_inc(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&ksteer_stats, &idx);
@@ -385,6 +399,24 @@ int ksteer_msg(struct sk_msg_md *msg)
 	/* a redirected flow whose peer left: the peer closed, TCP carries the rest */
 	stat_inc(KS_STAT_SOCKMAP_PLAIN);
 	return SK_PASS;
+}
+
+/* The gateway's splice: a segment from one side goes out of the other, counted. */
+SEC("sk_skb")
+int ksteer_splice_verdict(struct __sk_buff *skb)
+{
+	__u64 c = bpf_get_socket_cookie(skb);
+	struct ks_splice *p = bpf_map_lookup_elem(&ksteer_splice_peer, &c);
+
+	if (!p)
+		return SK_PASS; /* not (yet) spliced: user space reads it */
+	if (bpf_sk_redirect_hash(skb, &ksteer_splice, &p->peer, 0) == SK_PASS) {
+		__sync_fetch_and_add(&p->bytes, skb->len);
+		stat_inc(KS_STAT_SPLICE_REDIRECTED);
+		return SK_PASS;
+	}
+	stat_inc(KS_STAT_SPLICE_DROPPED); /* the peer closed: as TCP would, nothing takes it */
+	return SK_DROP;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -129,6 +129,8 @@ enum ks_stat {
 	KS_STAT_SOCKMAP_ADDED, /* app or shim sockets put in ksteer_sockhash by sockops */
 	KS_STAT_SOCKMAP_REDIRECTED, /* messages handed socket to socket by sk_msg */
 	KS_STAT_SOCKMAP_PLAIN, /* messages that went through TCP: no peer when the flow began */
+	KS_STAT_SPLICE_REDIRECTED, /* gateway: segments sent socket to socket by sk_skb */
+	KS_STAT_SPLICE_DROPPED, /* gateway: segments whose peer was already gone */
 	KS_STAT_MAX,
 };
 
@@ -143,6 +145,17 @@ struct ks_sock_key {
 };
 
 #define KS_SOCKHASH_MAX 65536
+
+/*
+ * The gateway's splice: both sockets of a passthrough tunnel in ksteer_splice
+ * (a SOCKHASH keyed by socket cookie); an sk_skb verdict sends each side's
+ * bytes out of the other and counts them, so half-closes are passed on only
+ * once every byte before them has been queued.
+ */
+struct ks_splice {
+	__u64 peer; /* the other socket's cookie */
+	__u64 bytes; /* payload bytes redirected from this socket to the peer */
+};
 
 /*
  * The XDP guard (ksteer_xdp.bpf.c): packets to a guarded port (ksteer_guard_ports)
@@ -170,6 +183,7 @@ enum ks_guard_stat {
 #ifndef __BPF__
 _Static_assert(sizeof(struct ks_lpm_key) == 20, "ks_lpm_key layout");
 _Static_assert(sizeof(struct ks_sock_key) == 36, "ks_sock_key layout");
+_Static_assert(sizeof(struct ks_splice) == 16, "ks_splice layout");
 _Static_assert(sizeof(struct ks_addr) == 16, "ks_addr layout");
 _Static_assert(sizeof(struct ks_frontend_key) == 24, "ks_frontend_key layout");
 _Static_assert(sizeof(struct ks_frontend) == 24, "ks_frontend layout");

@@ -260,10 +260,11 @@ static void handle_ctl(struct agent *ag)
 				 ag->guard.n_allowed, ag->guard.n_ports);
 		ctl_reply(fd,
 			  "instance %s\npolicy %s\ngeneration %u\napplied %u\nrejected %u\n"
-			  "datapath %s\nlast %s\nguard %s\nsockmap %s\nshim %s\nOK\n",
+			  "datapath %s\nlast %s\nguard %s\nsockmap %s\nsplice %s\nshim %s\nOK\n",
 			  ag->instance, ag->policy_dir, ag->gen, ag->applied, ag->rejected,
 			  ag->dp.adopted ? "adopted" : "attached", ag->last, gl,
-			  ag->dp.sockmap ? ag->dp.sockmap : "off", js ? js : "{}");
+			  ag->dp.sockmap ? ag->dp.sockmap : "off",
+			  ag->dp.splice ? ag->dp.splice : "off", js ? js : "{}");
 		free(js);
 	} else if (!strcmp(buf, "sockmap on") || !strcmp(buf, "sockmap off")) {
 		bool on = !strcmp(buf + 8, "on");
@@ -341,13 +342,14 @@ int cmd_agent(int argc, char **argv)
 		{ "guard-port", required_argument, NULL, 'P' },
 		{ "xdp-mode", required_argument, NULL, 'M' },
 		{ "sockmap", required_argument, NULL, 'K' },
+		{ "splice", required_argument, NULL, 'J' },
 		{ "dns-upstream", required_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct agent ag = { .ns = NULL, .epfd = -1, .inofd = -1, .sigfd = -1, .ctlfd = -1,
 			    .timerfd = -1 };
 	struct dp_opts o = { .self_mark = 0x6b73 /* "ks" */, .shim_port = 15001, .dns_port = 15053,
-			     .sockmap = true };
+			     .sockmap = true, .splice = true };
 	const char *ready = NULL, *shim = "127.0.0.1", *netns = NULL;
 	struct shim_opts so = { .outbound = true, .out_port = 15001, .in_port = 15008,
 				.gateway_labels = "istio=ingressgateway",
@@ -395,6 +397,13 @@ int cmd_agent(int argc, char **argv)
 				return 2;
 			}
 			o.sockmap = !strcmp(optarg, "on");
+			break;
+		case 'J':
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				fprintf(stderr, "Error: --splice: on or off\n");
+				return 2;
+			}
+			o.splice = !strcmp(optarg, "on");
 			break;
 		case 'M':
 			if (strcmp(optarg, "auto") && strcmp(optarg, "native") &&
@@ -462,7 +471,7 @@ int cmd_agent(int argc, char **argv)
 					"       [--no-dns] [--dns-upstream ADDR]\n"
 					"       [--xdp-dev IFNAME]... [--xdp-mode auto|native|generic] "
 					"[--allow CIDR]... [--guard-port N]...\n"
-					"       [--sockmap on|off]\n");
+					"       [--sockmap on|off] [--splice on|off]\n");
 			return 2;
 		}
 	}
@@ -541,6 +550,9 @@ int cmd_agent(int argc, char **argv)
 		so.out_port = o.shim_port;
 		so.mark = o.self_mark;
 		so.dns_port = o.dns_port;
+		/* the gateway's tunnels are spliced in the kernel when it can */
+		so.splice_fd = so.gateway ? ag.dp.splice_fd : -1;
+		so.splice_peer_fd = so.gateway ? ag.dp.splice_peer_fd : -1;
 		so.origdst_fd = ag.dp.fds[DP_ORIGDST];
 		err = shim_open(&ag.shim, &so);
 		if (err && (so.inbound || so.gateway || so.ca_dir)) {

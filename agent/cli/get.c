@@ -35,6 +35,8 @@ static const char *const stat_names[KS_STAT_MAX] = {
 	[KS_STAT_SOCKMAP_ADDED] = "sockmap_added",
 	[KS_STAT_SOCKMAP_REDIRECTED] = "sockmap_redirected",
 	[KS_STAT_SOCKMAP_PLAIN] = "sockmap_plain",
+	[KS_STAT_SPLICE_REDIRECTED] = "splice_redirected",
+	[KS_STAT_SPLICE_DROPPED] = "splice_dropped",
 };
 
 static json_t *frontend_json(int fds[DP_MAPS], uint32_t gen, const struct ks_frontend_key *k,

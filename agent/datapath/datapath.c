@@ -289,6 +289,28 @@ off:
 	return 0;
 }
 
+/* The gateway's splice: sk_skb verdict on ksteer_splice. */
+static void splice_setup(struct datapath *dp, const struct dp_opts *o)
+{
+	dp->splice_fd = dp->splice_peer_fd = -1;
+	dp->splice = "off (--splice off)";
+	if (!o->splice)
+		return;
+	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_SKB, NULL) != 1) {
+		dp->splice = "off (the kernel lacks BPF_PROG_TYPE_SK_SKB)";
+		return;
+	}
+	if (bpf_prog_attach(bpf_program__fd(dp->skel->progs.ksteer_splice_verdict),
+			    bpf_map__fd(dp->skel->maps.ksteer_splice), BPF_SK_SKB_VERDICT, 0)) {
+		dp->splice = "off (attaching the sk_skb verdict failed)";
+		pr_warn("splice: attach sk_skb verdict: %s\n", strerror(errno));
+		return;
+	}
+	dp->splice_fd = bpf_map__fd(dp->skel->maps.ksteer_splice);
+	dp->splice_peer_fd = bpf_map__fd(dp->skel->maps.ksteer_splice_peer);
+	dp->splice = "on";
+}
+
 int dp_set_sockmap(struct datapath *dp, bool on)
 {
 	struct ks_config cfg;
@@ -312,6 +334,7 @@ int dp_open(struct datapath *dp, const struct dp_opts *o)
 	memset(dp, 0, sizeof(*dp));
 	for (int i = 0; i < DP_MAPS; i++)
 		dp->fds[i] = -1;
+	dp->splice_fd = dp->splice_peer_fd = -1;
 	libbpf_set_print(libbpf_print);
 	err = dp_probe();
 	if (err)
@@ -378,6 +401,7 @@ int dp_open(struct datapath *dp, const struct dp_opts *o)
 	cfg.shim_port = htons(o->shim_port);
 	cfg.dns_port = htons(o->dns_port);
 	cfg.sockmap = sockmap_setup(dp, o);
+	splice_setup(dp, o);
 	if (bpf_map_update_elem(dp->fds[DP_CONFIG], &zero, &cfg, BPF_ANY)) {
 		err = -errno;
 		pr_warn("Error: write ksteer_config: %s\n", strerror(errno));

@@ -24,6 +24,7 @@ struct dp_opts {
 	uint16_t shim_port; /* host order */
 	uint16_t dns_port; /* host order; 0: pods' DNS is left alone */
 	bool sockmap; /* join app <-> shim sockets in ksteer_sockhash (sk_msg) when the kernel can */
+	bool splice; /* gateway tunnels joined in the kernel (sk_skb) when the kernel can */
 };
 
 enum dp_map { DP_CONFIG, DP_FRONTENDS, DP_DESTS, DP_BACKENDS, DP_STATS, DP_ORIGDST, DP_MAPS };
@@ -33,6 +34,8 @@ struct datapath {
 	char pin_dir[PATH_MAX];
 	bool adopted; /* the links were already pinned: programs replaced in place */
 	const char *sockmap; /* "on", or why it is off */
+	const char *splice; /* "on", or why it is off */
+	int splice_fd, splice_peer_fd; /* ksteer_splice, ksteer_splice_peer; -1 when off */
 	int fds[DP_MAPS];
 	uint32_t max[DP_MAPS];
 };

@@ -15,7 +15,11 @@
  * chain and SPIFFE ID are checked, and plaintext goes to the pod.
  */
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <errno.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +35,7 @@
 
 #define TUN_MAX_HELLO (16 * 1024 + 512) /* a ClientHello (one record) and a PROXY header */
 
-enum { T_HELLO, T_TLS, T_CONNECT, T_RELAY };
+enum { T_HELLO, T_TLS, T_CONNECT, T_RELAY, T_SPLICED };
 
 struct tun {
 	struct evh h;
@@ -45,6 +49,9 @@ struct tun {
 	uint16_t peer_port, local_port, dst_port;
 	uint64_t deadline;
 	bool dead, a_done, b_done; /* a_done: a's EOF was passed on to b */
+	/* spliced in the kernel: cookies, bytes user space sent to b first, EOFs seen */
+	uint64_t ca, cb, w_a2b;
+	bool a_eof, b_eof;
 };
 
 static void tun_free(void *p)
@@ -62,6 +69,10 @@ static void tun_kill(struct tun *t)
 	if (t->dead)
 		return;
 	t->dead = true;
+	if (t->state == T_SPLICED) { /* closing the sockets takes them out of the sockhash */
+		bpf_map_delete_elem(t->s->o.splice_peer_fd, &t->ca);
+		bpf_map_delete_elem(t->s->o.splice_peer_fd, &t->cb);
+	}
 	if (t->a.fd >= 0)
 		close(t->a.fd);
 	if (t->b.fd >= 0)
@@ -313,6 +324,107 @@ static void inbound_hello(struct tun *t)
 	t->state = T_TLS;
 }
 
+/*
+ * Joins a and b in the kernel: both in ksteer_splice, each naming the other.
+ * Called once b is connected and before the buffered ClientHello goes out, so
+ * no byte of either side waits in a receive queue the verdict will not see
+ * (the client waits for the ServerHello). 0, or -1: the copy loop carries it.
+ */
+static int splice_start(struct tun *t)
+{
+	struct shim *s = t->s;
+	struct ks_splice pa = { 0 }, pb = { 0 };
+	socklen_t l = sizeof(t->ca);
+	uint64_t fa = (uint64_t)t->a.fd, fb = (uint64_t)t->b.fd;
+
+	if (getsockopt(t->a.fd, SOL_SOCKET, SO_COOKIE, &t->ca, &l) ||
+	    getsockopt(t->b.fd, SOL_SOCKET, SO_COOKIE, &t->cb, &l))
+		return -1;
+	pa.peer = t->cb;
+	pb.peer = t->ca;
+	if (bpf_map_update_elem(s->o.splice_peer_fd, &t->ca, &pa, BPF_ANY) ||
+	    bpf_map_update_elem(s->o.splice_peer_fd, &t->cb, &pb, BPF_ANY))
+		goto fail;
+	if (bpf_map_update_elem(s->o.splice_fd, &t->ca, &fa, BPF_NOEXIST))
+		goto fail;
+	if (bpf_map_update_elem(s->o.splice_fd, &t->cb, &fb, BPF_NOEXIST)) {
+		bpf_map_delete_elem(s->o.splice_fd, &t->ca);
+		goto fail;
+	}
+	t->w_a2b = t->b.out.len; /* the PROXY header and ClientHello, sent by us */
+	return 0;
+fail:
+	pr_info("gateway: splice: %s: copying instead\n", strerror(errno));
+	bpf_map_delete_elem(s->o.splice_peer_fd, &t->ca);
+	bpf_map_delete_elem(s->o.splice_peer_fd, &t->cb);
+	return -1;
+}
+
+/* Every byte this socket was given, sent or not yet acknowledged (FIN aside). */
+static uint64_t queued(int fd)
+{
+	struct tcp_info ti;
+	socklen_t l = sizeof(ti);
+	int outq = 0;
+
+	memset(&ti, 0, sizeof(ti));
+	getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l);
+	ioctl(fd, SIOCOUTQ, &outq);
+	return ti.tcpi_bytes_acked + (uint64_t)(outq > 0 ? outq : 0);
+}
+
+static uint64_t spliced_bytes(struct tun *t, uint64_t cookie)
+{
+	struct ks_splice v;
+
+	return bpf_map_lookup_elem(t->s->o.splice_peer_fd, &cookie, &v) ? 0 : v.bytes;
+}
+
+/*
+ * A spliced tunnel: the kernel moves the bytes; this passes on half-closes, each
+ * only once the other socket has been given every byte that came before it.
+ */
+static void splice_step(struct tun *t)
+{
+	char c;
+	ssize_t n;
+
+	if (!side_flush(&t->b))
+		goto kill;
+	if (!t->a_eof) {
+		n = recv(t->a.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n == 0)
+			t->a_eof = true;
+		else if (n > 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+			goto kill; /* bytes the verdict left behind, or a reset */
+	}
+	if (!t->b_eof) {
+		n = recv(t->b.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n == 0)
+			t->b_eof = true;
+		else if (n > 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+			goto kill;
+	}
+	if (t->a_eof && !t->a_done && !t->b.out.len &&
+	    queued(t->b.fd) >= t->w_a2b + spliced_bytes(t, t->ca)) {
+		shutdown(t->b.fd, SHUT_WR);
+		t->a_done = true;
+	}
+	if (t->b_eof && !t->b_done && queued(t->a.fd) >= spliced_bytes(t, t->cb)) {
+		shutdown(t->a.fd, SHUT_WR);
+		t->b_done = true;
+	}
+	if (t->a_done && t->b_done)
+		goto kill;
+	/* EOFs seen are not asked about again (level-triggered); the tick re-checks */
+	ep_set(t->s, t->a.fd, t->a_eof ? 0 : EPOLLRDHUP, &t->h, false);
+	ep_set(t->s, t->b.fd, (t->b_eof ? 0 : EPOLLRDHUP) | (t->b.out.len ? EPOLLOUT : 0), &t->h,
+	       false);
+	return;
+kill:
+	tun_kill(t);
+}
+
 /* Moves application bytes from one side to the other until one would block. */
 static int pump(struct tun *t, struct side *from, struct side *to, bool *done)
 {
@@ -386,6 +498,10 @@ static void tun_step(struct tun *t)
 			return;
 		}
 	}
+	if (t->state == T_SPLICED) {
+		splice_step(t);
+		return;
+	}
 	if (t->state == T_CONNECT) {
 		r = side_connect_done(&t->b);
 		if (r < 0) {
@@ -397,6 +513,14 @@ static void tun_step(struct tun *t)
 		}
 		if (!r)
 			goto arm;
+		if (t->kind == LST_GATEWAY && s->o.splice_fd >= 0 && !t->a.ssl && !splice_start(t)) {
+			t->state = T_SPLICED;
+			s->st.gw_spliced++;
+			splice_step(t);
+			return;
+		}
+		if (t->kind == LST_GATEWAY)
+			s->st.gw_copied++;
 		t->state = T_RELAY;
 	}
 	if (!side_flush(&t->b) || !side_flush(&t->a) || pump(t, &t->a, &t->b, &t->a_done) ||
@@ -472,6 +596,11 @@ void tun_tick(struct shim *s, uint64_t now)
 {
 	for (struct tun *t = s->tuns, *nx; t; t = nx) {
 		nx = t->next;
+		if (t->state == T_SPLICED) {
+			if (t->a_eof || t->b_eof)
+				splice_step(t); /* a half-close waiting for its bytes to be queued */
+			continue;
+		}
 		if (t->state != T_RELAY && now > t->deadline)
 			refuse(t,
 			       t->kind == LST_GATEWAY ? &s->st.gw_refused_hello

@@ -1145,14 +1145,16 @@ void shim_print_json(const struct shim *s, FILE *f)
 	fprintf(f,
 		"{\"requests\":%lu,\"localResponses\":%lu,\"upstreamTlsOk\":%lu,"
 		"\"upstreamTlsFailed\":%lu,\"poolReused\":%lu,\"pooledIdle\":%u,"
-		"\"gateway\":{\"accepted\":%lu,\"routed\":%lu,\"refusedHello\":%lu,"
+		"\"gateway\":{\"accepted\":%lu,\"routed\":%lu,\"spliced\":%lu,\"copied\":%lu,"
+		"\"refusedHello\":%lu,"
 		"\"refusedSni\":%lu,\"refusedExposure\":%lu,\"refusedTarget\":%lu},"
 		"\"inbound\":{\"accepted\":%lu,\"ok\":%lu,\"refusedProxy\":%lu,\"refusedPod\":%lu,"
 		"\"refusedTls\":%lu},"
 		"\"certificates\":{\"identities\":%u,\"minted\":%lu,\"rotated\":%lu,\"ttl\":%ld},"
 		"\"dns\":{\"queries\":%lu,\"answered\":%lu,\"forwarded\":%lu,\"bad\":%lu}}",
 		t->requests, t->responses_local, t->upstream_tls_ok, t->upstream_tls_failed,
-		t->pool_reused, s->n_pool, t->gw_accepted, t->gw_routed, t->gw_refused_hello,
+		t->pool_reused, s->n_pool, t->gw_accepted, t->gw_routed, t->gw_spliced, t->gw_copied,
+		t->gw_refused_hello,
 		t->gw_refused_sni, t->gw_refused_exposure, t->gw_refused_target, t->in_accepted,
 		t->in_ok, t->in_refused_proxy, t->in_refused_pod, t->in_refused_tls, s->ids.n,
 		s->ids.minted, s->ids.rotated, s->ids.ttl, t->dns_queries, t->dns_answered,

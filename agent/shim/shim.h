@@ -38,6 +38,7 @@ struct shim_opts {
 	bool dns_upstream_set; /* forward other names there; else NXDOMAIN */
 	struct ks_addr dns_upstream;
 	uint16_t dns_upstream_port;
+	int splice_fd, splice_peer_fd; /* the gateway's in-kernel splice maps; -1: copy loop */
 };
 
 struct shim;

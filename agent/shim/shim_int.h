@@ -90,6 +90,7 @@ struct shim_stats {
 		gw_refused_target;
 	uint64_t in_accepted, in_ok, in_refused_proxy, in_refused_pod, in_refused_tls;
 	uint64_t dns_queries, dns_answered, dns_forwarded, dns_bad;
+	uint64_t gw_spliced, gw_copied;
 };
 
 struct listener {
