@@ -30,7 +30,7 @@ static int usage(FILE *f)
 		   "  cert root|intermediate|mint ...\n"
 		   "          identity material in Istio's plug-in layout; workload certs by hand\n"
 		   "  lab up [-f LABFILE] [--cert-ttl DUR] [--sni-form global|local]\n"
-		   "         [--no-guard] [--no-sockmap]\n"
+		   "         [--no-guard] [--no-sockmap] [--no-splice]\n"
 		   "      | apply CLUSTER [-n NS] [-l SEL] -f FILE | exec CLUSTER NS/NAME -- CMD\n"
 		   "      | env | status [-o json] | down\n"
 		   "          clusters of network namespaces on this machine\n"

@@ -55,6 +55,7 @@ struct lab {
 	char cert_ttl[32], sni_form[16]; /* for the agents lab up starts */
 	bool guard; /* XDP guards on the uplinks (lab up --no-guard: none) */
 	bool sockmap; /* app <-> shim sockets joined in the kernel (lab up --no-sockmap: not) */
+	bool splice; /* gateway tunnels joined in the kernel (lab up --no-splice: copied) */
 };
 
 /* ---- running things ---- */
@@ -413,7 +414,7 @@ static pid_t start_agent(struct lab *lab, const char *cname, const char *instanc
 			  * on veth, native XDP costs TCP its GRO/GSO aggregation (measured:
 			  * 0.26x throughput, generic 0.96x; make bench)
 			  */
-			 "--sockmap", lab->sockmap ? "on" : "off",
+			 "--sockmap", lab->sockmap ? "on" : "off", "--splice", lab->splice ? "on" : "off",
 			 lab->guard ? "--xdp-dev" : NULL, gateway ? "wan" : "uplink", "--xdp-mode",
 			 "generic", NULL };
 	pid_t pid;
@@ -463,9 +464,10 @@ static int lab_up(int argc, char **argv)
 					      { "sni-form", required_argument, NULL, 's' },
 					      { "no-guard", no_argument, NULL, 'G' },
 					      { "no-sockmap", no_argument, NULL, 'K' },
+					      { "no-splice", no_argument, NULL, 'J' },
 					      { NULL, 0, NULL, 0 } };
 	const char *cert_ttl = "24h", *sni_form = "global";
-	bool guard = true, sockmap = true;
+	bool guard = true, sockmap = true, splice = true;
 
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "f:", opts, NULL)) != -1)
@@ -479,6 +481,8 @@ static int lab_up(int argc, char **argv)
 			guard = false;
 		else if (c == 'K')
 			sockmap = false;
+		else if (c == 'J')
+			splice = false;
 		else
 			return 2;
 	if (lab_init(&lab))
@@ -491,6 +495,7 @@ static int lab_up(int argc, char **argv)
 	snprintf(lab.sni_form, sizeof(lab.sni_form), "%s", sni_form);
 	lab.guard = guard;
 	lab.sockmap = sockmap;
+	lab.splice = splice;
 	if (file) {
 		if (read_labfile(file, &a, &diag, &spec)) {
 			diag_print(&diag, stderr);

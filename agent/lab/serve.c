@@ -54,6 +54,22 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 
 		usleep((useconds_t)(ms > 0 && ms < 10000 ? ms : 0) * 1000);
 	}
+	if (!strncmp(url, "/bytes/", 7)) { /* N bytes of a known pattern: byte i is i % 251 */
+		long n = atol(url + 7);
+
+		if (n < 0 || n > 256L * 1024 * 1024)
+			n = 0;
+		body = malloc((size_t)n + 1);
+		if (!body)
+			return MHD_NO;
+		for (long i = 0; i < n; i++)
+			body[i] = (char)(i % 251);
+		r = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_FREE);
+		MHD_add_response_header(r, "Content-Type", "application/octet-stream");
+		ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
 	f = open_memstream(&body, &len);
 	if (!strcmp(url, "/headers"))
 		MHD_get_connection_values(c, MHD_HEADER_KIND, add_header, f);
