@@ -190,6 +190,51 @@ for r in $(seq "$RUNS"); do
 done
 row "app to shim request/response rate (plain http route), sockmap vs TCP" "req/s" "$tmp/smon" "$tmp/smoff"
 
+echo "-- the gateway: in-kernel splice vs copy loop (new TLS connections from cluster1's gateway, a mesh certificate)"
+"$K" cert mint --ca /run/ksteer-lab/cluster1/cacerts --ns hello --sa sleep --out "$tmp/cert" >/dev/null
+cat >"$tmp/gwclient.py" <<'PY'
+import socket, ssl, sys, time
+d, what = sys.argv[1], sys.argv[2]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.load_cert_chain(d + "/cert-chain.pem", d + "/key.pem")
+ctx.load_verify_locations("/run/ksteer-lab/ca/root-cert.pem")
+ctx.check_hostname = False
+def get(path):
+    raw = socket.create_connection(("172.30.2.1", 15443), timeout=30)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as any proxy's client
+    s = ctx.wrap_socket(raw, server_hostname="outbound_.5000_.v2_.helloworld.hello.global")
+    s.sendall(b"GET " + path + b" HTTP/1.0\r\n\r\n")
+    n = 0
+    while True:
+        x = s.recv(1 << 16)
+        if not x:
+            break
+        n += len(x)
+    s.close()
+    return n
+t = time.time()
+if what == "mbps":
+    n = get(b"/bytes/50000000")
+    print(n / (time.time() - t) / 1e6)
+else:
+    for i in range(200):
+        get(b"/hello")
+    print(200 / (time.time() - t))
+PY
+gwc() { ip netns exec ksl-c1-gw python3 "$tmp/gwclient.py" "$tmp/cert" "$1"; }
+for r in $(seq "$RUNS"); do
+	"$K" splice --instance lab-cluster2-gateway on >/dev/null
+	gwc mbps >>"$tmp/gw_on_mb"
+	gwc rps >>"$tmp/gw_on_rps"
+	"$K" splice --instance lab-cluster2-gateway off >/dev/null
+	gwc mbps >>"$tmp/gw_off_mb"
+	gwc rps >>"$tmp/gw_off_rps"
+	echo "   run $r: splice $(tail -1 "$tmp/gw_on_mb") MB/s $(tail -1 "$tmp/gw_on_rps") conn/s   copy $(tail -1 "$tmp/gw_off_mb") MB/s $(tail -1 "$tmp/gw_off_rps") conn/s"
+done
+"$K" splice --instance lab-cluster2-gateway on >/dev/null
+row "gateway throughput (50 MB over one TLS connection), splice vs copy loop" "MB/s" "$tmp/gw_on_mb" "$tmp/gw_off_mb"
+row "gateway request rate (a new TLS connection per request), splice vs copy loop" "conn/s" "$tmp/gw_on_rps" "$tmp/gw_off_rps"
+
 echo "-- sockhash delete cost with 0, 1k and 10k sockets held (selftests/bench/sockhash.c)"
 ip netns add ksb-sh
 ip -n ksb-sh link set lo up

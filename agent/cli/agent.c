@@ -275,6 +275,12 @@ static void handle_ctl(struct agent *ag)
 				  err == -EOPNOTSUPP ? ag->dp.sockmap : strerror(-err));
 		else
 			ctl_reply(fd, "sockmap %s for new connections\nOK\n", buf + 8);
+	} else if (!strcmp(buf, "splice on") || !strcmp(buf, "splice off")) {
+		if (!ag->shim || shim_set_splice(ag->shim, !strcmp(buf + 7, "on")))
+			ctl_reply(fd, "Error: splice: %s\nERROR\n",
+				  ag->dp.splice ? ag->dp.splice : "off");
+		else
+			ctl_reply(fd, "splice %s for new tunnels\nOK\n", buf + 7);
 	} else if (!strcmp(buf, "reload")) {
 		reload(ag); /* synchronous: the lab waits for the kernel to route by the files */
 		ctl_reply(fd, "%s\n%s\n", ag->last,
@@ -701,16 +707,17 @@ int cmd_status(int argc, char **argv)
 	return ctl_request(argv[2], "status\n", NULL, 0);
 }
 
-int cmd_sockmap(int argc, char **argv)
+/* ksteer sockmap|splice --instance NAME on|off: one switch for new connections */
+int cmd_switch(int argc, char **argv)
 {
-	char req[16];
+	char req[32];
 
 	if (argc != 4 || strcmp(argv[1], "--instance") ||
 	    (strcmp(argv[3], "on") && strcmp(argv[3], "off"))) {
-		fprintf(stderr, "Usage: ksteer sockmap --instance NAME on|off\n");
+		fprintf(stderr, "Usage: ksteer %s --instance NAME on|off\n", argv[0]);
 		return 2;
 	}
-	snprintf(req, sizeof(req), "sockmap %s\n", argv[3]);
+	snprintf(req, sizeof(req), "%s %s\n", argv[0], argv[3]);
 	return ctl_request(argv[2], req, NULL, 0);
 }
 

@@ -13,6 +13,6 @@ int cmd_status(int argc, char **argv);
 int cmd_uninstall(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_cert(int argc, char **argv);
-int cmd_sockmap(int argc, char **argv);
+int cmd_switch(int argc, char **argv);
 
 #endif

@@ -27,6 +27,7 @@ static int usage(FILE *f)
 		   "          read the pinned maps (works while the agent is down)\n"
 		   "  uninstall --instance NAME   remove every link, pin and map of an instance\n"
 		   "  sockmap --instance NAME on|off   app <-> shim sockets in the kernel, new connections\n"
+		   "  splice --instance NAME on|off    gateway tunnels in the kernel, new tunnels\n"
 		   "  cert root|intermediate|mint ...\n"
 		   "          identity material in Istio's plug-in layout; workload certs by hand\n"
 		   "  lab up [-f LABFILE] [--cert-ttl DUR] [--sni-form global|local]\n"
@@ -147,7 +148,8 @@ static const struct cmd {
 	{ "get", cmd_get },
 	{ "uninstall", cmd_uninstall },
 	{ "cert", cmd_cert },
-	{ "sockmap", cmd_sockmap },
+	{ "sockmap", cmd_switch },
+	{ "splice", cmd_switch },
 	{ "lab", cmd_lab },
 	{ "lab-serve", lab_serve }, /* internal: the lab pods' HTTP server */
 	{ "version", cmd_version },

@@ -19,7 +19,9 @@
 #include <errno.h>
 #include <linux/sockios.h>
 #include <linux/tcp.h>
+#include <stddef.h>
 #include <sys/ioctl.h>
+#include <sys/timerfd.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -380,6 +382,8 @@ static uint64_t spliced_bytes(struct tun *t, uint64_t cookie)
 	return bpf_map_lookup_elem(t->s->o.splice_peer_fd, &cookie, &v) ? 0 : v.bytes;
 }
 
+static void splice_pending_arm(struct shim *s);
+
 /*
  * A spliced tunnel: the kernel moves the bytes; this passes on half-closes, each
  * only once the other socket has been given every byte that came before it.
@@ -416,13 +420,51 @@ static void splice_step(struct tun *t)
 	}
 	if (t->a_done && t->b_done)
 		goto kill;
-	/* EOFs seen are not asked about again (level-triggered); the tick re-checks */
+	if ((t->a_eof && !t->a_done) || (t->b_eof && !t->b_done)) {
+		if (!t->s->pend_us)
+			splice_pending_arm(t->s);
+	}
+	/* EOFs seen are not asked about again (level-triggered); the timer re-checks */
 	ep_set(t->s, t->a.fd, t->a_eof ? 0 : EPOLLRDHUP, &t->h, false);
 	ep_set(t->s, t->b.fd, (t->b_eof ? 0 : EPOLLRDHUP) | (t->b.out.len ? EPOLLOUT : 0), &t->h,
 	       false);
 	return;
 kill:
 	tun_kill(t);
+}
+
+/* A half-close still waiting: look again in pend_us (1 ms, doubling to 100 ms). */
+static void splice_pending_arm(struct shim *s)
+{
+	struct itimerspec its = { 0 };
+
+	if (!s->pend_us)
+		s->pend_us = 1000;
+	its.it_value.tv_nsec = (long)s->pend_us * 1000;
+	timerfd_settime(s->pend_fd, 0, &its, NULL);
+	s->pend_us = s->pend_us * 2 > 100000 ? 100000 : s->pend_us * 2;
+}
+
+void splice_pending_event(struct evh *h, uint32_t events)
+{
+	struct shim *s = (struct shim *)((char *)h - offsetof(struct shim, pend));
+	bool waiting = false;
+	uint64_t x;
+
+	(void)events;
+	if (read(s->pend_fd, &x, sizeof(x)) < 0)
+		return;
+	for (struct tun *t = s->tuns, *nx; t; t = nx) {
+		nx = t->next;
+		if (t->state == T_SPLICED && ((t->a_eof && !t->a_done) || (t->b_eof && !t->b_done))) {
+			splice_step(t);
+			waiting |= !t->dead && ((t->a_eof && !t->a_done) || (t->b_eof && !t->b_done));
+		}
+	}
+	if (waiting)
+		splice_pending_arm(s);
+	else
+		s->pend_us = 0;
 }
 
 /* Moves application bytes from one side to the other until one would block. */
@@ -513,7 +555,8 @@ static void tun_step(struct tun *t)
 		}
 		if (!r)
 			goto arm;
-		if (t->kind == LST_GATEWAY && s->o.splice_fd >= 0 && !t->a.ssl && !splice_start(t)) {
+		if (t->kind == LST_GATEWAY && s->o.splice_fd >= 0 && !s->splice_off && !t->a.ssl &&
+		    !splice_start(t)) {
 			t->state = T_SPLICED;
 			s->st.gw_spliced++;
 			splice_step(t);
@@ -564,6 +607,7 @@ void tun_accept(struct shim *s, int lfd, int kind)
 
 	if (fd < 0)
 		return;
+	sock_nodelay(fd);
 	t = calloc(1, sizeof(*t));
 	if (!t || getsockname(fd, (struct sockaddr *)&local, &ll)) {
 		free(t);

@@ -846,6 +846,7 @@ static void accept_outbound(struct shim *s, int lfd)
 
 	if (fd < 0)
 		return;
+	sock_nodelay(fd);
 	memcpy(&key.addr, &peer.sin6_addr, 16);
 	key.port = peer.sin6_port;
 	/* sockops wrote what this client dialled, keyed by its own end */
@@ -1000,6 +1001,11 @@ int shim_open(struct shim **out, const struct shim_opts *o)
 	s->tick.fn = tick_event;
 	timerfd_settime(s->timerfd, 0, &its, NULL);
 	ep_set(s, s->timerfd, EPOLLIN, &s->tick, true);
+	s->pend.fn = splice_pending_event;
+	s->pend_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (s->pend_fd < 0)
+		goto fail;
+	ep_set(s, s->pend_fd, EPOLLIN, &s->pend, true);
 	/* not every node carries the outbound address (a gateway does not): say so, go on */
 	if (o->outbound && listen_on(s, LST_OUTBOUND, &o->out_addr, o->out_port))
 		pr_warn("shim: no outbound listener here\n");
@@ -1138,6 +1144,14 @@ void shim_run(struct shim *s)
 	s->n_dead = 0;
 }
 
+int shim_set_splice(struct shim *s, bool on)
+{
+	if (on && s->o.splice_fd < 0)
+		return -EOPNOTSUPP;
+	s->splice_off = !on;
+	return 0;
+}
+
 void shim_print_json(const struct shim *s, FILE *f)
 {
 	const struct shim_stats *t = &s->st;
@@ -1183,6 +1197,8 @@ void shim_close(struct shim *s)
 		close(s->epfd);
 	if (s->timerfd >= 0)
 		close(s->timerfd);
+	if (s->pend_fd > 0)
+		close(s->pend_fd);
 	SSL_CTX_free(s->peek_ctx);
 	SSL_CTX_free(s->boot_ctx);
 	ids_close(&s->ids);

@@ -50,6 +50,8 @@ int shim_fd(const struct shim *s);
  * Gateway listeners follow the plan's Gateways. */
 void shim_set_plan(struct shim *s, const struct plan *plan);
 void shim_run(struct shim *s);
+/* New gateway tunnels spliced in the kernel (when the maps exist) or copied. */
+int shim_set_splice(struct shim *s, bool on);
 /* Counters and identities, as one JSON object. */
 void shim_print_json(const struct shim *s, FILE *f);
 void shim_close(struct shim *s);

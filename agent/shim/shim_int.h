@@ -50,6 +50,7 @@ struct side {
 	struct peer_rule rule;
 };
 
+void sock_nodelay(int fd);
 void side_init(struct side *sd, int fd);
 void side_close(struct side *sd);
 /* Wraps the side in TLS: connect (client) or accept state; first bytes already read go in. */
@@ -143,6 +144,11 @@ struct shim {
 		uint64_t sent;
 	} dns_pending[DNS_PENDING];
 	int dns_fd, dns_up_fd;
+	bool splice_off; /* ksteer splice off: new tunnels copied even with the maps there */
+	/* spliced half-closes waiting for the kernel to queue their bytes: re-checked soon */
+	struct evh pend;
+	int pend_fd;
+	unsigned pend_us; /* the next wait; doubles while bytes are still on their way */
 };
 
 uint64_t now_ms(void);
@@ -158,6 +164,7 @@ int dns_sockets(struct shim *s, int *fd, int *up_fd);
 void tun_accept(struct shim *s, int lfd, int kind);
 void tun_tick(struct shim *s, uint64_t now);
 void tun_close_all(struct shim *s);
+void splice_pending_event(struct evh *h, uint32_t events);
 bool shim_gateway_selects(const struct shim *s, const struct gateway *g);
 
 #endif

@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,14 @@ void buf_free(struct buf *b)
 	memset(b, 0, sizeof(*b));
 }
 
+/* A proxy writes what it has when it has it: Nagle would hold small writes for an ACK. */
+void sock_nodelay(int fd)
+{
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 void side_init(struct side *sd, int fd)
 {
 	memset(sd, 0, sizeof(*sd));
@@ -71,6 +80,7 @@ int side_connect(struct side *sd, const struct ks_addr *addr, uint16_t port, uin
 	memcpy(&sa.sin6_addr, addr, 16); /* IPv4 as ::ffff:a.b.c.d: dual stack */
 	/* the agent's mark: connect4 lets the shim's own connections through */
 	setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+	sock_nodelay(fd);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) && errno != EINPROGRESS) {
 		int err = -errno;
 
