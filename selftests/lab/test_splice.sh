@@ -77,6 +77,40 @@ PY
 	grep -q "200 OK 300000 True" "$tmp/hc" &&
 		ok "half-close ($mode): after the client's FIN, the whole 300 KB answer still arrived" ||
 		bad "half-close ($mode)" "$(cat "$tmp/hc")"
+	# backpressure: a reader that stalls for 3 s holds the sender back (kernel TCP
+	# memory stays bounded, as socket buffers bound it), then gets every byte
+	ip netns exec ksl-c1-gw python3 - "$tmp/c" >"$tmp/bp" 2>&1 <<'PY'
+import hashlib, socket, ssl, sys, time
+d = sys.argv[1]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.load_cert_chain(d + "/cert-chain.pem", d + "/key.pem")
+ctx.load_verify_locations("/run/ksteer-lab/ca/root-cert.pem")
+ctx.check_hostname = False
+def tcp_mem_kib():
+    for l in open("/proc/net/sockstat"):
+        if l.startswith("TCP:"):
+            return int(l.split()[-1]) * 4
+n = 40000000
+m0 = tcp_mem_kib()
+raw = socket.create_connection(("172.30.2.1", 15443), timeout=30)
+s = ctx.wrap_socket(raw, server_hostname="outbound_.5000_.v2_.helloworld.hello.global")
+s.sendall(b"GET /bytes/%d HTTP/1.0\r\n\r\n" % n)
+data = s.recv(65536)
+time.sleep(3)
+grown = tcp_mem_kib() - m0
+while True:
+    x = s.recv(1 << 16)
+    if not x:
+        break
+    data += x
+body = data.split(b"\r\n\r\n", 1)[1]
+want = hashlib.sha256(bytes(i % 251 for i in range(n))).hexdigest()
+print(grown, len(body), hashlib.sha256(body).hexdigest() == want)
+PY
+	read -r grown got intact <"$tmp/bp"
+	[ "${intact:-}" = True ] && [ "$got" = 40000000 ] && [ "$grown" -lt 65536 ] &&
+		ok "backpressure ($mode): a reader stalled 3 s on a 40 MB answer; kernel TCP memory grew $((grown / 1024)) MiB, then every byte arrived" ||
+		bad "backpressure ($mode)" "$(cat "$tmp/bp")"
 	sleep 0.5
 	after=$(tunnels)
 	[ "$after" = "$before" ] && ok "the half-closing client's tunnel closed behind it ($mode; $before pooled tunnels stay)" ||
