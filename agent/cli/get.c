@@ -15,15 +15,6 @@
 #include "../datapath/datapath.h"
 #include "cli.h"
 
-static const char *addr_text(const struct ks_addr *a, char *buf, size_t len)
-{
-	if (!a->a[0] && !a->a[1] && a->a[2] == htonl(0xffff))
-		inet_ntop(AF_INET, &a->a[3], buf, (socklen_t)len);
-	else
-		inet_ntop(AF_INET6, a->a, buf, (socklen_t)len);
-	return buf;
-}
-
 static const char *const stat_names[KS_STAT_MAX] = {
 	[KS_STAT_CONNECT_SEEN] = "connect_seen",
 	[KS_STAT_CONNECT_ROUTED] = "connect_routed",
@@ -46,7 +37,7 @@ static json_t *frontend_json(int fds[DP_MAPS], uint32_t gen, const struct ks_fro
 	json_t *j = json_object(), *dests = json_array();
 	uint32_t prev = 0;
 
-	json_object_set_new(j, "address", json_string(addr_text(&k->addr, a, sizeof(a))));
+	json_object_set_new(j, "address", json_string(addr_str(&k->addr, a, sizeof(a))));
 	json_object_set_new(j, "port", json_integer(ntohs(k->port)));
 	json_object_set_new(j, "protocol", json_string(k->proto == 17 ? "udp" : "tcp"));
 	json_object_set_new(j, "id", json_integer(f->id));
@@ -78,7 +69,7 @@ static json_t *frontend_json(int fds[DP_MAPS], uint32_t gen, const struct ks_fro
 				continue;
 			jb = json_object();
 			json_object_set_new(jb, "address",
-					    json_string(addr_text(&be.addr, a, sizeof(a))));
+					    json_string(addr_str(&be.addr, a, sizeof(a))));
 			json_object_set_new(jb, "port", json_integer(ntohs(be.port)));
 			json_array_append_new(bes, jb);
 		}

@@ -125,6 +125,20 @@ int addr_parse(const char *s, struct ks_addr *out)
 	return -EINVAL;
 }
 
+bool addr_is_v4(const struct ks_addr *a)
+{
+	return !a->a[0] && !a->a[1] && a->a[2] == htonl(0xffff);
+}
+
+const char *addr_str(const struct ks_addr *a, char *buf, size_t len)
+{
+	if (addr_is_v4(a))
+		inet_ntop(AF_INET, &a->a[3], buf, (socklen_t)len);
+	else
+		inet_ntop(AF_INET6, a->a, buf, (socklen_t)len);
+	return buf;
+}
+
 static const char *port_protocol(const char *proto, const char *app_proto, const char *name)
 {
 	static const char *const known[] = { "http2", "https", "http", "grpc-web", "grpc", "tcp",

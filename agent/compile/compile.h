@@ -118,6 +118,12 @@ struct plan {
 	struct policy *policy;
 };
 
+/* An IPv4 or IPv6 address as the maps hold it (IPv4 as ::ffff:a.b.c.d); 0 or -EINVAL. */
+int addr_parse(const char *s, struct ks_addr *out);
+bool addr_is_v4(const struct ks_addr *a);
+/* The address as text, IPv4 ones dotted; returns buf. */
+const char *addr_str(const struct ks_addr *a, char *buf, size_t len);
+
 /* 0, or -EINVAL with errors in the policy's diag (e.g. a route over KS_MAX_DESTS). */
 int plan_compile(struct plan *plan, struct policy *p, struct diag *diag);
 void plan_free(struct plan *plan);

@@ -21,29 +21,21 @@ int guard_cidr(const char *s, struct ks_lpm_key *k)
 {
 	char a[INET6_ADDRSTRLEN + 8];
 	const char *slash = strchr(s, '/');
-	unsigned char *b = (unsigned char *)&k->addr;
+	bool v6 = strchr(s, ':') != NULL;
+	long len = v6 ? 128 : 32;
 	char *end;
-	long len = -1;
-	bool v6;
 
 	memset(k, 0, sizeof(*k));
 	snprintf(a, sizeof(a), "%.*s", slash ? (int)(slash - s) : (int)strlen(s), s);
-	v6 = strchr(a, ':') != NULL;
 	if (slash) {
 		len = strtol(slash + 1, &end, 10);
 		if (*end || end == slash + 1 || len < 0 || len > (v6 ? 128 : 32))
 			return -EINVAL;
 	}
-	if (v6) {
-		if (inet_pton(AF_INET6, a, b) != 1)
-			return -EINVAL;
-		k->prefixlen = (uint32_t)(len < 0 ? 128 : len);
-	} else {
-		b[10] = b[11] = 0xff;
-		if (inet_pton(AF_INET, a, b + 12) != 1)
-			return -EINVAL;
-		k->prefixlen = 96 + (uint32_t)(len < 0 ? 32 : len);
-	}
+	if (addr_parse(a, &k->addr))
+		return -EINVAL;
+	/* the trie is over 128 bits: an IPv4 prefix sits after ::ffff: */
+	k->prefixlen = (uint32_t)(v6 ? len : 96 + len);
 	return 0;
 }
 

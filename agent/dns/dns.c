@@ -27,13 +27,6 @@ static enum dns_verdict bare_error(const uint8_t *q, size_t qlen, uint8_t rcode,
 	return DNS_REPLY;
 }
 
-static bool is_v4(const struct ks_addr *a)
-{
-	static const unsigned char pfx[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-	return !memcmp(a, pfx, 12);
-}
-
 /* Addresses of a mesh host: its frontends' VIPs, each once. Returns how many the host has. */
 static unsigned host_addrs(const struct plan *plan, const char *name, const struct ks_addr **v,
 			   unsigned cap, bool *known)
@@ -117,7 +110,7 @@ enum dns_verdict dns_answer(const struct plan *plan, const uint8_t *q, size_t ql
 	/* a known name without an address of the asked family is NODATA, not NXDOMAIN */
 	ldns_pkt_set_rcode(rp, known ? LDNS_RCODE_NOERROR : LDNS_RCODE_NXDOMAIN);
 	for (unsigned i = 0; known && ldns_rr_get_class(qr) == LDNS_RR_CLASS_IN && i < n; i++) {
-		bool v4 = is_v4(addrs[i]);
+		bool v4 = addr_is_v4(addrs[i]);
 		ldns_rr *a;
 
 		if ((type != LDNS_RR_TYPE_A || !v4) && (type != LDNS_RR_TYPE_AAAA || v4))

@@ -89,15 +89,6 @@ static void tun_kill(struct tun *t)
 	shim_defer_free(t->s, t, tun_free);
 }
 
-static const char *addr_str(const struct ks_addr *a, char *buf, size_t len)
-{
-	static const unsigned char v4[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-	if (!memcmp(a, v4, 12))
-		return inet_ntop(AF_INET, (const unsigned char *)a + 12, buf, (socklen_t)len);
-	return inet_ntop(AF_INET6, a, buf, (socklen_t)len);
-}
-
 /* A fatal TLS alert (RFC 8446 6): the client learns why without us speaking TLS. */
 static void send_alert(struct tun *t, unsigned char desc)
 {

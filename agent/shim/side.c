@@ -294,17 +294,10 @@ void side_shutdown_write(struct side *sd)
 static const unsigned char pp2_sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
 					  0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
 
-static bool is_v4(const struct ks_addr *a)
-{
-	static const unsigned char pfx[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-	return !memcmp(a, pfx, 12);
-}
-
 size_t proxy_v2_build(unsigned char *out, const struct ks_addr *src, uint16_t sport,
 		      const struct ks_addr *dst, uint16_t dport)
 {
-	bool v4 = is_v4(src) && is_v4(dst);
+	bool v4 = addr_is_v4(src) && addr_is_v4(dst);
 	uint16_t alen = v4 ? 12 : 36;
 	unsigned char *p = out + 16;
 

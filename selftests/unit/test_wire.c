@@ -13,28 +13,18 @@
 #include "agent/dns/dns.h"
 #include "agent/shim/shim_int.h"
 
-static struct ks_addr a4(const char *s)
+static struct ks_addr addr(const char *s)
 {
-	struct ks_addr a = {0};
-	char b[64];
+	struct ks_addr a;
 
-	snprintf(b, sizeof(b), "::ffff:%s", s);
-	assert_int_equal(inet_pton(AF_INET6, b, &a), 1);
-	return a;
-}
-
-static struct ks_addr a6(const char *s)
-{
-	struct ks_addr a = {0};
-
-	assert_int_equal(inet_pton(AF_INET6, s, &a), 1);
+	assert_int_equal(addr_parse(s, &a), 0);
 	return a;
 }
 
 static void test_proxy_v2(void **state)
 {
 	unsigned char h[64];
-	struct ks_addr src = a4("10.1.1.2"), dst = a4("10.2.1.3"), s2, d2;
+	struct ks_addr src = addr("10.1.1.2"), dst = addr("10.2.1.3"), s2, d2;
 	uint16_t sp, dp;
 	size_t n = proxy_v2_build(h, &src, 40000, &dst, 5000);
 
@@ -50,8 +40,8 @@ static void test_proxy_v2(void **state)
 	for (size_t k = 0; k < n; k++)
 		assert_int_equal(proxy_v2_parse(h, k, &s2, &sp, &d2, &dp), 0);
 	/* IPv6 */
-	src = a6("fd00:1:1::2");
-	dst = a6("fd00:2:1::3");
+	src = addr("fd00:1:1::2");
+	dst = addr("fd00:2:1::3");
 	n = proxy_v2_build(h, &src, 1, &dst, 2);
 	assert_int_equal(n, 52);
 	assert_int_equal(proxy_v2_parse(h, n, &s2, &sp, &d2, &dp), 52);

@@ -20,6 +20,7 @@
 #include <linux/bpf.h>
 #include <unistd.h>
 
+#include "agent/datapath/guard.h"
 #include "ksteer_xdp.skel.h"
 
 static struct ksteer_xdp *skel;
@@ -132,25 +133,10 @@ static void expect(const char *what, struct pkt *p, int action, int reason)
 
 static void allow(const char *cidr)
 {
-	struct ks_lpm_key k = {0};
-	char a[64], *slash;
+	struct ks_lpm_key k;
 	uint32_t one = 1;
-	int len;
 
-	snprintf(a, sizeof(a), "%s", cidr);
-	slash = strchr(a, '/');
-	*slash = 0;
-	len = atoi(slash + 1);
-	if (strchr(a, ':')) {
-		assert_int_equal(inet_pton(AF_INET6, a, &k.addr), 1);
-		k.prefixlen = (uint32_t)len;
-	} else {
-		unsigned char *b = (unsigned char *)&k.addr;
-
-		b[10] = b[11] = 0xff;
-		assert_int_equal(inet_pton(AF_INET, a, b + 12), 1);
-		k.prefixlen = 96 + (uint32_t)len;
-	}
+	assert_int_equal(guard_cidr(cidr, &k), 0);
 	assert_int_equal(
 	    bpf_map_update_elem(bpf_map__fd(skel->maps.ksteer_guard_allow), &k, &one, BPF_ANY), 0);
 }
