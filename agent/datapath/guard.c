@@ -189,9 +189,7 @@ int guard_apply(struct guard *g, const struct plan *plan, const struct guard_cfg
 			const struct gateway *gw = r->spec;
 
 			for (uint32_t k = 0; k < gw->servers.n && np < KS_GUARD_MAX_PORTS; k++)
-				if (gw->servers.v[k].port && gw->servers.v[k].tls &&
-				    gw->servers.v[k].tls->mode &&
-				    !strcmp(gw->servers.v[k].tls->mode, "AUTO_PASSTHROUGH"))
+				if (server_auto_passthrough(&gw->servers.v[k]))
 					ports[np++] = (uint16_t)gw->servers.v[k].port->number;
 		}
 		if (r->kind != K_MESH_NETWORKS)

@@ -36,7 +36,9 @@ int policy_validate(struct policy *p);
 
 /* Istio's host rules: short names resolve in the object's namespace. */
 const char *host_fqdn(struct arena *a, const char *host, const char *ns);
-int host_matches(const char *pattern, const char *host); /* "*.global" matches "a.b.global" */
+int host_matches(const char *pattern, const char *host);
+/* A Gateway server with a port and TLS mode AUTO_PASSTHROUGH (routed by SNI, not decrypted). */
+bool server_auto_passthrough(const struct server *sv); /* "*.global" matches "a.b.global" */
 int labels_match(const struct kvs *selector, const struct kvs *labels);
 const char *labels_get(const struct kvs *labels, const char *key);
 /* A StringMatch regex (RE2 in Istio) as POSIX ERE anchored to the whole value: 0 or -EINVAL. */

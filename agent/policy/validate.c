@@ -820,6 +820,11 @@ static void validate_pod(struct vctx *v, struct resource *r)
 		verr(v, &r->status->o, "podIP", "invalid IP address \"%s\"", r->status->podIP);
 }
 
+bool server_auto_passthrough(const struct server *sv)
+{
+	return sv->port && sv->tls && sv->tls->mode && !strcmp(sv->tls->mode, "AUTO_PASSTHROUGH");
+}
+
 static void validate_mesh_networks(struct vctx *v, struct resource *r)
 {
 	for (uint32_t i = 0; i < r->networks.n; i++) {

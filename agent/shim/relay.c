@@ -125,8 +125,7 @@ static bool exposed(const struct shim *s, uint16_t port, const char *host)
 		for (uint32_t k = 0; k < g->servers.n; k++) {
 			const struct server *sv = &g->servers.v[k];
 
-			if (!sv->port || sv->port->number != port || !sv->tls || !sv->tls->mode ||
-			    strcmp(sv->tls->mode, "AUTO_PASSTHROUGH"))
+			if (!server_auto_passthrough(sv) || sv->port->number != port)
 				continue;
 			for (uint32_t h = 0; h < sv->hosts.n; h++) {
 				const char *pat = sv->hosts.v[h], *slash = strchr(pat, '/');

@@ -1086,8 +1086,7 @@ static void gateway_listeners(struct shim *s)
 			const struct server *sv = &g->servers.v[k];
 			bool dup = false;
 
-			if (!sv->port || !sv->tls || !sv->tls->mode ||
-			    strcmp(sv->tls->mode, "AUTO_PASSTHROUGH"))
+			if (!server_auto_passthrough(sv))
 				continue;
 			for (unsigned j = 0; j < n_want; j++)
 				dup |= want[j] == sv->port->number;
