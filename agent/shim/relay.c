@@ -378,27 +378,32 @@ static void splice_pending_arm(struct shim *s);
  * A spliced tunnel: the kernel moves the bytes; this passes on half-closes, each
  * only once the other socket has been given every byte that came before it.
  */
-static void splice_step(struct tun *t)
+/* 0 after noting an EOF (or none yet); -1: bytes the verdict left behind, or a reset. */
+static int peek_eof(int fd, bool *eof)
 {
 	char c;
 	ssize_t n;
 
-	if (!side_flush(&t->b))
+	if (*eof)
+		return 0;
+	n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n == 0)
+		*eof = true;
+	else if (n > 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+		return -1;
+	return 0;
+}
+
+/* A half-close seen and not yet passed on. */
+static bool splice_waiting(const struct tun *t)
+{
+	return (t->a_eof && !t->a_done) || (t->b_eof && !t->b_done);
+}
+
+static void splice_step(struct tun *t)
+{
+	if (!side_flush(&t->b) || peek_eof(t->a.fd, &t->a_eof) || peek_eof(t->b.fd, &t->b_eof))
 		goto kill;
-	if (!t->a_eof) {
-		n = recv(t->a.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-		if (n == 0)
-			t->a_eof = true;
-		else if (n > 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
-			goto kill; /* bytes the verdict left behind, or a reset */
-	}
-	if (!t->b_eof) {
-		n = recv(t->b.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-		if (n == 0)
-			t->b_eof = true;
-		else if (n > 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
-			goto kill;
-	}
 	if (t->a_eof && !t->a_done && !t->b.out.len &&
 	    queued(t->b.fd) >= t->w_a2b + spliced_bytes(t, t->ca)) {
 		shutdown(t->b.fd, SHUT_WR);
@@ -410,10 +415,8 @@ static void splice_step(struct tun *t)
 	}
 	if (t->a_done && t->b_done)
 		goto kill;
-	if ((t->a_eof && !t->a_done) || (t->b_eof && !t->b_done)) {
-		if (!t->s->pend_us)
-			splice_pending_arm(t->s);
-	}
+	if (splice_waiting(t) && !t->s->pend_us)
+		splice_pending_arm(t->s);
 	/* EOFs seen are not asked about again (level-triggered); the timer re-checks */
 	ep_set(t->s, t->a.fd, t->a_eof ? 0 : EPOLLRDHUP, &t->h, false);
 	ep_set(t->s, t->b.fd, (t->b_eof ? 0 : EPOLLRDHUP) | (t->b.out.len ? EPOLLOUT : 0), &t->h,
@@ -446,9 +449,9 @@ void splice_pending_event(struct evh *h, uint32_t events)
 		return;
 	for (struct tun *t = s->tuns, *nx; t; t = nx) {
 		nx = t->next;
-		if (t->state == T_SPLICED && ((t->a_eof && !t->a_done) || (t->b_eof && !t->b_done))) {
+		if (t->state == T_SPLICED && splice_waiting(t)) {
 			splice_step(t);
-			waiting |= !t->dead && ((t->a_eof && !t->a_done) || (t->b_eof && !t->b_done));
+			waiting |= !t->dead && splice_waiting(t);
 		}
 	}
 	if (waiting)
@@ -458,7 +461,7 @@ void splice_pending_event(struct evh *h, uint32_t events)
 }
 
 /* Moves application bytes from one side to the other until one would block. */
-static int pump(struct tun *t, struct side *from, struct side *to, bool *done)
+static int pump(struct side *from, struct side *to, bool *done)
 {
 	char buf[16384];
 	ssize_t n;
@@ -479,7 +482,6 @@ static int pump(struct tun *t, struct side *from, struct side *to, bool *done)
 			break;
 		return -1;
 	}
-	(void)t;
 	return 0;
 }
 
@@ -556,8 +558,8 @@ static void tun_step(struct tun *t)
 			s->st.gw_copied++;
 		t->state = T_RELAY;
 	}
-	if (!side_flush(&t->b) || !side_flush(&t->a) || pump(t, &t->a, &t->b, &t->a_done) ||
-	    pump(t, &t->b, &t->a, &t->b_done) || !side_flush(&t->a) || !side_flush(&t->b)) {
+	if (!side_flush(&t->b) || !side_flush(&t->a) || pump(&t->a, &t->b, &t->a_done) ||
+	    pump(&t->b, &t->a, &t->b_done) || !side_flush(&t->a) || !side_flush(&t->b)) {
 		tun_kill(t);
 		return;
 	}
@@ -631,7 +633,7 @@ void tun_tick(struct shim *s, uint64_t now)
 	for (struct tun *t = s->tuns, *nx; t; t = nx) {
 		nx = t->next;
 		if (t->state == T_SPLICED) {
-			if (t->a_eof || t->b_eof)
+			if (splice_waiting(t))
 				splice_step(t); /* a half-close waiting for its bytes to be queued */
 			continue;
 		}

@@ -45,7 +45,6 @@ struct up {
 	struct shim *s;
 	struct side sd;
 	char key[512]; /* endpoint, SNI and client identity: who may reuse it */
-	char idkey[256];
 	uint64_t id_gen; /* the client certificate's generation */
 	bool tls, tls_done, reused, pooled;
 	uint64_t idle_since, deadline;
@@ -404,7 +403,6 @@ static int upstream_start(struct conn *c)
 	if (c->tls) {
 		u->tls = true;
 		u->id_gen = id->gen;
-		snprintf(u->idkey, sizeof(u->idkey), "%s/%s", c->id_ns, c->id_sa);
 		if (side_tls(&u->sd, id->client, true, c->sni, NULL, 0)) {
 			up_free(u);
 			return -ENOMEM;
@@ -794,22 +792,19 @@ static void conn_step(struct conn *c)
 		c->client_eof = true;
 	if (!c->req_done)
 		take_client_bytes(c);
-	if (c->up)
-		conn_upstream(c);
-	if (c->dead)
-		return;
-	if (!flush_fd(c->cfd, &c->to_client))
-		goto done;
-	while (c->resp_done && c->req_done && !c->to_client.len) {
-		if (c->close_after)
-			goto done;
-		next_request(c);
+	/* this request's upstream, then the next request's, while answers go out whole */
+	for (;;) {
 		if (c->up)
 			conn_upstream(c);
 		if (c->dead)
 			return;
 		if (!flush_fd(c->cfd, &c->to_client))
 			goto done;
+		if (!c->resp_done || !c->req_done || c->to_client.len)
+			break;
+		if (c->close_after)
+			goto done;
+		next_request(c);
 	}
 	if (c->client_eof && !c->in.len && !c->up && !c->to_client.len)
 		goto done;
@@ -1199,7 +1194,6 @@ void shim_close(struct shim *s)
 	if (s->pend_fd > 0)
 		close(s->pend_fd);
 	SSL_CTX_free(s->peek_ctx);
-	SSL_CTX_free(s->boot_ctx);
 	ids_close(&s->ids);
 	regex_cache_free(&s->rc);
 	free(s);

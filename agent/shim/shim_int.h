@@ -126,7 +126,7 @@ struct shim {
 	char gw_label_buf[256];
 	const char *gw_labels[16]; /* "k=v": this gateway's labels, for Gateway selectors */
 	unsigned n_gw_labels;
-	SSL_CTX *peek_ctx, *boot_ctx;
+	SSL_CTX *peek_ctx;
 	struct conn *conns; /* all outbound connections: for deadlines */
 	struct tun *tuns;
 	struct up *pool; /* idle upstream connections */

@@ -146,7 +146,7 @@ fail:
 	return NULL;
 }
 
-static int entry_mint(struct ids *ids, struct ids_entry *e, const char *ns, const char *sa)
+static int entry_mint(struct ids *ids, struct ids_entry *e)
 {
 	/* valid a little before now, for clocks behind ours; never longer than asked */
 	long skew = ids->ttl / 10 < 60 ? ids->ttl / 10 : 60;
@@ -154,7 +154,7 @@ static int entry_mint(struct ids *ids, struct ids_entry *e, const char *ns, cons
 	X509 *cert = NULL;
 	SSL_CTX *cl, *sv;
 
-	if (id_mint(&ids->ca, ids->trust_domain, ns, sa, -skew, ids->ttl + skew, &key, &cert))
+	if (id_mint(&ids->ca, ids->trust_domain, e->ns, e->sa, -skew, ids->ttl + skew, &key, &cert))
 		return -EIO;
 	cl = ctx_new(ids, false, key, cert);
 	sv = ctx_new(ids, true, key, cert);
@@ -172,24 +172,21 @@ static int entry_mint(struct ids *ids, struct ids_entry *e, const char *ns, cons
 	e->server = sv;
 	e->gen = ++ids->gen;
 	e->born = time(NULL);
-	e->not_after = e->born + ids->ttl;
 	ids->minted++;
 	pr_info(
 	    "identity spiffe://%s/ns/%s/sa/%s: certificate minted, valid %lds, renewed in %lds\n",
-	    ids->trust_domain, ns, sa, ids->ttl, ids->ttl / 2);
+	    ids->trust_domain, e->ns, e->sa, ids->ttl, ids->ttl / 2);
 	return 0;
 }
 
 const struct ids_entry *ids_get(struct ids *ids, const char *ns, const char *sa)
 {
-	char key[256];
 	struct ids_entry *e = NULL;
 
 	if (!ids->have_ca)
 		return NULL;
-	snprintf(key, sizeof(key), "%s/%s", ns, sa);
 	for (unsigned i = 0; i < ids->n && !e; i++)
-		if (!strcmp(ids->v[i].key, key))
+		if (!strcmp(ids->v[i].ns, ns) && !strcmp(ids->v[i].sa, sa))
 			e = &ids->v[i];
 	if (!e) {
 		if (ids->n == ids->cap) {
@@ -203,29 +200,20 @@ const struct ids_entry *ids_get(struct ids *ids, const char *ns, const char *sa)
 		}
 		e = &ids->v[ids->n];
 		memset(e, 0, sizeof(*e));
-		snprintf(e->key, sizeof(e->key), "%s", key);
-		if (entry_mint(ids, e, ns, sa))
+		snprintf(e->ns, sizeof(e->ns), "%s", ns);
+		snprintf(e->sa, sizeof(e->sa), "%s", sa);
+		if (entry_mint(ids, e))
 			return NULL;
 		ids->n++;
 	} else if (time(NULL) >= e->born + ids->ttl / 2) {
-		entry_mint(ids, e, ns, sa); /* on failure the old one serves until it expires */
+		entry_mint(ids, e); /* on failure the old one serves until it expires */
 	}
 	return e;
 }
 
 void ids_tick(struct ids *ids, time_t now)
 {
-	for (unsigned i = 0; i < ids->n; i++) {
-		struct ids_entry *e = &ids->v[i];
-		char ns[256], *sa;
-
-		if (now < e->born + ids->ttl / 2)
-			continue;
-		snprintf(ns, sizeof(ns), "%s", e->key);
-		sa = strchr(ns, '/');
-		if (!sa)
-			continue;
-		*sa++ = 0;
-		entry_mint(ids, e, ns, sa);
-	}
+	for (unsigned i = 0; i < ids->n; i++)
+		if (now >= ids->v[i].born + ids->ttl / 2)
+			entry_mint(ids, &ids->v[i]);
 }

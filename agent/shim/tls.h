@@ -17,10 +17,10 @@
 #include "../policy/model.h"
 
 struct ids_entry {
-	char key[256]; /* "ns/sa" */
+	char ns[128], sa[128];
 	SSL_CTX *client, *server;
 	uint64_t gen;
-	time_t born, not_after;
+	time_t born;
 };
 
 struct ids {
