@@ -15,6 +15,22 @@
 #include "../datapath/datapath.h"
 #include "cli.h"
 
+/* A per-CPU counter array, summed: into j, and printed unless out is json. */
+static void add_counters(json_t *j, int fd, const char *const *names, uint32_t n, uint64_t *v,
+			 int ncpu, const char *out)
+{
+	for (uint32_t s = 0; s < n; s++) {
+		uint64_t sum = 0;
+
+		if (!bpf_map_lookup_elem(fd, &s, v))
+			for (int k = 0; k < ncpu; k++)
+				sum += v[k];
+		json_object_set_new(j, names[s], json_integer((json_int_t)sum));
+		if (strcmp(out, "json"))
+			printf("%-22s %llu\n", names[s], (unsigned long long)sum);
+	}
+}
+
 static const char *const stat_names[KS_STAT_MAX] = {
 	[KS_STAT_CONNECT_SEEN] = "connect_seen",
 	[KS_STAT_CONNECT_ROUTED] = "connect_routed",
@@ -150,16 +166,7 @@ int cmd_get(int argc, char **argv)
 		uint64_t *v = calloc((size_t)ncpu, sizeof(*v));
 		json_t *j = json_object();
 
-		for (uint32_t s = 0; s < KS_STAT_MAX; s++) {
-			uint64_t sum = 0;
-
-			if (!bpf_map_lookup_elem(fds[DP_STATS], &s, v))
-				for (int k = 0; k < ncpu; k++)
-					sum += v[k];
-			json_object_set_new(j, stat_names[s], json_integer((json_int_t)sum));
-			if (strcmp(out, "json"))
-				printf("%-22s %llu\n", stat_names[s], (unsigned long long)sum);
-		}
+		add_counters(j, fds[DP_STATS], stat_names, KS_STAT_MAX, v, ncpu, out);
 		json_object_set_new(j, "generation", json_integer(cfg.active));
 		{
 			/* the XDP guard's counters, when this instance has one */
@@ -176,18 +183,10 @@ int cmd_get(int argc, char **argv)
 
 			snprintf(path, sizeof(path), "%s/%s/ksteer_guard_stats", KS_PIN_ROOT, instance);
 			gfd = bpf_obj_get(path);
-			for (uint32_t s = 0; gfd >= 0 && s < KS_GUARD_STAT_MAX; s++) {
-				uint64_t sum = 0;
-
-				if (!bpf_map_lookup_elem(gfd, &s, v))
-					for (int k = 0; k < ncpu; k++)
-						sum += v[k];
-				json_object_set_new(j, gnames[s], json_integer((json_int_t)sum));
-				if (strcmp(out, "json"))
-					printf("%-22s %llu\n", gnames[s], (unsigned long long)sum);
-			}
-			if (gfd >= 0)
+			if (gfd >= 0) {
+				add_counters(j, gfd, gnames, KS_GUARD_STAT_MAX, v, ncpu, out);
 				close(gfd);
+			}
 		}
 		if (!strcmp(out, "json")) {
 			json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
