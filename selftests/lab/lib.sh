@@ -76,3 +76,26 @@ got = 100.0 * sum(1 for l in lines if f"version: {ver}," in l) / len(lines)
 sys.exit(0 if abs(got - want) <= pts else 1)
 PY
 }
+
+# The reference scenario as the original applies it: scenario_kit DIR copies its
+# files (sleep.yaml, helloworld.yaml, cluster1/, cluster2/) into DIR;
+# scenario_apply DIR C1 C2 NS SVC_SELECTOR SEL1 SEL2 SEL3 applies such a kit,
+# ${VAR}s from `ksteer lab env`; what lab apply said is in $tmp/apply.
+scenario_kit() {
+	mkdir -p "$1"
+	cp -r "$SHARED/scenario/cluster1" "$SHARED/scenario/cluster2" "$EX/sleep.yaml" "$EX/helloworld.yaml" "$1/"
+}
+scenario_apply() {
+	local d=$1 c1=$2 c2=$3 ns=$4 svc=$5 s1=$6 s2=$7 s3=$8 f
+	eval "$("$KSTEER" lab env)"
+	{
+		"$KSTEER" lab apply "$c1" -n "$ns" -f "$d/sleep.yaml" &&
+			"$KSTEER" lab apply "$c1" -n "$ns" -f "$d/helloworld.yaml" -l "$svc" &&
+			"$KSTEER" lab apply "$c1" -n "$ns" -f "$d/helloworld.yaml" -l "$s1" &&
+			"$KSTEER" lab apply "$c2" -n "$ns" -f "$d/helloworld.yaml" -l "$svc" &&
+			"$KSTEER" lab apply "$c2" -n "$ns" -f "$d/helloworld.yaml" -l "$s2" &&
+			"$KSTEER" lab apply "$c2" -n "$ns" -f "$d/helloworld.yaml" -l "$s3" &&
+			for f in "$d"/cluster1/*.yaml; do "$KSTEER" lab apply "$c1" -n "$ns" -f "$f" || return 1; done &&
+			for f in "$d"/cluster2/*.yaml; do "$KSTEER" lab apply "$c2" -n "$ns" -f "$f" || return 1; done
+	} >"$tmp/apply" 2>&1
+}

@@ -5,21 +5,11 @@
 . "$(dirname "$0")/lib.sh"
 need_root
 SECS=${ROTATION_SECONDS:-12}
-scen=$SHARED/scenario
 
 "$KSTEER" lab down >/dev/null 2>&1
 "$KSTEER" lab up --cert-ttl 4s >"$tmp/up" 2>&1 || { bad "lab up --cert-ttl 4s" "$(cat "$tmp/up")"; finish; exit 1; }
-eval "$("$KSTEER" lab env)"
-{
-	"$KSTEER" lab apply cluster1 -n hello -f "$EX/sleep.yaml" &&
-		"$KSTEER" lab apply cluster1 -n hello -f "$EX/helloworld.yaml" -l service=helloworld &&
-		"$KSTEER" lab apply cluster1 -n hello -f "$EX/helloworld.yaml" -l version=v1 &&
-		"$KSTEER" lab apply cluster2 -n hello -f "$EX/helloworld.yaml" -l service=helloworld &&
-		"$KSTEER" lab apply cluster2 -n hello -f "$EX/helloworld.yaml" -l version=v2 &&
-		"$KSTEER" lab apply cluster2 -n hello -f "$EX/helloworld.yaml" -l version=v3 &&
-		for f in "$scen"/cluster1/*.yaml; do "$KSTEER" lab apply cluster1 -n hello -f "$f" || exit 1; done &&
-		for f in "$scen"/cluster2/*.yaml; do "$KSTEER" lab apply cluster2 -n hello -f "$f" || exit 1; done
-} >"$tmp/apply" 2>&1 || bad "apply the scenario" "$(cat "$tmp/apply")"
+scenario_kit "$tmp/kit"
+scenario_apply "$tmp/kit" cluster1 cluster2 hello service=helloworld version=v1 version=v2 version=v3 || bad "apply the scenario" "$(cat "$tmp/apply")"
 
 certs() { # INSTANCE FIELD
 	"$KSTEER" status --instance "$1" | sed -n 's/^shim //p' |

@@ -11,22 +11,6 @@ need_root
 N=${SCENARIO_REQUESTS:-1000}
 scen=$SHARED/scenario
 
-# scenario_apply DIR C1 C2 NS SVC_SELECTOR SEL1 SEL2 SEL3
-# DIR holds sleep.yaml, helloworld.yaml and the policies in cluster1/ and cluster2/.
-scenario_apply() {
-	local d=$1 c1=$2 c2=$3 ns=$4 svc=$5 s1=$6 s2=$7 s3=$8 f
-	eval "$("$KSTEER" lab env)"
-	{
-		"$KSTEER" lab apply "$c1" -n "$ns" -f "$d/sleep.yaml" &&
-			"$KSTEER" lab apply "$c1" -n "$ns" -f "$d/helloworld.yaml" -l "$svc" &&
-			"$KSTEER" lab apply "$c1" -n "$ns" -f "$d/helloworld.yaml" -l "$s1" &&
-			"$KSTEER" lab apply "$c2" -n "$ns" -f "$d/helloworld.yaml" -l "$svc" &&
-			"$KSTEER" lab apply "$c2" -n "$ns" -f "$d/helloworld.yaml" -l "$s2" &&
-			"$KSTEER" lab apply "$c2" -n "$ns" -f "$d/helloworld.yaml" -l "$s3" &&
-			for f in "$d"/cluster1/*.yaml; do "$KSTEER" lab apply "$c1" -n "$ns" -f "$f" || exit 1; done &&
-			for f in "$d"/cluster2/*.yaml; do "$KSTEER" lab apply "$c2" -n "$ns" -f "$f" || exit 1; done
-	} >"$tmp/apply" 2>&1
-}
 
 # requests CLUSTER POD URL N [curl args...]: one curl (one connection) per request
 requests() {
@@ -54,8 +38,7 @@ clusters_of() { python3 -c 'import re,sys; print(" ".join(sorted(set(re.findall(
 # ---- 1. the scenario as written ----
 "$KSTEER" lab down >/dev/null 2>&1
 "$KSTEER" lab up >"$tmp/up" 2>&1 || { bad "lab up" "$(cat "$tmp/up")"; finish; exit 1; }
-mkdir -p "$tmp/kit"
-cp -r "$scen/cluster1" "$scen/cluster2" "$EX/sleep.yaml" "$EX/helloworld.yaml" "$tmp/kit/"
+scenario_kit "$tmp/kit"
 scenario_apply "$tmp/kit" cluster1 cluster2 hello service=helloworld version=v1 version=v2 version=v3 &&
 	ok "the scenario's files applied as written (CLUSTER2_GW_ADDR from ksteer lab env)" ||
 	bad "apply the scenario" "$(cat "$tmp/apply")"

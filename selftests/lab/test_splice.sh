@@ -1,26 +1,16 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 # The gateway's tunnels with the in-kernel splice and with the copy loop
-# (SPLICE=off): the scenario's cross-cluster requests, a large answer intact,
+# (both, one after the other): the scenario's cross-cluster requests, a large answer intact,
 # a client's half-close passed on only after its bytes, both ends closing.
 . "$(dirname "$0")/lib.sh"
 need_root
-scen=$SHARED/scenario
+scenario_kit "$tmp/kit"
 
 for mode in on off; do
 	"$KSTEER" lab down >/dev/null 2>&1
 	"$KSTEER" lab up $([ $mode = off ] && echo --no-splice) >"$tmp/up" 2>&1 || { bad "lab up ($mode)" "$(cat "$tmp/up")"; continue; }
-	eval "$("$KSTEER" lab env)"
-	{
-		"$KSTEER" lab apply cluster1 -n hello -f "$EX/sleep.yaml" &&
-			"$KSTEER" lab apply cluster1 -n hello -f "$EX/helloworld.yaml" -l service=helloworld &&
-			"$KSTEER" lab apply cluster1 -n hello -f "$EX/helloworld.yaml" -l version=v1 &&
-			"$KSTEER" lab apply cluster2 -n hello -f "$EX/helloworld.yaml" -l service=helloworld &&
-			"$KSTEER" lab apply cluster2 -n hello -f "$EX/helloworld.yaml" -l version=v2 &&
-			"$KSTEER" lab apply cluster2 -n hello -f "$EX/helloworld.yaml" -l version=v3 &&
-			for f in "$scen"/cluster1/*.yaml; do "$KSTEER" lab apply cluster1 -n hello -f "$f" || exit 1; done &&
-			for f in "$scen"/cluster2/*.yaml; do "$KSTEER" lab apply cluster2 -n hello -f "$f" || exit 1; done
-	} >"$tmp/apply" 2>&1 || bad "apply the scenario ($mode)" "$(cat "$tmp/apply")"
+	scenario_apply "$tmp/kit" cluster1 cluster2 hello service=helloworld version=v1 version=v2 version=v3 || bad "apply the scenario ($mode)" "$(cat "$tmp/apply")"
 	gw() { "$KSTEER" status --instance lab-cluster2-gateway | sed -n 's/^shim //p' | python3 -c 'import json,sys; print(json.load(sys.stdin)["gateway"][sys.argv[1]])' "$1"; }
 	"$KSTEER" status --instance lab-cluster2-gateway | grep -q "^splice $mode" && ok "splice $mode at the gateway" ||
 		bad "splice state" "$("$KSTEER" status --instance lab-cluster2-gateway | grep splice)"
