@@ -398,18 +398,12 @@ int cmd_agent(int argc, char **argv)
 			break;
 		case 'd': o.dns_port = 0; break;
 		case 'K':
-			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
-				fprintf(stderr, "Error: --sockmap: on or off\n");
-				return 2;
-			}
-			o.sockmap = !strcmp(optarg, "on");
-			break;
 		case 'J':
 			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
-				fprintf(stderr, "Error: --splice: on or off\n");
+				fprintf(stderr, "Error: --%s: on or off\n", c == 'K' ? "sockmap" : "splice");
 				return 2;
 			}
-			o.splice = !strcmp(optarg, "on");
+			*(c == 'K' ? &o.sockmap : &o.splice) = !strcmp(optarg, "on");
 			break;
 		case 'M':
 			if (strcmp(optarg, "auto") && strcmp(optarg, "native") &&
