@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -55,6 +56,7 @@ struct ep {
 	struct ks_addr addr, node;
 	uint16_t port;
 	bool has_node;
+	bool same_node; /* mutual TLS to a pod of this very node: the in-process fast path */
 };
 
 struct conn {
@@ -349,6 +351,20 @@ static const struct c_frontend *find_frontend(const struct plan *plan, const str
 
 static void upstream_failed(struct conn *c, const char *why);
 
+/* FNV-1a over the subjectAltNames a peer must present. */
+static uint64_t rule_hash(const struct peer_rule *r)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (unsigned i = 0; i < r->n_sans; i++)
+		for (const char *p = r->sans[i];; p++) {
+			h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+			if (!*p)
+				break;
+		}
+	return h;
+}
+
 /* The next remembered endpoint of this request: a pooled connection to it, or a new one. */
 static int upstream_start(struct conn *c)
 {
@@ -360,14 +376,37 @@ static int upstream_start(struct conn *c)
 	struct up *u;
 	int err;
 
-	if (c->tls) {
+	if (c->tls && e->same_node) {
+		/*
+		 * Our own inbound side would take this connection: skip the loop through
+		 * TLS and hand the pod its bytes as the inbound would, after the checks
+		 * both ends would make (the server's identity against the rule; the
+		 * client's is ours to know).
+		 */
+		const struct c_pod *pod = plan_pod(s->plan, &e->addr);
+		char spiffe[300];
+
+		if (!pod) {
+			c->tries_left--;
+			snprintf(c->rule.why, sizeof(c->rule.why), "not a pod of this node");
+			return -EACCES;
+		}
+		snprintf(spiffe, sizeof(spiffe), "spiffe://%s/ns/%s/sa/%s", s->ids.trust_domain,
+			 pod->ns, pod->sa);
+		if (peer_rule_check(&c->rule, spiffe)) {
+			c->tries_left--;
+			return -EACCES;
+		}
+	} else if (c->tls) {
 		id = ids_get(&s->ids, c->id_ns, c->id_sa);
 		if (!id)
 			return -ENOKEY;
 	}
 	inet_ntop(AF_INET6, &e->addr, a, sizeof(a));
-	snprintf(key, sizeof(key), "%s|%u|%s|%s/%s", a, e->port, c->tls ? c->sni : "",
-		 c->tls ? c->id_ns : "", c->tls ? c->id_sa : "");
+	/* the rule is in the key: a connection verified under other subjectAltNames is not this one */
+	snprintf(key, sizeof(key), "%s|%u|%s|%s/%s|%016" PRIx64, a, e->port,
+		 !c->tls ? "" : e->same_node ? "=this node" : c->sni, c->tls ? c->id_ns : "",
+		 c->tls ? c->id_sa : "", c->tls ? rule_hash(&c->rule) : 0);
 	c->tries_left--;
 	u = pool_take(s, key, id ? id->gen : 0);
 	if (u) {
@@ -381,9 +420,10 @@ static int upstream_start(struct conn *c)
 		return -ENOMEM;
 	u->s = s;
 	snprintf(u->key, sizeof(u->key), "%s", key);
-	if (!c->tls) {
+	if (!c->tls || e->same_node) {
 		/* plain: to the pod itself */
 		err = side_connect(&u->sd, &e->addr, e->port, s->o.mark);
+		s->st.same_node += c->tls;
 	} else if (e->has_node) {
 		/* to the pod's node's inbound port; a PROXY header says which pod */
 		unsigned char pp[64];
@@ -400,7 +440,7 @@ static int upstream_start(struct conn *c)
 		free(u);
 		return err;
 	}
-	if (c->tls) {
+	if (c->tls && !e->same_node) {
 		u->tls = true;
 		u->id_gen = id->gen;
 		if (side_tls(&u->sd, id->client, true, c->sni, NULL, 0)) {
@@ -479,8 +519,10 @@ static void route_request(struct conn *c)
 			    "only ISTIO_MUTUAL and DISABLE TLS modes are originated by this shim");
 		return;
 	}
+	const struct c_pod *me = NULL;
+
 	if (c->tls) {
-		const struct c_pod *me = plan_pod(c->s->plan, &c->peer);
+		me = plan_pod(c->s->plan, &c->peer);
 
 		if (!me) {
 			reply_error(c, 503, "Service Unavailable",
@@ -511,6 +553,8 @@ static void route_request(struct conn *c)
 		c->eps[c->n_eps].addr = e->ka;
 		c->eps[c->n_eps].port = e->port;
 		c->eps[c->n_eps].has_node = e->has_node;
+		c->eps[c->n_eps].same_node = me && me->has_node && e->has_node && c->s->o.inbound &&
+					     !memcmp(&me->node, &e->node, sizeof(e->node));
 		c->eps[c->n_eps++].node = e->node;
 	}
 	c->next_ep = 0;
@@ -528,9 +572,13 @@ static void route_request(struct conn *c)
 	while (err && err != -ENOKEY && c->tries_left)
 		err = upstream_start(c);
 	if (err) {
+		char why[220];
+
+		snprintf(why, sizeof(why), "upstream TLS handshake failed: %s", c->rule.why);
 		reply_error(c, 503, "Service Unavailable",
-			    err == -ENOKEY ? "no workload certificate could be minted"
-					   : "upstream connect error");
+			    err == -ENOKEY    ? "no workload certificate could be minted"
+			    : err == -EACCES ? why
+					      : "upstream connect error");
 		return;
 	}
 	/* the head again, as received: request line and headers */
@@ -1152,7 +1200,7 @@ void shim_print_json(const struct shim *s, FILE *f)
 
 	fprintf(f,
 		"{\"requests\":%lu,\"localResponses\":%lu,\"upstreamTlsOk\":%lu,"
-		"\"upstreamTlsFailed\":%lu,\"poolReused\":%lu,\"pooledIdle\":%u,"
+		"\"upstreamTlsFailed\":%lu,\"sameNode\":%lu,\"poolReused\":%lu,\"pooledIdle\":%u,"
 		"\"gateway\":{\"accepted\":%lu,\"routed\":%lu,\"spliced\":%lu,\"copied\":%lu,"
 		"\"refusedHello\":%lu,"
 		"\"refusedSni\":%lu,\"refusedExposure\":%lu,\"refusedTarget\":%lu},"
@@ -1161,7 +1209,7 @@ void shim_print_json(const struct shim *s, FILE *f)
 		"\"certificates\":{\"identities\":%u,\"minted\":%lu,\"rotated\":%lu,\"ttl\":%ld},"
 		"\"dns\":{\"queries\":%lu,\"answered\":%lu,\"forwarded\":%lu,\"bad\":%lu}}",
 		t->requests, t->responses_local, t->upstream_tls_ok, t->upstream_tls_failed,
-		t->pool_reused, s->n_pool, t->gw_accepted, t->gw_routed, t->gw_spliced, t->gw_copied,
+		t->same_node, t->pool_reused, s->n_pool, t->gw_accepted, t->gw_routed, t->gw_spliced, t->gw_copied,
 		t->gw_refused_hello,
 		t->gw_refused_sni, t->gw_refused_exposure, t->gw_refused_target, t->in_accepted,
 		t->in_ok, t->in_refused_proxy, t->in_refused_pod, t->in_refused_tls, s->ids.n,

@@ -49,6 +49,29 @@ void ids_close(struct ids *ids)
 	memset(ids, 0, sizeof(*ids));
 }
 
+/* The trust domain and the rule's SANs for a peer's SPIFFE ID: 0, or -1 with r->why set. */
+int peer_rule_check(struct peer_rule *r, const char *id)
+{
+	size_t tdl = strlen(r->trust_domain);
+	bool san_ok = !r->n_sans;
+
+	if (strncmp(id, "spiffe://", 9) || strncmp(id + 9, r->trust_domain, tdl) ||
+	    id[9 + tdl] != '/') {
+		snprintf(r->why, sizeof(r->why), "%s is not in trust domain %s", id,
+			 r->trust_domain);
+		return -1;
+	}
+	for (unsigned i = 0; i < r->n_sans; i++)
+		san_ok |= !strcmp(r->sans[i], id);
+	if (!san_ok) {
+		snprintf(r->why, sizeof(r->why), "%s is not among the subjectAltNames required",
+			 id);
+		return -1;
+	}
+	snprintf(r->seen, sizeof(r->seen), "%s", id);
+	return 0;
+}
+
 /* Chain, SPIFFE trust domain, and the rule's SANs; at depth 0, after OpenSSL's own checks. */
 static int verify_cb(int ok, X509_STORE_CTX *x)
 {
@@ -56,8 +79,6 @@ static int verify_cb(int ok, X509_STORE_CTX *x)
 	struct peer_rule *r = ssl ? SSL_get_ex_data(ssl, rule_idx) : NULL;
 	X509 *cert = X509_STORE_CTX_get_current_cert(x);
 	char id[256];
-	size_t tdl;
-	bool san_ok;
 
 	if (!r)
 		return ok;
@@ -73,21 +94,8 @@ static int verify_cb(int ok, X509_STORE_CTX *x)
 			 "peer certificate has no single spiffe:// URI SAN");
 		goto refuse;
 	}
-	tdl = strlen(r->trust_domain);
-	if (strncmp(id + 9, r->trust_domain, tdl) || id[9 + tdl] != '/') {
-		snprintf(r->why, sizeof(r->why), "%s is not in trust domain %s", id,
-			 r->trust_domain);
+	if (peer_rule_check(r, id))
 		goto refuse;
-	}
-	san_ok = !r->n_sans;
-	for (unsigned i = 0; i < r->n_sans; i++)
-		san_ok |= !strcmp(r->sans[i], id);
-	if (!san_ok) {
-		snprintf(r->why, sizeof(r->why), "%s is not among the subjectAltNames required",
-			 id);
-		goto refuse;
-	}
-	snprintf(r->seen, sizeof(r->seen), "%s", id);
 	return 1;
 refuse:
 	X509_STORE_CTX_set_error(x, X509_V_ERR_APPLICATION_VERIFICATION);

@@ -58,6 +58,8 @@ struct peer_rule {
 };
 
 void tls_set_peer_rule(SSL *ssl, struct peer_rule *rule);
+/* The trust domain and SANs part of the rule for a SPIFFE ID: 0, or -1 with why set. */
+int peer_rule_check(struct peer_rule *r, const char *id);
 /* ALPN the client offers, as Istio's sidecars do. */
 extern const unsigned char tls_alpn_client[];
 extern const unsigned tls_alpn_client_len;

@@ -100,6 +100,49 @@ else
 	bad "WAN capture" "bytes=$size plaintext=$plain sni_v2=$sni2 sni_v3=$sni3 end-user=$hdr" "$(cat "$tmp/tcpdump.err")"
 fi
 
+# ---- the same node: v1 is on sleep's node, whose own inbound side would take the
+# mutual TLS; the agent hands the connection over in process instead (after the
+# checks both TLS ends would make), as ztunnel's same-node fast path does ----
+sn=$(shimstat lab-cluster1-node1 sameNode)
+in=$(shimstat lab-cluster1-node1 inbound.accepted)
+[ "$sn" -gt 0 ] && [ "$in" = 0 ] &&
+	ok "same node: v1's ISTIO_MUTUAL upstreams handed over in process ($sn), none looped through the node's own 15008" ||
+	bad "same-node fast path" "sameNode $sn, inbound accepted $in"
+
+# subjectAltNames in the DestinationRules: a wrong one refuses both paths alike (in
+# process and through the gateway's real handshake), the right one lets them through
+sans() { # SAN: both DestinationRules with tls.subjectAltNames [SAN]
+	for f in "$tmp/kit/cluster1/02-destinationrule-global.yaml" "$tmp/kit/cluster1/03-destinationrule-local.yaml"; do
+		sed "s|mode: ISTIO_MUTUAL|mode: ISTIO_MUTUAL\n      subjectAltNames: [\"$1\"]|" "$f" |
+			"$KSTEER" lab apply cluster1 -n hello -f - || return 1
+	done >"$tmp/apply" 2>&1
+}
+answer() { # [curl args]: status code and x-ksteer-reason of one request
+	"$KSTEER" lab exec cluster1 hello/sleep -- curl -s -m 10 -D - -o /dev/null "$@" http://helloworld.hello:5000/hello |
+		tr -d '\r' | awk 'NR == 1 {c = $2} tolower($1) == "x-ksteer-reason:" {$1 = ""; r = $0} END {print c r}'
+}
+if sans spiffe://cluster.local/ns/hello/sa/nobody; then
+	o=$(answer)
+	j=$(answer -H 'end-user: jason')
+	[[ $o == "503 "*"not among the subjectAltNames"* ]] && [[ $j == "503 "*"not among the subjectAltNames"* ]] &&
+		ok "subjectAltNames naming another identity: 503 on the same node and across the gateway alike ($o)" ||
+		bad "wrong subjectAltNames" "same node: $o" "across: $j"
+else
+	bad "apply DestinationRules with subjectAltNames" "$(cat "$tmp/apply")"
+fi
+if sans spiffe://cluster.local/ns/hello/sa/helloworld; then
+	requests cluster1 hello/sleep http://helloworld.hello:5000/hello 10 >"$tmp/so"
+	requests cluster1 hello/sleep http://helloworld.hello:5000/hello 10 -H 'end-user: jason' >"$tmp/sj"
+	only "$tmp/so" v1 && only "$tmp/sj" v2 v3 &&
+		ok "subjectAltNames naming helloworld's identity: both paths answer (v1; $(shares "$tmp/sj"))" ||
+		bad "right subjectAltNames" "$(cat "$tmp/so" "$tmp/sj" | sort | uniq -c)"
+else
+	bad "apply DestinationRules with subjectAltNames" "$(cat "$tmp/apply")"
+fi
+for f in "$tmp/kit/cluster1/02-destinationrule-global.yaml" "$tmp/kit/cluster1/03-destinationrule-local.yaml"; do
+	"$KSTEER" lab apply cluster1 -n hello -f "$f" >/dev/null || bad "restore $f"
+done
+
 # ---- the gateway's refusals ----
 gw=172.30.2.1
 "$KSTEER" cert mint --ca /run/ksteer-lab/cluster1/cacerts --ns hello --sa sleep --out "$tmp/good" >/dev/null
@@ -110,7 +153,7 @@ sclient() { # NETNS ADDR:PORT SNI [args]: the answer to GET /hello, or the error
 	printf 'GET /hello HTTP/1.0\r\n\r\n' |
 		timeout 10 ip netns exec "$ns" openssl s_client -quiet -connect "$to" ${sni:+-servername "$sni"} "$@" 2>&1 | tail -n 1
 }
-gwstat() { "$KSTEER" status --instance lab-cluster2-gateway | sed -n 's/^shim //p' | python3 -c 'import json,sys; print(json.load(sys.stdin)["gateway"][sys.argv[1]])' "$1"; }
+gwstat() { shimstat lab-cluster2-gateway "gateway.$1"; }
 r=$(sclient ksl-c1-gw $gw:15443 outbound_.5000_.v3_.helloworld.hello.global $creds)
 [[ $r == *"version: v3"* ]] && ok "s_client with a mesh certificate through the gateway, SNI subset v3: $r" ||
 	bad "s_client through the gateway" "$r"
@@ -232,6 +275,20 @@ if only "$tmp/gold" canary beta && within "$tmp/gold" canary 60 7 && [ "$(cluste
 	ok "renamed: gold 60/40 canary/beta from west ($(shares "$tmp/gold")), the rest stable in east"
 else
 	bad "renamed scenario" "$(shares "$tmp/gold")" "$(shares "$tmp/rest")" "$(grep -v version "$tmp/gold" | head -3)"
+fi
+# sleep and the stable pod: on one east node the hand-over stays in process, on two
+# the mutual TLS crosses to the other node's inbound side
+read -r sn_node st_node <<<"$("$KSTEER" lab status -o json | python3 -c 'import json,sys
+pods = [p for c in json.load(sys.stdin)["clusters"] if c["name"] == "east" for p in c["pods"]]
+node = lambda pre: [p["node"] for p in pods if p["name"].startswith(pre)][0]
+print(node("sleep-"), node("greeter-v1-"))')"
+if [ "$sn_node" = "$st_node" ]; then
+	[ "$(shimstat "lab-east-$sn_node" sameNode)" -gt 0 ] && [ "$(shimstat "lab-east-$st_node" inbound.ok)" = 0 ] &&
+		ok "renamed: sleep and stable both on $sn_node: handed over in process" || bad "east same node" "$("$KSTEER" status --instance "lab-east-$sn_node" | grep shim)"
+else
+	[ "$(shimstat "lab-east-$sn_node" sameNode)" = 0 ] && [ "$(shimstat "lab-east-$st_node" inbound.ok)" -gt 0 ] &&
+		ok "renamed: sleep on $sn_node, stable on $st_node: the mutual TLS went to $st_node's inbound side" ||
+		bad "east across nodes" "$("$KSTEER" status --instance "lab-east-$sn_node" | grep shim)" "$("$KSTEER" status --instance "lab-east-$st_node" | grep shim)"
 fi
 "$KSTEER" status --instance lab-west-gateway | grep -q '"routed":[1-9]' &&
 	ok "renamed: the west gateway routed .svc.cluster.local SNIs (--sni-form local) exposed by *.local" ||
