@@ -410,6 +410,14 @@ int ksteer_splice_verdict(struct __sk_buff *skb)
 
 	if (!p)
 		return SK_PASS; /* not (yet) spliced: user space reads it */
+	/*
+	 * A FIN arriving alone is a segment without bytes. Redirected, the peer's
+	 * psock backlog "sends" it, gets 0 from skb_send_sock and reports EPIPE on
+	 * the peer socket (sk_psock_backlog: 0 is taken as a hard error). Kept here,
+	 * it only marks the EOF that user space passes on once the bytes are out.
+	 */
+	if (!skb->len)
+		return SK_PASS;
 	if (bpf_sk_redirect_hash(skb, &ksteer_splice, &p->peer, 0) == SK_PASS) {
 		__sync_fetch_and_add(&p->bytes, skb->len);
 		stat_inc(KS_STAT_SPLICE_REDIRECTED);

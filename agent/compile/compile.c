@@ -756,6 +756,8 @@ static void routes_build(struct cctx *c, struct c_frontend *fe, const struct res
 	bool http = proto_is_http(fe->protocol) || (!fe->port && vs && vs->http.n);
 	uint32_t cap = 0;
 
+	fe->http = http;
+
 	if (vs && http && vs->http.n) {
 		for (uint32_t i = 0; i < vs->http.n; i++) {
 			const struct http_route *hr = &vs->http.v[i];

@@ -76,6 +76,7 @@ struct c_frontend {
 	struct c_route *routes;
 	uint32_t n_routes;
 	uint32_t shim; /* enum shim_reason bits; 0: kernel */
+	bool http; /* the shim parses HTTP requests; else it relays the bytes as they are */
 	bool passthrough; /* resolution NONE without endpoints: the dialled address is kept */
 	const char *gateway; /* set for routes bound to a Gateway server, not to the mesh */
 };

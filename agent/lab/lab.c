@@ -1054,7 +1054,7 @@ static int pod_up(struct lab *lab, json_t *c, json_t *pod, json_t *containers)
 					continue;
 				snprintf(ports[np], sizeof(ports[np]), "%lld",
 					 jint(pt, "containerPort"));
-				args[na++] = "-l";
+				args[na++] = !strncmp(jstr(pt, "name"), "tcp", 3) ? "-e" : "-l";
 				args[na++] = ports[np++];
 			}
 		args[na] = NULL;

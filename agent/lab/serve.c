@@ -2,14 +2,19 @@
 /*
  * The lab's built-in HTTP server (libmicrohttpd): what a pod's containerPort
  * runs. Answers "Hello version: V, instance: POD, cluster: C" and, on
- * /headers, the request headers it received.
+ * /headers, the request headers it received. A containerPort named tcp-*
+ * runs a line echo instead, as Istio's tcp-echo sample does: each line comes
+ * back as "V POD C LINE".
  */
 #include <errno.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "lab.h"
@@ -84,6 +89,99 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 	return ret;
 }
 
+struct echo_conn {
+	const struct serve *s;
+	int fd;
+};
+
+static void *echo_conn(void *arg)
+{
+	struct echo_conn *e = arg;
+	FILE *in = fdopen(e->fd, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+
+	while (in && (n = getline(&line, &cap, in)) > 0) {
+		char *out = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&out, &len);
+
+		if (!f)
+			break;
+		/* the line's bytes as they came, NULs included */
+		fprintf(f, "%s %s %s ", e->s->version, e->s->pod, e->s->cluster);
+		fwrite(line, 1, (size_t)(line[n - 1] == '\n' ? n - 1 : n), f);
+		fputc('\n', f);
+		fclose(f);
+		if (send(e->fd, out, len, MSG_NOSIGNAL) != (ssize_t)len) {
+			free(out);
+			break;
+		}
+		free(out);
+	}
+	free(line);
+	if (in)
+		fclose(in);
+	else
+		close(e->fd);
+	free(e);
+	return NULL;
+}
+
+static void *echo_accept(void *arg)
+{
+	struct echo_conn *l = arg;
+
+	for (;;) {
+		int fd = accept(l->fd, NULL, NULL);
+		struct echo_conn *e;
+		pthread_t th;
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return NULL;
+		}
+		e = malloc(sizeof(*e));
+		if (!e) {
+			close(fd);
+			continue;
+		}
+		e->s = l->s;
+		e->fd = fd;
+		if (pthread_create(&th, NULL, echo_conn, e)) {
+			free(e);
+			close(fd);
+			continue;
+		}
+		pthread_detach(th);
+	}
+}
+
+/* The line echo on port, dual stack, served by threads until the process ends. */
+static int echo_start(const struct serve *s, const char *port)
+{
+	struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)atoi(port))};
+	struct echo_conn *l = malloc(sizeof(*l));
+	int one = 1, zero = 0;
+	pthread_t th;
+
+	if (!l)
+		return -1;
+	l->s = s;
+	l->fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l->fd < 0 || setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) ||
+	    bind(l->fd, (struct sockaddr *)&a, sizeof(a)) || listen(l->fd, 128) ||
+	    pthread_create(&th, NULL, echo_accept, l)) {
+		fprintf(stderr, "Error: echo on port %s: %s\n", port, strerror(errno));
+		return -1;
+	}
+	pthread_detach(th);
+	return 0;
+}
+
 int lab_serve(int argc, char **argv)
 {
 	struct serve s = { "unknown", "unknown", "unknown" };
@@ -92,7 +190,7 @@ int lab_serve(int argc, char **argv)
 	sigset_t mask;
 	int sig;
 
-	while ((c = getopt(argc, argv, "v:p:c:l:")) != -1) {
+	while ((c = getopt(argc, argv, "v:p:c:l:e:")) != -1) {
 		switch (c) {
 		case 'v': s.version = optarg; break;
 		case 'p': s.pod = optarg; break;
@@ -110,6 +208,10 @@ int lab_serve(int argc, char **argv)
 				return 1;
 			}
 			nd++;
+			break;
+		case 'e':
+			if (echo_start(&s, optarg))
+				return 1;
 			break;
 		default:
 			return 2;

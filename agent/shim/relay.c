@@ -37,18 +37,18 @@
 
 #define TUN_MAX_HELLO (16 * 1024 + 512) /* a ClientHello (one record) and a PROXY header */
 
-enum { T_HELLO, T_TLS, T_CONNECT, T_RELAY, T_SPLICED };
+enum { T_HELLO, T_TLS, T_CONNECT, T_ORIGINATE, T_RELAY, T_SPLICED };
 
 struct tun {
 	struct evh h;
 	struct shim *s;
 	struct tun *prev, *next;
-	int kind; /* LST_GATEWAY or LST_INBOUND */
+	int kind; /* LST_GATEWAY, LST_INBOUND or LST_OUTBOUND */
 	int state;
 	struct side a, b; /* a: the accepted connection; b: towards the pod or node */
 	struct buf pre;	  /* bytes read before the decision */
-	struct ks_addr peer, local, dst;
-	uint16_t peer_port, local_port, dst_port;
+	struct ks_addr peer, local, dst, orig; /* orig: what an outbound stream's client dialled */
+	uint16_t peer_port, local_port, dst_port, orig_port;
 	uint64_t deadline;
 	bool dead, a_done, b_done; /* a_done: a's EOF was passed on to b */
 	/* spliced in the kernel: cookies, bytes user space sent to b first, EOFs seen */
@@ -89,6 +89,11 @@ static void tun_kill(struct tun *t)
 	shim_defer_free(t->s, t, tun_free);
 }
 
+static const char *tun_kind_name(const struct tun *t)
+{
+	return t->kind == LST_GATEWAY ? "gateway" : t->kind == LST_INBOUND ? "inbound" : "outbound";
+}
+
 /* A fatal TLS alert (RFC 8446 6): the client learns why without us speaking TLS. */
 static void send_alert(struct tun *t, unsigned char desc)
 {
@@ -104,8 +109,8 @@ static void refuse(struct tun *t, uint64_t *counter, unsigned char alert, const 
 	char a[INET6_ADDRSTRLEN];
 
 	(*counter)++;
-	pr_info("%s: refused %s:%u: %s %s\n", t->kind == LST_GATEWAY ? "gateway" : "inbound",
-		addr_str(&t->peer, a, sizeof(a)), t->peer_port, fmt, what ? what : "");
+	pr_info("%s: refused %s:%u: %s %s\n", tun_kind_name(t), addr_str(&t->peer, a, sizeof(a)),
+		t->peer_port, fmt, what ? what : "");
 	if (alert)
 		send_alert(t, alert);
 	tun_kill(t);
@@ -317,6 +322,150 @@ static void inbound_hello(struct tun *t)
 }
 
 /*
+ * Outbound streams: connections to a port whose protocol is not HTTP (tcp,
+ * tls, or unnamed with tcp/tls routes) that the shim takes for TLS
+ * origination or SNI routes. Routed once per connection as Envoy's TCP proxy
+ * does: the tls route whose sniHosts match the ClientHello, else the first
+ * tcp route (or the service itself); a weighted destination; then the bytes
+ * relayed as they are, inside ISTIO_MUTUAL when the DestinationRule says so
+ * (ALPN istio-peer-exchange, istio, as Istio's TCP clusters offer).
+ */
+static const unsigned char alpn_tcp[] = "\x13istio-peer-exchange\x05istio";
+
+static bool routes_by_sni(const struct c_frontend *fe)
+{
+	return fe->n_routes && !strcmp(fe->routes[0].type, "tls");
+}
+
+static const struct c_route *stream_route(const struct c_frontend *fe, const char *sni)
+{
+	for (uint32_t i = 0; i < fe->n_routes; i++) {
+		const struct c_route *r = &fe->routes[i];
+
+		if (strcmp(r->type, "tls"))
+			return r;
+		for (uint32_t j = 0; r->l4 && j < r->l4->match.n; j++) {
+			const struct l4_match *m = &r->l4->match.v[j];
+
+			if (m->port && m->port != fe->port)
+				continue;
+			for (uint32_t k = 0; k < m->sniHosts.n; k++)
+				if (host_matches(m->sniHosts.v[k], sni))
+					return r;
+		}
+	}
+	return NULL;
+}
+
+static void outbound_route(struct tun *t)
+{
+	struct shim *s = t->s;
+	const struct c_frontend *fe = shim_frontend(s->plan, &t->orig, t->orig_port);
+	const struct c_endpoint *e = NULL;
+	const struct c_route *rt;
+	const struct c_dest *d;
+	const struct c_pod *me;
+	const struct ids_entry *id = NULL;
+	char sni[300] = "", a[INET6_ADDRSTRLEN];
+	uint32_t draw[2], n_ip = 0;
+	struct peer_rule rule = {0};
+	bool tls, same = false;
+
+	if (!fe) {
+		refuse(t, &s->st.out_refused, 0, "no frontend for", addr_str(&t->orig, a, sizeof(a)));
+		return;
+	}
+	if (routes_by_sni(fe)) {
+		int r = sni_peek(s->peek_ctx, t->pre.p, t->pre.len, sni, sizeof(sni));
+
+		if (r == 0 && !t->a.eof && t->pre.len < TUN_MAX_HELLO)
+			return; /* more of the ClientHello to come */
+		if (r <= 0) {
+			refuse(t, &s->st.out_refused, 0, "tls routes need a ClientHello with SNI", NULL);
+			return;
+		}
+	}
+	rt = stream_route(fe, sni);
+	if (!rt) {
+		refuse(t, &s->st.out_refused, 0, "no tls route matches SNI", sni);
+		return;
+	}
+	if (getrandom(draw, sizeof(draw), 0) != sizeof(draw))
+		draw[0] = draw[1] = (uint32_t)rand();
+	d = route_pick_dest(rt, draw[0]);
+	for (uint32_t k = 0; d && k < d->n_eps; k++)
+		n_ip += d->eps[k].is_ip;
+	if (!d || !n_ip) {
+		refuse(t, &s->st.out_refused, 0, "no healthy upstream:",
+		       d && d->problem ? d->problem : fe->host);
+		return;
+	}
+	draw[1] %= n_ip;
+	for (uint32_t k = 0; k < d->n_eps; k++)
+		if (d->eps[k].is_ip && !draw[1]--) {
+			e = &d->eps[k];
+			break;
+		}
+	tls = d->tls_mode && !strcmp(d->tls_mode, "ISTIO_MUTUAL");
+	if (d->tls_mode && strcmp(d->tls_mode, "DISABLE") && !tls) {
+		refuse(t, &s->st.out_refused, 0, "TLS mode not originated by this shim:", d->tls_mode);
+		return;
+	}
+	if (tls) {
+		me = plan_pod(s->plan, &t->peer);
+		if (!me) {
+			refuse(t, &s->st.out_refused, 0, "ISTIO_MUTUAL from an unknown pod:",
+			       addr_str(&t->peer, a, sizeof(a)));
+			return;
+		}
+		rule.trust_domain = s->ids.trust_domain;
+		for (uint32_t k = 0; d->tls_sans && k < d->tls_sans->n && k < PEER_MAX_SANS; k++)
+			snprintf(rule.sans[rule.n_sans++], sizeof(rule.sans[0]), "%s",
+				 d->tls_sans->v[k]);
+		same = s->o.inbound && me->has_node && e->has_node &&
+		       !memcmp(&me->node, &e->node, sizeof(e->node));
+		if (same && shim_same_node_check(s, &rule, &e->ka)) {
+			refuse(t, &s->st.out_refused, 0, "upstream identity:", rule.why);
+			return;
+		}
+		if (!same && !(id = s->ids.have_ca ? ids_get(&s->ids, me->ns, me->sa) : NULL)) {
+			refuse(t, &s->st.out_refused, 0, "no workload certificate for", me->name);
+			return;
+		}
+	}
+	t->dst = e->ka;
+	t->dst_port = e->port;
+	if (tls && !same && e->has_node) { /* the pod's node's inbound side, told which pod */
+		unsigned char pp[64];
+		size_t n = proxy_v2_build(pp, &t->peer, t->peer_port, &e->ka, e->port);
+
+		if (connect_b(t, &e->node, s->o.in_port)) {
+			refuse(t, &s->st.out_refused, 0, "connect failed to", e->address);
+			return;
+		}
+		buf_put(&t->b.out, pp, n);
+	} else if (connect_b(t, &e->ka, e->port)) {
+		refuse(t, &s->st.out_refused, 0, "connect failed to", e->address);
+		return;
+	}
+	if (tls && !same) {
+		char osni[300];
+
+		t->b.rule = rule; /* the connect made the side afresh */
+		shim_sni(s, d, osni, sizeof(osni));
+		if (side_tls(&t->b, id->client, true, osni, NULL, 0) ||
+		    SSL_set_alpn_protos(t->b.ssl, alpn_tcp, sizeof(alpn_tcp) - 1)) {
+			tun_kill(t);
+			return;
+		}
+	}
+	s->st.same_node += same;
+	s->st.out_routed++;
+	pr_debug("outbound: %s:%u -> %s (%s)\n", addr_str(&t->orig, a, sizeof(a)), t->orig_port,
+		 e->address, tls ? same ? "same node" : "ISTIO_MUTUAL" : "plain");
+}
+
+/*
  * Joins a and b in the kernel: both in ksteer_splice, each naming the other.
  * Called once b is connected and before the buffered ClientHello goes out, so
  * no byte of either side waits in a receive queue the verdict will not see
@@ -509,8 +658,10 @@ static void tun_step(struct tun *t)
 			t->a.eof = true;
 		if (t->kind == LST_GATEWAY)
 			gateway_hello(t);
-		else
+		else if (t->kind == LST_INBOUND)
 			inbound_hello(t);
+		else
+			outbound_route(t);
 		if (t->dead || t->state == T_HELLO)
 			goto arm;
 	}
@@ -539,8 +690,7 @@ static void tun_step(struct tun *t)
 	if (t->state == T_CONNECT) {
 		r = side_connect_done(&t->b);
 		if (r < 0) {
-			pr_info("%s: connect to %s:%u: %s\n",
-				t->kind == LST_GATEWAY ? "gateway" : "inbound",
+			pr_info("%s: connect to %s:%u: %s\n", tun_kind_name(t),
 				addr_str(&t->dst, a, sizeof(a)), t->dst_port, strerror(-r));
 			tun_kill(t);
 			return;
@@ -556,7 +706,26 @@ static void tun_step(struct tun *t)
 		}
 		if (t->kind == LST_GATEWAY)
 			s->st.gw_copied++;
+		t->state = t->b.ssl ? T_ORIGINATE : T_RELAY;
+	}
+	if (t->state == T_ORIGINATE) { /* an outbound stream's mutual TLS */
+		r = side_handshake(&t->b, why, sizeof(why));
+		if (!side_flush(&t->b) || r < 0) {
+			s->st.upstream_tls_failed++;
+			refuse(t, &s->st.out_refused, 0, "upstream TLS handshake failed:", why);
+			return;
+		}
+		if (!r)
+			goto arm;
+		s->st.upstream_tls_ok++;
 		t->state = T_RELAY;
+	}
+	if (t->pre.len) { /* a ClientHello read for the SNI, now the stream's first bytes */
+		if (!side_write(&t->b, t->pre.p, t->pre.len)) {
+			tun_kill(t);
+			return;
+		}
+		t->pre.len = 0;
 	}
 	if (!side_flush(&t->b) || !side_flush(&t->a) || pump(&t->a, &t->b, &t->a_done) ||
 	    pump(&t->b, &t->a, &t->b_done) || !side_flush(&t->a) || !side_flush(&t->b)) {
@@ -570,8 +739,11 @@ static void tun_step(struct tun *t)
 arm:
 	if (t->dead)
 		return;
+	/* a is not read while b is being set up: its bytes wait in the kernel */
 	ep_set(s, t->a.fd,
-	       (t->b.out.len < SIDE_HIGH_WATER ? EPOLLIN : 0) | EPOLLRDHUP |
+	       (t->state == T_CONNECT || t->state == T_ORIGINATE
+			? 0
+			: (t->b.out.len < SIDE_HIGH_WATER ? EPOLLIN : 0) | EPOLLRDHUP) |
 		   (t->a.out.len ? EPOLLOUT : 0),
 	       &t->h, false);
 	if (t->state >= T_CONNECT)
@@ -590,21 +762,16 @@ static void tun_event(struct evh *h, uint32_t events)
 		tun_step(t);
 }
 
-void tun_accept(struct shim *s, int lfd, int kind)
+static struct tun *tun_new(struct shim *s, int fd, const struct sockaddr_in6 *peer, int kind)
 {
-	struct sockaddr_in6 peer, local;
-	socklen_t pl = sizeof(peer), ll = sizeof(local);
-	struct tun *t;
-	int fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	struct sockaddr_in6 local;
+	socklen_t ll = sizeof(local);
+	struct tun *t = calloc(1, sizeof(*t));
 
-	if (fd < 0)
-		return;
-	sock_nodelay(fd);
-	t = calloc(1, sizeof(*t));
 	if (!t || getsockname(fd, (struct sockaddr *)&local, &ll)) {
 		free(t);
 		close(fd);
-		return;
+		return NULL;
 	}
 	t->h.fn = tun_event;
 	t->s = s;
@@ -612,20 +779,48 @@ void tun_accept(struct shim *s, int lfd, int kind)
 	side_init(&t->a, fd);
 	side_init(&t->b, -1);
 	t->a.connected = true;
-	memcpy(&t->peer, &peer.sin6_addr, 16);
-	t->peer_port = ntohs(peer.sin6_port);
+	memcpy(&t->peer, &peer->sin6_addr, 16);
+	t->peer_port = ntohs(peer->sin6_port);
 	memcpy(&t->local, &local.sin6_addr, 16);
 	t->local_port = ntohs(local.sin6_port);
 	t->deadline = now_ms() + SHIM_SETUP_MS;
-	if (kind == LST_GATEWAY)
-		s->st.gw_accepted++;
-	else
-		s->st.in_accepted++;
 	t->next = s->tuns;
 	if (s->tuns)
 		s->tuns->prev = t;
 	s->tuns = t;
 	ep_set(s, fd, EPOLLIN | EPOLLRDHUP, &t->h, true);
+	return t;
+}
+
+void tun_accept(struct shim *s, int lfd, int kind)
+{
+	struct sockaddr_in6 peer;
+	socklen_t pl = sizeof(peer);
+	int fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	sock_nodelay(fd);
+	if (!tun_new(s, fd, &peer, kind))
+		return;
+	if (kind == LST_GATEWAY)
+		s->st.gw_accepted++;
+	else
+		s->st.in_accepted++;
+}
+
+void tun_outbound(struct shim *s, int fd, const struct sockaddr_in6 *peer,
+		  const struct ks_addr *orig, uint16_t orig_port, const struct c_frontend *fe)
+{
+	struct tun *t = tun_new(s, fd, peer, LST_OUTBOUND);
+
+	if (!t)
+		return;
+	s->st.out_accepted++;
+	t->orig = *orig;
+	t->orig_port = orig_port;
+	if (!routes_by_sni(fe)) /* server-first protocols too: nothing to wait for */
+		outbound_route(t);
 }
 
 void tun_tick(struct shim *s, uint64_t now)
@@ -639,8 +834,9 @@ void tun_tick(struct shim *s, uint64_t now)
 		}
 		if (t->state != T_RELAY && now > t->deadline)
 			refuse(t,
-			       t->kind == LST_GATEWAY ? &s->st.gw_refused_hello
-						      : &s->st.in_refused_tls,
+			       t->kind == LST_GATEWAY	? &s->st.gw_refused_hello
+			       : t->kind == LST_INBOUND ? &s->st.in_refused_tls
+							: &s->st.out_refused,
 			       0, "set-up timeout", NULL);
 	}
 }

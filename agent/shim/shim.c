@@ -334,8 +334,8 @@ static int on_response_complete(http_parser *p)
 
 /* ---- routing a request ---- */
 
-static const struct c_frontend *find_frontend(const struct plan *plan, const struct ks_addr *a,
-					      uint16_t port)
+const struct c_frontend *shim_frontend(const struct plan *plan, const struct ks_addr *a,
+				      uint16_t port)
 {
 	for (uint32_t i = 0; plan && i < plan->n_fes; i++) {
 		const struct c_frontend *fe = &plan->fes[i];
@@ -350,6 +350,26 @@ static const struct c_frontend *find_frontend(const struct plan *plan, const str
 }
 
 static void upstream_failed(struct conn *c, const char *why);
+
+/*
+ * Mutual TLS to a pod of this node would reach our own inbound side: it is
+ * skipped and the pod gets its bytes as the inbound would give them, after
+ * the checks both ends would make (the server's identity against the rule;
+ * the client's is ours to know). 0, or -1 with rule->why set.
+ */
+int shim_same_node_check(const struct shim *s, struct peer_rule *rule, const struct ks_addr *pod_addr)
+{
+	const struct c_pod *pod = plan_pod(s->plan, pod_addr);
+	char spiffe[300];
+
+	if (!pod) {
+		snprintf(rule->why, sizeof(rule->why), "not a pod of this node");
+		return -1;
+	}
+	snprintf(spiffe, sizeof(spiffe), "spiffe://%s/ns/%s/sa/%s", s->ids.trust_domain, pod->ns,
+		 pod->sa);
+	return peer_rule_check(rule, spiffe);
+}
 
 /* FNV-1a over the subjectAltNames a peer must present. */
 static uint64_t rule_hash(const struct peer_rule *r)
@@ -377,23 +397,7 @@ static int upstream_start(struct conn *c)
 	int err;
 
 	if (c->tls && e->same_node) {
-		/*
-		 * Our own inbound side would take this connection: skip the loop through
-		 * TLS and hand the pod its bytes as the inbound would, after the checks
-		 * both ends would make (the server's identity against the rule; the
-		 * client's is ours to know).
-		 */
-		const struct c_pod *pod = plan_pod(s->plan, &e->addr);
-		char spiffe[300];
-
-		if (!pod) {
-			c->tries_left--;
-			snprintf(c->rule.why, sizeof(c->rule.why), "not a pod of this node");
-			return -EACCES;
-		}
-		snprintf(spiffe, sizeof(spiffe), "spiffe://%s/ns/%s/sa/%s", s->ids.trust_domain,
-			 pod->ns, pod->sa);
-		if (peer_rule_check(&c->rule, spiffe)) {
+		if (shim_same_node_check(s, &c->rule, &e->addr)) {
 			c->tries_left--;
 			return -EACCES;
 		}
@@ -455,24 +459,23 @@ static int upstream_start(struct conn *c)
 	return 0;
 }
 
-static void sni_for(struct conn *c, const struct c_dest *d)
+void shim_sni(const struct shim *s, const struct c_dest *d, char *out, size_t len)
 {
 	const char *h = d->host;
 	size_t hl = strlen(h);
 
-	if (c->s->o.sni_local && hl > 7 && !strcmp(h + hl - 7, ".global"))
-		snprintf(c->sni, sizeof(c->sni), "outbound_.%u_.%s_.%.*s.svc.cluster.local",
-			 d->port, d->subset ? d->subset : "", (int)(hl - 7), h);
+	if (s->o.sni_local && hl > 7 && !strcmp(h + hl - 7, ".global"))
+		snprintf(out, len, "outbound_.%u_.%s_.%.*s.svc.cluster.local", d->port,
+			 d->subset ? d->subset : "", (int)(hl - 7), h);
 	else
-		snprintf(c->sni, sizeof(c->sni), "outbound_.%u_.%s_.%s", d->port,
-			 d->subset ? d->subset : "", h);
+		snprintf(out, len, "outbound_.%u_.%s_.%s", d->port, d->subset ? d->subset : "", h);
 }
 
 static void route_request(struct conn *c)
 {
 	struct http_header hs[SHIM_MAX_HEADERS];
 	struct http_request rq = {0};
-	const struct c_frontend *fe = find_frontend(c->s->plan, &c->orig, c->orig_port);
+	const struct c_frontend *fe = shim_frontend(c->s->plan, &c->orig, c->orig_port);
 	const struct c_route *r;
 	const struct c_dest *d;
 	uint32_t draw[2];
@@ -536,7 +539,7 @@ static void route_request(struct conn *c)
 		}
 		snprintf(c->id_ns, sizeof(c->id_ns), "%s", me->ns);
 		snprintf(c->id_sa, sizeof(c->id_sa), "%s", me->sa);
-		sni_for(c, d);
+		shim_sni(c->s, d, c->sni, sizeof(c->sni));
 		memset(&c->rule, 0, sizeof(c->rule));
 		c->rule.trust_domain = c->s->ids.trust_domain;
 		for (uint32_t k = 0; d->tls_sans && k < d->tls_sans->n && k < PEER_MAX_SANS; k++)
@@ -884,6 +887,7 @@ static void accept_outbound(struct shim *s, int lfd)
 	socklen_t pl = sizeof(peer);
 	struct ks_peer_key key = {0};
 	struct ks_origdst od;
+	const struct c_frontend *fe;
 	struct conn *c;
 	int fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
@@ -902,6 +906,11 @@ static void accept_outbound(struct shim *s, int lfd)
 		return;
 	}
 	bpf_map_delete_elem(s->origdst_fd, &key);
+	fe = shim_frontend(s->plan, &od.addr, ntohs(od.port));
+	if (fe && !fe->http) {
+		tun_outbound(s, fd, &peer, &od.addr, ntohs(od.port), fe);
+		return;
+	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(fd);
@@ -1206,13 +1215,15 @@ void shim_print_json(const struct shim *s, FILE *f)
 		"\"refusedSni\":%lu,\"refusedExposure\":%lu,\"refusedTarget\":%lu},"
 		"\"inbound\":{\"accepted\":%lu,\"ok\":%lu,\"refusedProxy\":%lu,\"refusedPod\":%lu,"
 		"\"refusedTls\":%lu},"
+		"\"streams\":{\"accepted\":%lu,\"routed\":%lu,\"refused\":%lu},"
 		"\"certificates\":{\"identities\":%u,\"minted\":%lu,\"rotated\":%lu,\"ttl\":%ld},"
 		"\"dns\":{\"queries\":%lu,\"answered\":%lu,\"forwarded\":%lu,\"bad\":%lu}}",
 		t->requests, t->responses_local, t->upstream_tls_ok, t->upstream_tls_failed,
 		t->same_node, t->pool_reused, s->n_pool, t->gw_accepted, t->gw_routed, t->gw_spliced, t->gw_copied,
 		t->gw_refused_hello,
 		t->gw_refused_sni, t->gw_refused_exposure, t->gw_refused_target, t->in_accepted,
-		t->in_ok, t->in_refused_proxy, t->in_refused_pod, t->in_refused_tls, s->ids.n,
+		t->in_ok, t->in_refused_proxy, t->in_refused_pod, t->in_refused_tls, t->out_accepted,
+		t->out_routed, t->out_refused, s->ids.n,
 		s->ids.minted, s->ids.rotated, s->ids.ttl, t->dns_queries, t->dns_answered,
 		t->dns_forwarded, t->dns_bad);
 }

@@ -91,6 +91,7 @@ struct shim_stats {
 	uint64_t gw_accepted, gw_routed, gw_refused_hello, gw_refused_sni, gw_refused_exposure,
 		gw_refused_target;
 	uint64_t in_accepted, in_ok, in_refused_proxy, in_refused_pod, in_refused_tls;
+	uint64_t out_accepted, out_routed, out_refused; /* outbound streams (not HTTP) */
 	uint64_t dns_queries, dns_answered, dns_forwarded, dns_bad;
 	uint64_t gw_spliced, gw_copied;
 };
@@ -156,6 +157,12 @@ uint64_t now_ms(void);
 void ep_set(struct shim *s, int fd, uint32_t ev, struct evh *h, bool add);
 void shim_defer_free(struct shim *s, void *obj, void (*fn)(void *));
 
+/* shim.c, for relay.c's outbound streams */
+const struct c_frontend *shim_frontend(const struct plan *plan, const struct ks_addr *a,
+				      uint16_t port);
+void shim_sni(const struct shim *s, const struct c_dest *d, char *out, size_t len);
+int shim_same_node_check(const struct shim *s, struct peer_rule *rule, const struct ks_addr *pod_addr);
+
 /* dnsio.c */
 void dns_query(struct shim *s, int fd);
 void dns_upstream_reply(struct shim *s, int fd);
@@ -163,6 +170,9 @@ int dns_sockets(struct shim *s, int *fd, int *up_fd);
 
 /* relay.c */
 void tun_accept(struct shim *s, int lfd, int kind);
+/* An outbound connection to a frontend that is not HTTP: a stream, routed once. */
+void tun_outbound(struct shim *s, int fd, const struct sockaddr_in6 *peer,
+		  const struct ks_addr *orig, uint16_t orig_port, const struct c_frontend *fe);
 void tun_tick(struct shim *s, uint64_t now);
 void tun_close_all(struct shim *s);
 void splice_pending_event(struct evh *h, uint32_t events);

@@ -44,7 +44,6 @@ for cl in json.load(sys.stdin)["clusters"]:
                 print(s["clusterIP"])' "$1" "$2" "$3"
 }
 
-# A counter of an instance's per-CPU stats.
 shimstat() { # INSTANCE KEY[.KEY...]: a value from the shim's line of `ksteer status`
 	"$KSTEER" status --instance "$1" | sed -n 's/^shim //p' |
 		python3 -c 'import json,sys
@@ -52,6 +51,7 @@ v = json.load(sys.stdin)
 for k in sys.argv[1].split("."): v = v[k]
 print(v)' "$2"
 }
+# A counter of an instance's per-CPU stats.
 stat() { # INSTANCE NAME
 	"$KSTEER" get stats -i "$1" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$2"
 }

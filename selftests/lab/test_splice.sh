@@ -43,31 +43,39 @@ for mode in on off; do
 	legs() { ip netns exec ksl-c2-gw ss -tnH state established "$1" | wc -l; }
 	"$KSTEER" cert mint --ca /run/ksteer-lab/cluster1/cacerts --ns hello --sa sleep --out "$tmp/c" >/dev/null
 	ip netns exec ksl-c1-gw python3 - "$tmp/c" >"$tmp/hc" 2>&1 <<'PY'
-import socket, ssl, sys
+import socket, ssl, sys, time
 d = sys.argv[1]
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 ctx.load_cert_chain(d + "/cert-chain.pem", d + "/key.pem")
 ctx.load_verify_locations("/run/ksteer-lab/ca/root-cert.pem")
 ctx.check_hostname = False
-raw = socket.create_connection(("172.30.2.1", 15443), timeout=10)
-print("port", raw.getsockname()[1], flush=True)
-s = ctx.wrap_socket(raw, server_hostname="outbound_.5000_.v2_.helloworld.hello.global")
-s.sendall(b"GET /bytes/300000 HTTP/1.0\r\n\r\n")
-socket.socket.shutdown(s, socket.SHUT_WR)  # a TCP half-close under the TLS session
-data = bytearray()
-try:
-    while True:
-        x = s.recv(65536)
-        if not x:
-            break
-        data += x
-except (ssl.SSLError, OSError) as e:
-    print("error", e)
-body = data.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in data else b""
-print(data.split(b"\r\n")[0].decode(), len(body), body == (bytes(range(251)) * 1196)[:300000])
+def half_close(path, pause):
+    raw = socket.create_connection(("172.30.2.1", 15443), timeout=10)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    print("port", raw.getsockname()[1], flush=True)
+    s = ctx.wrap_socket(raw, server_hostname="outbound_.5000_.v2_.helloworld.hello.global")
+    s.sendall(b"GET %s HTTP/1.0\r\n\r\n" % path)
+    time.sleep(pause)
+    socket.socket.shutdown(s, socket.SHUT_WR)  # a TCP half-close under the TLS session
+    data = bytearray()
+    try:
+        while True:
+            x = s.recv(65536)
+            if not x:
+                break
+            data += x
+    except (ssl.SSLError, OSError) as e:
+        print("error", e)
+    return data.split(b"\r\n")[0].decode(), data.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in data else b""
+# the FIN right behind the request, the 300 KB answer after it
+status, body = half_close(b"/bytes/300000", 0)
+print("big", status, len(body), body == (bytes(range(251)) * 1196)[:300000])
+# the FIN alone in its segment, the answer 0.5 s after it
+status, body = half_close(b"/delay/700", 0.2)
+print("late", status, body.decode(errors="replace").strip())
 PY
-	grep -q "200 OK 300000 True" "$tmp/hc" &&
-		ok "half-close ($mode): after the client's FIN, the whole 300 KB answer still arrived" ||
+	grep -q "^big .* 200 OK 300000 True" "$tmp/hc" && grep -q "^late .* 200 OK Hello version: v2" "$tmp/hc" &&
+		ok "half-close ($mode): after the client's FIN the whole 300 KB answer still arrived; after a FIN alone in its segment, an answer sent 0.5 s later too" ||
 		bad "half-close ($mode)" "$(cat "$tmp/hc")"
 	# backpressure: a reader that stalls for 3 s holds the sender back (kernel TCP
 	# memory stays bounded, as socket buffers bound it), then gets every byte
@@ -103,16 +111,17 @@ PY
 	[ "${intact:-}" = True ] && [ "$got" = 40000000 ] && [ "$grown" -lt 65536 ] &&
 		ok "backpressure ($mode): a reader stalled 3 s on a 40 MB answer; kernel TCP memory grew $((grown / 1024)) MiB, then every byte arrived" ||
 		bad "backpressure ($mode)" "$(cat "$tmp/bp")"
-	port=$(sed -n 's/^port //p' "$tmp/hc")
+	ports=$(sed -n 's/^port //p' "$tmp/hc" | tr '\n' ' ')
 	for i in $(seq 20); do # a pooled tunnel closing meanwhile leaves one leg for a moment
 		sleep 0.1
-		mine=$(legs "( dport = :${port:-0} )")
+		mine=0
+		for p in ${ports:-0}; do mine=$((mine + $(legs "( dport = :$p )"))); done
 		in=$(legs '( sport = :15443 )')
 		out=$(legs '( dport = :15008 )')
 		[ "$mine" = 0 ] && [ "$in" = "$out" ] && break
 	done
-	[ -n "$port" ] && [ "$mine" = 0 ] && [ "$in" = "$out" ] &&
-		ok "the half-closing client's tunnel closed behind it, both legs ($mode; $in other tunnel(s) open, each with both)" ||
-		bad "tunnels left ($mode)" "client port ${port:-?} still open: $mine; legs from clients $in, to nodes $out" "$(ip netns exec ksl-c2-gw ss -tn)"
+	[ -n "$ports" ] && [ "$mine" = 0 ] && [ "$in" = "$out" ] &&
+		ok "the half-closing clients' tunnels closed behind them, both legs ($mode; $in other tunnel(s) open, each with both)" ||
+		bad "tunnels left ($mode)" "client ports ${ports:-?} still open: $mine; legs from clients $in, to nodes $out" "$(ip netns exec ksl-c2-gw ss -tn)"
 done
 finish
