@@ -1126,13 +1126,76 @@ static void targets_build(struct cctx *c)
 		qsort(pl->targets, pl->n_targets, sizeof(*pl->targets), cmp_target);
 }
 
+static int cmp_addr_ix(const void *x, const void *y)
+{
+	const struct c_addr_ix *a = x, *b = y;
+	int c = memcmp(&a->a, &b->a, sizeof(a->a));
+
+	if (!c)
+		c = (int)a->port - (int)b->port;
+	if (!c)
+		c = (a->i > b->i) - (a->i < b->i);
+	return c;
+}
+
+/* The first entry for (a, port) in a sorted index (the earliest in plan order), or -1. */
+static int64_t ix_find(const struct c_addr_ix *v, uint32_t n, const struct ks_addr *a,
+		       uint16_t port)
+{
+	struct c_addr_ix key = { .a = *a, .port = port, .i = 0 };
+	uint32_t lo = 0, hi = n;
+
+	while (lo < hi) { /* lower bound */
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (cmp_addr_ix(&v[mid], &key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < n && !memcmp(&v[lo].a, a, sizeof(*a)) && v[lo].port == port)
+		return lo;
+	return -1;
+}
+
+/* The plan's lookups by address: sorted once, searched per connection and request. */
+static void index_build(struct cctx *c)
+{
+	struct plan *pl = c->plan;
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < pl->n_fes; i++)
+		n += pl->fes[i].gateway ? 0 : pl->fes[i].n_vips;
+	pl->fe_ix = arena_alloc(c->a, (n ? n : 1) * sizeof(*pl->fe_ix));
+	for (uint32_t i = 0; i < pl->n_fes; i++)
+		for (uint32_t v = 0; !pl->fes[i].gateway && v < pl->fes[i].n_vips; v++)
+			pl->fe_ix[pl->n_fe_ix++] = (struct c_addr_ix){
+				.a = pl->fes[i].vips[v].ka, .port = pl->fes[i].port, .i = i };
+	qsort(pl->fe_ix, pl->n_fe_ix, sizeof(*pl->fe_ix), cmp_addr_ix);
+	n = 0;
+	for (uint32_t i = 0; i < pl->n_pods; i++)
+		n += pl->pods[i].n_addr;
+	pl->pod_ix = arena_alloc(c->a, (n ? n : 1) * sizeof(*pl->pod_ix));
+	for (uint32_t i = 0; i < pl->n_pods; i++)
+		for (uint32_t k = 0; k < pl->pods[i].n_addr; k++)
+			pl->pod_ix[pl->n_pod_ix++] =
+			    (struct c_addr_ix){ .a = pl->pods[i].addr[k], .port = 0, .i = i };
+	qsort(pl->pod_ix, pl->n_pod_ix, sizeof(*pl->pod_ix), cmp_addr_ix);
+}
+
 const struct c_pod *plan_pod(const struct plan *plan, const struct ks_addr *a)
 {
-	for (uint32_t i = 0; plan && i < plan->n_pods; i++)
-		for (uint32_t k = 0; k < plan->pods[i].n_addr; k++)
-			if (!memcmp(&plan->pods[i].addr[k], a, sizeof(*a)))
-				return &plan->pods[i];
-	return NULL;
+	int64_t k = plan ? ix_find(plan->pod_ix, plan->n_pod_ix, a, 0) : -1;
+
+	return k < 0 ? NULL : &plan->pods[plan->pod_ix[k].i];
+}
+
+const struct c_frontend *plan_frontend(const struct plan *plan, const struct ks_addr *a,
+				       uint16_t port)
+{
+	int64_t k = plan && port ? ix_find(plan->fe_ix, plan->n_fe_ix, a, port) : -1;
+
+	return k < 0 ? NULL : &plan->fes[plan->fe_ix[k].i];
 }
 
 const struct c_target *plan_target(const struct plan *plan, const char *host, uint16_t port,
@@ -1181,6 +1244,7 @@ int plan_compile(struct plan *plan, struct policy *p, struct diag *diag)
 	targets_build(&c);
 	if (plan->n_fes)
 		qsort(plan->fes, plan->n_fes, sizeof(*plan->fes), cmp_fe);
+	index_build(&c);
 	return image_build(&c);
 }
 

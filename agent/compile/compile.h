@@ -107,6 +107,13 @@ struct c_target {
 	struct c_dest d;
 };
 
+/* An address (and port) to the index of what has it: the plan's lookups by address. */
+struct c_addr_ix {
+	struct ks_addr a;
+	uint16_t port;
+	uint32_t i;
+};
+
 struct plan {
 	struct arena a;
 	struct c_frontend *fes;
@@ -115,6 +122,8 @@ struct plan {
 	uint32_t n_pods, cap_pods;
 	struct c_target *targets; /* sorted by host, port, subset */
 	uint32_t n_targets, cap_targets;
+	struct c_addr_ix *fe_ix, *pod_ix; /* sorted: mesh frontends by VIP and port, pods by IP */
+	uint32_t n_fe_ix, n_pod_ix;
 	struct c_image img;
 	struct policy *policy;
 };
@@ -133,6 +142,9 @@ unsigned char *image_serialize(const struct c_image *img, size_t *len);
 
 /* The pod with address a, or NULL. */
 const struct c_pod *plan_pod(const struct plan *plan, const struct ks_addr *a);
+/* The mesh frontend (not a Gateway's) a connection to a:port reaches, or NULL. */
+const struct c_frontend *plan_frontend(const struct plan *plan, const struct ks_addr *a,
+				       uint16_t port);
 /* host:port[/subset] (subset NULL or "": the whole service), or NULL when not known. */
 const struct c_target *plan_target(const struct plan *plan, const char *host, uint16_t port,
 				   const char *subset);

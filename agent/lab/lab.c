@@ -897,7 +897,7 @@ static json_t *node_json(yaml_document_t *doc, yaml_node_t *n, int depth)
 	}
 }
 
-/* kubectl's -l: key=value[,key=value...], key!=value, and bare key (exists). */
+/* kubectl's -l: key=value[,key=value...], key!=value, and bare key (exists); labels NULL: none. */
 static bool selector_matches(const char *sel, json_t *labels)
 {
 	char buf[1024], *save = NULL;
@@ -1187,7 +1187,7 @@ static int lab_apply(int argc, char **argv)
 			meta = json_object_get(obj, "metadata");
 			name = jstr(meta, "name");
 			labels = json_object_get(meta, "labels");
-			if (!*kind || !selector_matches(sel, labels ? labels : json_object())) {
+			if (!*kind || !selector_matches(sel, labels)) {
 				json_decref(obj);
 				continue;
 			}

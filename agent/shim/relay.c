@@ -360,7 +360,7 @@ static const struct c_route *stream_route(const struct c_frontend *fe, const cha
 static void outbound_route(struct tun *t)
 {
 	struct shim *s = t->s;
-	const struct c_frontend *fe = shim_frontend(s->plan, &t->orig, t->orig_port);
+	const struct c_frontend *fe = plan_frontend(s->plan, &t->orig, t->orig_port);
 	const struct c_endpoint *e = NULL;
 	const struct c_route *rt;
 	const struct c_dest *d;

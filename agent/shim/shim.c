@@ -334,20 +334,6 @@ static int on_response_complete(http_parser *p)
 
 /* ---- routing a request ---- */
 
-const struct c_frontend *shim_frontend(const struct plan *plan, const struct ks_addr *a,
-				      uint16_t port)
-{
-	for (uint32_t i = 0; plan && i < plan->n_fes; i++) {
-		const struct c_frontend *fe = &plan->fes[i];
-
-		if (fe->gateway || fe->port != port)
-			continue;
-		for (uint32_t v = 0; v < fe->n_vips; v++)
-			if (!memcmp(&fe->vips[v].ka, a, sizeof(*a)))
-				return fe;
-	}
-	return NULL;
-}
 
 static void upstream_failed(struct conn *c, const char *why);
 
@@ -475,7 +461,7 @@ static void route_request(struct conn *c)
 {
 	struct http_header hs[SHIM_MAX_HEADERS];
 	struct http_request rq = {0};
-	const struct c_frontend *fe = shim_frontend(c->s->plan, &c->orig, c->orig_port);
+	const struct c_frontend *fe = plan_frontend(c->s->plan, &c->orig, c->orig_port);
 	const struct c_route *r;
 	const struct c_dest *d;
 	uint32_t draw[2];
@@ -906,7 +892,7 @@ static void accept_outbound(struct shim *s, int lfd)
 		return;
 	}
 	bpf_map_delete_elem(s->origdst_fd, &key);
-	fe = shim_frontend(s->plan, &od.addr, ntohs(od.port));
+	fe = plan_frontend(s->plan, &od.addr, ntohs(od.port));
 	if (fe && !fe->http) {
 		tun_outbound(s, fd, &peer, &od.addr, ntohs(od.port), fe);
 		return;

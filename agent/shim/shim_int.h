@@ -158,8 +158,6 @@ void ep_set(struct shim *s, int fd, uint32_t ev, struct evh *h, bool add);
 void shim_defer_free(struct shim *s, void *obj, void (*fn)(void *));
 
 /* shim.c, for relay.c's outbound streams */
-const struct c_frontend *shim_frontend(const struct plan *plan, const struct ks_addr *a,
-				      uint16_t port);
 void shim_sni(const struct shim *s, const struct c_dest *d, char *out, size_t len);
 int shim_same_node_check(const struct shim *s, struct peer_rule *rule, const struct ks_addr *pod_addr);
 

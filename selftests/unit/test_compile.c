@@ -398,6 +398,17 @@ static void test_service_entry_frontends(void **state)
 	assert_int_equal(fe->routes[0].dests[0].eps[1].port, 4000); /* endpoint's own port */
 	/* 2 VIPs x 2 ports; the resolution NONE entry keeps the dialled address: no key */
 	assert_int_equal(b.plan.img.n_fes, 4);
+	/* the shim's lookup by what a connection dialled: either VIP, the port exact */
+	{
+		struct ks_addr v4, v6;
+
+		assert_int_equal(addr_parse("240.1.0.1", &v4), 0);
+		assert_int_equal(addr_parse("fd00::1", &v6), 0);
+		assert_ptr_equal(plan_frontend(&b.plan, &v4, 3306), fe);
+		assert_ptr_equal(plan_frontend(&b.plan, &v6, 3306), fe);
+		assert_null(plan_frontend(&b.plan, &v4, 3307));
+		assert_null(plan_frontend(&b.plan, &v4, 0));
+	}
 	fe = find_fe(&b.plan, "ext.example.com", 443);
 	assert_true(fe->passthrough);
 	for (unsigned i = 0; i < b.plan.img.n_fes; i++) {
@@ -494,7 +505,7 @@ static void test_scale_10k_services(void **state)
 {
 	size_t cap = 16 << 20, n = 0;
 	char *y = malloc(cap);
-	struct timespec t0, t1, t2;
+	struct timespec t0, t1, t2, t3, t4;
 	struct diag d = { 0 };
 	struct policy p;
 	struct plan pl;
@@ -520,6 +531,31 @@ static void test_scale_10k_services(void **state)
 	clock_gettime(CLOCK_MONOTONIC, &t2);
 	assert_int_equal(pl.img.n_fes, 10000);
 	assert_int_equal(pl.img.n_backends, 40000);
+	/* every service by its VIP and every pod by its IP, through the plan's indexes */
+	clock_gettime(CLOCK_MONOTONIC, &t3);
+	for (int s = 0; s < 10000; s++) {
+		char ip[32], host[64];
+		struct ks_addr a;
+		const struct c_frontend *fe;
+		const struct c_pod *pod;
+
+		snprintf(ip, sizeof(ip), "10.%d.%d.1", 100 + s / 256, s % 256);
+		snprintf(host, sizeof(host), "s%d.scale.svc.cluster.local", s);
+		assert_int_equal(addr_parse(ip, &a), 0);
+		fe = plan_frontend(&pl, &a, 80);
+		assert_non_null(fe);
+		assert_string_equal(fe->host, host);
+		assert_null(plan_frontend(&pl, &a, 81));
+		snprintf(ip, sizeof(ip), "10.%d.%d.%d", 200 + s / 65536 % 50, s / 256 % 256, s % 256);
+		assert_int_equal(addr_parse(ip, &a), 0);
+		pod = plan_pod(&pl, &a);
+		assert_non_null(pod);
+		snprintf(host, sizeof(host), "s%d-", s);
+		assert_memory_equal(pod->name, host, strlen(host));
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t4);
+	printf("scale: 10000 x (2 frontend + 1 pod lookups, with their checks): %.0f ns each\n",
+	       ((double)(t4.tv_sec - t3.tv_sec) * 1e9 + (double)(t4.tv_nsec - t3.tv_nsec)) / 30000);
 	/* a figure for the notes, not an assertion */
 	printf("scale: 10000 services x 4 endpoints (%zu bytes of YAML): parse+validate %.0f ms, "
 	       "compile %.0f ms\n",
