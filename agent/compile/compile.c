@@ -716,6 +716,28 @@ static bool route_has_l7_feature(const struct http_route *r)
 	return false;
 }
 
+/* What the shim does not do yet is said, not silently dropped: the route works without it. */
+static void warn_unapplied(struct cctx *c, const struct resource *vsr, const struct http_route *r)
+{
+	static const char *const later[] = { "redirect", "directResponse", "rewrite",
+					     "mirror",	 "mirrors",	   "mirrorPercentage",
+					     "mirrorPercent", "mirror_percent", "corsPolicy",
+					     "headers",	 "delegate",	   NULL };
+
+	for (const char *const *f = later; *f; f++)
+		if (obj_has(&r->o, *f))
+			warn_at(c, vsr, &r->o,
+				"%s is not applied by ksteer yet: the route is taken without it",
+				*f);
+	if (r->fault && r->fault->abort &&
+	    (r->fault->abort->grpcStatus || r->fault->abort->http2Error))
+		warn_at(c, vsr, &r->fault->abort->o,
+			"only httpStatus is applied (the shim speaks HTTP/1.1)");
+	if (r->fault && r->fault->delay && obj_has(&r->fault->delay->o, "exponentialDelay"))
+		warn_at(c, vsr, &r->fault->delay->o,
+			"exponentialDelay is not applied (Envoy does not either)");
+}
+
 static void add_dests(struct cctx *c, const struct resource *vsr, struct c_route *cr,
 		      const struct route_destination *rd, uint32_t n, uint16_t fe_port)
 {
@@ -785,6 +807,7 @@ static void routes_build(struct cctx *c, struct c_frontend *fe, const struct res
 				fe->shim |= SHIM_HTTP_MATCH;
 			if (route_has_l7_feature(hr))
 				fe->shim |= SHIM_HTTP_FEATURE;
+			warn_unapplied(c, vsr, hr);
 			for (uint32_t j = 0, pos = 0; j < cr->n_dests; j++)
 				if (cr->dests[j].weight && ++pos > 1)
 					fe->shim |= SHIM_HTTP_SPLIT;

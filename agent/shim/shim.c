@@ -84,6 +84,9 @@ struct conn {
 	bool after_lf; /* the head's last byte seen was LF: a following SP/HT is obs-fold */
 	size_t resp_bytes;
 	uint64_t deadline; /* the route's timeout; 0: none */
+	uint64_t timeout;  /* the route's timeout, counted from when the upstream starts */
+	uint64_t hold_until; /* an injected delay: the upstream starts then */
+	int abort_status;    /* an injected abort: answered with this status instead */
 	/* where this request may go: copied, as a reload may free the plan meanwhile */
 	struct ep eps[SHIM_MAX_TRIES];
 	unsigned n_eps, next_ep, tries_left;
@@ -258,6 +261,44 @@ static void reply_error(struct conn *c, int status, const char *reason, const ch
 	}
 }
 
+/*
+ * An injected abort, answered as Envoy's fault filter answers it; the
+ * connection stays open when the whole request was read and the client keeps
+ * it alive.
+ */
+static void reply_fault(struct conn *c)
+{
+	char msg[256];
+	bool keep = c->req_done && !c->close_after;
+	int n = snprintf(msg, sizeof(msg),
+			 "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: 18\r\n%s\r\n"
+			 "fault filter abort",
+			 c->abort_status, c->abort_status < 500 ? "Client Error" : "Server Error",
+			 keep ? "" : "connection: close\r\n");
+
+	c->to_up.len = 0;
+	buf_put(&c->to_client, msg, (size_t)n);
+	c->s->st.responses_local++;
+	c->s->st.faults_aborted++;
+	c->close_after = !keep;
+	c->resp_done = true;
+	c->req_done = true;
+}
+
+/* Whether a fault applies to this request: percentage (0-100, fractions too), else the
+ * deprecated integer percent, else every request. */
+static bool fault_hits(struct shim *s, const struct obj *o, const struct percent *pct,
+		       int64_t percent)
+{
+	double want = pct ? pct->value : obj_has(o, "percent") ? (double)percent : 100.0;
+	uint32_t draw;
+
+	if (getrandom(&draw, sizeof(draw), 0) != sizeof(draw))
+		draw = (uint32_t)rand();
+	(void)s;
+	return (double)draw / 4294967296.0 * 100.0 < want;
+}
+
 /* ---- request parsing ---- */
 
 static int on_url(http_parser *p, const char *at, size_t n)
@@ -336,6 +377,9 @@ static int on_response_complete(http_parser *p)
 
 
 static void upstream_failed(struct conn *c, const char *why);
+static void route_start(struct conn *c);
+static void shim_hold(struct shim *s, uint64_t t);
+static void conn_step(struct conn *c);
 
 /*
  * Mutual TLS to a pod of this node would reach our own inbound side: it is
@@ -466,7 +510,7 @@ static void route_request(struct conn *c)
 	const struct c_dest *d;
 	uint32_t draw[2];
 	char line[64];
-	int n, err;
+	int n;
 
 	c->s->st.requests++;
 	buf_put(&c->head, "", 1); /* terminates the last value (or the url) */
@@ -493,6 +537,20 @@ static void route_request(struct conn *c)
 	if (!r) {
 		reply_error(c, 404, "Not Found", "no route matched");
 		return;
+	}
+	/* fault injection, as Envoy's fault filter does it for Istio: delay, then abort */
+	c->hold_until = 0;
+	c->abort_status = 0;
+	if (r->http && r->http->fault) {
+		const struct fault_delay *fd = r->http->fault->delay;
+		const struct fault_abort *fa = r->http->fault->abort;
+
+		if (fd && fd->fixedDelay > 0 && fault_hits(c->s, &fd->o, fd->percentage, fd->percent))
+			c->hold_until = now_ms() + (uint64_t)fd->fixedDelay;
+		if (fa && fa->httpStatus >= 200 && fa->httpStatus <= 599 &&
+		    fault_hits(c->s, &fa->o, fa->percentage, 0))
+			c->abort_status = (int)fa->httpStatus;
+		c->s->st.faults_delayed += c->hold_until != 0;
 	}
 	if (getrandom(draw, sizeof(draw), 0) != sizeof(draw))
 		draw[0] = draw[1] = (uint32_t)rand();
@@ -551,23 +609,11 @@ static void route_request(struct conn *c)
 	    1 + (r->http && r->http->retries && obj_has(&r->http->retries->o, "attempts")
 		     ? (unsigned)r->http->retries->attempts
 		     : SHIM_DEFAULT_RETRIES);
-	c->deadline = r->http && r->http->timeout > 0 ? now_ms() + (uint64_t)r->http->timeout : 0;
+	c->timeout = r->http && r->http->timeout > 0 ? (uint64_t)r->http->timeout : 0;
+	c->deadline = 0;
 	c->resp_bytes = 0;
-	if (!c->n_eps) {
+	if (!c->n_eps && !c->abort_status) {
 		reply_error(c, 503, "Service Unavailable", "no endpoint with an address");
-		return;
-	}
-	err = upstream_start(c);
-	while (err && err != -ENOKEY && c->tries_left)
-		err = upstream_start(c);
-	if (err) {
-		char why[220];
-
-		snprintf(why, sizeof(why), "upstream TLS handshake failed: %s", c->rule.why);
-		reply_error(c, 503, "Service Unavailable",
-			    err == -ENOKEY    ? "no workload certificate could be minted"
-			    : err == -EACCES ? why
-					      : "upstream connect error");
 		return;
 	}
 	/* the head again, as received: request line and headers */
@@ -593,6 +639,82 @@ static void route_request(struct conn *c)
 		c->req_done = true;
 		buf_put(&c->replay, c->to_up.p, c->to_up.len);
 	}
+	if (c->hold_until)
+		shim_hold(c->s, c->hold_until); /* route_start then */
+	else
+		route_start(c);
+}
+
+/* The routed request goes upstream (or gets its injected abort). */
+static void route_start(struct conn *c)
+{
+	int err;
+
+	c->hold_until = 0;
+	if (c->abort_status) {
+		reply_fault(c);
+		return;
+	}
+	c->deadline = c->timeout ? now_ms() + c->timeout : 0;
+	err = upstream_start(c);
+	while (err && err != -ENOKEY && c->tries_left)
+		err = upstream_start(c);
+	if (err) {
+		char why[220];
+
+		snprintf(why, sizeof(why), "upstream TLS handshake failed: %s", c->rule.why);
+		c->to_up.len = 0;
+		reply_error(c, 503, "Service Unavailable",
+			    err == -ENOKEY    ? "no workload certificate could be minted"
+			    : err == -EACCES ? why
+					      : "upstream connect error");
+	}
+}
+
+/* Arms the hold timer for an injected delay ending at t (ms, monotonic). */
+static void shim_hold(struct shim *s, uint64_t t)
+{
+	struct itimerspec its = { 0 };
+	uint64_t now = now_ms(), in = t > now ? t - now : 1;
+
+	if (s->hold_next && s->hold_next <= t)
+		return;
+	s->hold_next = t;
+	its.it_value.tv_sec = (time_t)(in / 1000);
+	its.it_value.tv_nsec = (long)(in % 1000) * 1000000L;
+	timerfd_settime(s->hold_fd, 0, &its, NULL);
+}
+
+/* Requests whose injected delay is over go on; the timer is armed for the next one. */
+static void holds_run(struct shim *s)
+{
+	uint64_t now = now_ms(), next = 0;
+
+	s->hold_next = 0;
+	for (struct conn *c = s->conns, *nx; c; c = nx) {
+		nx = c->next;
+		if (!c->hold_until || c->dead)
+			continue;
+		if (c->hold_until <= now) {
+			route_start(c);
+			if (!c->dead)
+				conn_step(c);
+		} else if (!next || c->hold_until < next) {
+			next = c->hold_until;
+		}
+	}
+	if (next)
+		shim_hold(s, next);
+}
+
+static void hold_event(struct evh *h, uint32_t events)
+{
+	struct shim *s = (struct shim *)((char *)h - offsetof(struct shim, hold));
+	uint64_t x;
+
+	(void)events;
+	if (read(s->hold_fd, &x, sizeof(x)) >= 0)
+		holds_run(s);
 }
 
 /* Feeds client bytes to the request parser; body bytes go upstream as they came. */
@@ -1044,6 +1166,11 @@ int shim_open(struct shim **out, const struct shim_opts *o)
 	if (s->pend_fd < 0)
 		goto fail;
 	ep_set(s, s->pend_fd, EPOLLIN, &s->pend, true);
+	s->hold.fn = hold_event;
+	s->hold_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (s->hold_fd < 0)
+		goto fail;
+	ep_set(s, s->hold_fd, EPOLLIN, &s->hold, true);
 	/* not every node carries the outbound address (a gateway does not): say so, go on */
 	if (o->outbound && listen_on(s, LST_OUTBOUND, &o->out_addr, o->out_port))
 		pr_warn("shim: no outbound listener here\n");
@@ -1196,6 +1323,7 @@ void shim_print_json(const struct shim *s, FILE *f)
 	fprintf(f,
 		"{\"requests\":%lu,\"localResponses\":%lu,\"upstreamTlsOk\":%lu,"
 		"\"upstreamTlsFailed\":%lu,\"sameNode\":%lu,\"poolReused\":%lu,\"pooledIdle\":%u,"
+		"\"faults\":{\"delayed\":%lu,\"aborted\":%lu},"
 		"\"gateway\":{\"accepted\":%lu,\"routed\":%lu,\"spliced\":%lu,\"copied\":%lu,"
 		"\"refusedHello\":%lu,"
 		"\"refusedSni\":%lu,\"refusedExposure\":%lu,\"refusedTarget\":%lu},"
@@ -1205,7 +1333,7 @@ void shim_print_json(const struct shim *s, FILE *f)
 		"\"certificates\":{\"identities\":%u,\"minted\":%lu,\"rotated\":%lu,\"ttl\":%ld},"
 		"\"dns\":{\"queries\":%lu,\"answered\":%lu,\"forwarded\":%lu,\"bad\":%lu}}",
 		t->requests, t->responses_local, t->upstream_tls_ok, t->upstream_tls_failed,
-		t->same_node, t->pool_reused, s->n_pool, t->gw_accepted, t->gw_routed, t->gw_spliced, t->gw_copied,
+		t->same_node, t->pool_reused, s->n_pool, t->faults_delayed, t->faults_aborted, t->gw_accepted, t->gw_routed, t->gw_spliced, t->gw_copied,
 		t->gw_refused_hello,
 		t->gw_refused_sni, t->gw_refused_exposure, t->gw_refused_target, t->in_accepted,
 		t->in_ok, t->in_refused_proxy, t->in_refused_pod, t->in_refused_tls, t->out_accepted,
@@ -1238,6 +1366,8 @@ void shim_close(struct shim *s)
 		close(s->timerfd);
 	if (s->pend_fd > 0)
 		close(s->pend_fd);
+	if (s->hold_fd > 0)
+		close(s->hold_fd);
 	SSL_CTX_free(s->peek_ctx);
 	ids_close(&s->ids);
 	regex_cache_free(&s->rc);

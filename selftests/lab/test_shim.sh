@@ -132,6 +132,67 @@ read -r c1 t1 <<<"$(sed -n 2p "$tmp/to")"
 sleep 3 # the pod's server is single-threaded: let it finish the slow answer
 [ "$c1" = 504 ] && [ "$c2" = 200 ] && python3 -c "import sys; sys.exit(0 if float('$t1') < 2.5 else 1)" &&
 	ok "timeout: 500ms: a 3 s answer gets 504 after ${t1}s, a 0.1 s one 200" || bad "route timeout" "$(cat "$tmp/to")"
+# fault injection (Envoy's fault filter, as Istio sets it): aborts answered by the shim on
+# a connection that stays open, a share of requests when a percentage says so, delays
+# before the upstream, a delay then an abort
+python3 - "$tmp/routes.yaml" >"$tmp/faults.yaml" <<'PY'
+import sys
+faults = """  - match: [{headers: {x-fault: {exact: abort}}}]
+    fault: {abort: {httpStatus: 418, percentage: {value: 100}}}
+    route: [{destination: {host: helloworld, subset: v1}}]
+  - match: [{headers: {x-fault: {exact: half}}}]
+    fault: {abort: {httpStatus: 503, percentage: {value: 50}}}
+    route: [{destination: {host: helloworld, subset: v1}}]
+  - match: [{headers: {x-fault: {exact: delay}}}]
+    fault: {delay: {fixedDelay: 700ms, percentage: {value: 100}}}
+    route: [{destination: {host: helloworld, subset: v1}}]
+  - match: [{headers: {x-fault: {exact: both}}}]
+    fault: {delay: {fixedDelay: 300ms}, abort: {httpStatus: 500}}
+    route: [{destination: {host: helloworld, subset: v1}}]
+"""
+y = open(sys.argv[1]).read()
+print(y.replace("  http:\n", "  http:\n" + faults, 1), end="")
+PY
+grep -q "x-fault" "$tmp/faults.yaml" || bad "faults.yaml written"
+"$KSTEER" lab apply cluster1 -n hello -f "$tmp/faults.yaml" >"$tmp/o" 2>&1 || bad "apply fault routes" "$(cat "$tmp/o")"
+"$KSTEER" lab exec cluster1 hello/sleep -- python3 - "$HW" >"$tmp/f" 2>&1 <<'PY'
+import collections, http.client, sys, time
+c = http.client.HTTPConnection(sys.argv[1], 5000, timeout=5)
+def get(fault):
+    t = time.monotonic()
+    c.request("GET", "/hello", headers={"x-fault": fault} if fault else {})
+    r = c.getresponse()
+    body = r.read().decode()
+    return r.status, body, time.monotonic() - t, c.sock.getsockname()[1]
+ports = set()
+ab = [get("abort") for _ in range(20)]
+ports |= {p for *_, p in ab}
+print("abort", all(s == 418 and b == "fault filter abort" for s, b, _, _ in ab), len(ports))
+half = collections.Counter(get("half")[0] for _ in range(400))
+print("half", half[503], half[200], sum(half.values()))
+s, b, t, _ = get("delay")
+s0, b0, t0, _ = get(None)
+print("delay", s, b.split(",")[0].split()[-1], f"{t:.3f}", f"{t0:.3f}")
+s, b, t, _ = get("both")
+print("both", s, f"{t:.3f}")
+PY
+read -r _ abort_ok abort_conns <<<"$(grep '^abort' "$tmp/f")"
+read -r _ n503 n200 nall <<<"$(grep '^half' "$tmp/f")"
+read -r _ dstatus dbody dt dt0 <<<"$(grep '^delay' "$tmp/f")"
+read -r _ bstatus bt <<<"$(grep '^both' "$tmp/f")"
+[ "$abort_ok" = True ] && [ "$abort_conns" = 1 ] &&
+	ok "fault abort 418 at 100%: 20 of 20 answered 'fault filter abort', one keep-alive connection" || bad "fault abort" "$(cat "$tmp/f")"
+[ "$nall" = 400 ] && [ $((n503 + n200)) = 400 ] && [ "$n503" -ge 160 ] && [ "$n503" -le 240 ] &&
+	ok "fault abort 503 at 50%: $n503 of 400 aborted, the rest answered by v1" || bad "fault abort 50%" "$(cat "$tmp/f")"
+[ "$dstatus" = 200 ] && [ "$dbody" = v1 ] && python3 -c "import sys; sys.exit(0 if float('$dt') >= 0.7 > float('$dt0') else 1)" &&
+	ok "fault delay 700ms: answered by v1 after ${dt}s (${dt0}s without the header)" || bad "fault delay" "$(cat "$tmp/f")"
+[ "$bstatus" = 500 ] && python3 -c "import sys; sys.exit(0 if float('$bt') >= 0.3 else 1)" &&
+	ok "fault delay 300ms then abort 500: 500 after ${bt}s" || bad "fault delay and abort" "$(cat "$tmp/f")"
+[ "$(shimstat $NODE faults.aborted)" -ge $((21 + ${n503:-0})) ] && [ "$(shimstat $NODE faults.delayed)" -ge 2 ] &&
+	ok "fault counters: $(shimstat $NODE faults.aborted) aborted, $(shimstat $NODE faults.delayed) delayed" ||
+	bad "fault counters" "$("$KSTEER" status --instance $NODE | grep shim)"
+"$KSTEER" lab apply cluster1 -n hello -f "$tmp/routes.yaml" >/dev/null 2>&1
+
 reused=$("$KSTEER" status --instance $NODE | sed -n 's/^shim //p' | python3 -c 'import json,sys; print(json.load(sys.stdin)["poolReused"])')
 [ "$reused" -gt 100 ] && ok "upstream connections pooled and reused ($reused reuses so far)" || bad "pool reuse" "$reused"
 
