@@ -703,15 +703,22 @@ static bool match_needs_l7(const struct http_match *m)
 	       m->queryParams.n || m->withoutHeaders.n || m->sourceLabels.n || m->sourceNamespace;
 }
 
+/* An http route's fields that need the shim, and whether the shim applies them yet. */
+static const struct {
+	const char *name;
+	bool applied;
+} http_features[] = {
+	{ "timeout", true },	     { "retries", true },	 { "fault", true },
+	{ "redirect", false },	     { "directResponse", false }, { "rewrite", false },
+	{ "mirror", false },	     { "mirrors", false },	 { "mirrorPercentage", false },
+	{ "mirrorPercent", false },  { "mirror_percent", false }, { "corsPolicy", false },
+	{ "headers", false },	     { "delegate", false },
+};
+
 static bool route_has_l7_feature(const struct http_route *r)
 {
-	static const char *const features[] = { "timeout",   "retries", "fault",
-						"redirect",  "directResponse", "rewrite",
-						"mirror",    "mirrors",  "corsPolicy",
-						"headers",   "delegate", NULL };
-
-	for (const char *const *f = features; *f; f++)
-		if (obj_has(&r->o, *f))
+	for (size_t i = 0; i < sizeof(http_features) / sizeof(http_features[0]); i++)
+		if (obj_has(&r->o, http_features[i].name))
 			return true;
 	return false;
 }
@@ -719,16 +726,11 @@ static bool route_has_l7_feature(const struct http_route *r)
 /* What the shim does not do yet is said, not silently dropped: the route works without it. */
 static void warn_unapplied(struct cctx *c, const struct resource *vsr, const struct http_route *r)
 {
-	static const char *const later[] = { "redirect", "directResponse", "rewrite",
-					     "mirror",	 "mirrors",	   "mirrorPercentage",
-					     "mirrorPercent", "mirror_percent", "corsPolicy",
-					     "headers",	 "delegate",	   NULL };
-
-	for (const char *const *f = later; *f; f++)
-		if (obj_has(&r->o, *f))
+	for (size_t i = 0; i < sizeof(http_features) / sizeof(http_features[0]); i++)
+		if (!http_features[i].applied && obj_has(&r->o, http_features[i].name))
 			warn_at(c, vsr, &r->o,
 				"%s is not applied by ksteer yet: the route is taken without it",
-				*f);
+				http_features[i].name);
 	if (r->fault && r->fault->abort &&
 	    (r->fault->abort->grpcStatus || r->fault->abort->http2Error))
 		warn_at(c, vsr, &r->fault->abort->o,
