@@ -205,10 +205,45 @@ struct destination {
 	struct portsel *port;
 };
 
+/* Headers.HeaderOperations: set (replace), add (append), remove. */
+struct header_ops {
+	struct obj o;
+	struct kvs set, add;
+	struct strs remove;
+};
+
+struct headers {
+	struct obj o;
+	struct header_ops *request, *response;
+};
+
 struct route_destination {
 	struct obj o;
 	struct destination *destination;
 	int64_t weight;
+	struct headers *headers;
+};
+
+struct http_rewrite {
+	struct obj o;
+	const char *uri, *authority;
+};
+
+struct http_redirect {
+	struct obj o;
+	const char *uri, *authority, *scheme, *derivePort;
+	int64_t port, redirectCode;
+};
+
+struct http_body {
+	struct obj o;
+	const char *string, *bytes;
+};
+
+struct http_direct_response {
+	struct obj o;
+	int64_t status;
+	struct http_body *body;
 };
 
 struct http_retry {
@@ -245,6 +280,10 @@ struct http_route {
 	int64_t timeout;
 	struct http_retry *retries;
 	struct http_fault *fault;
+	struct http_rewrite *rewrite;
+	struct http_redirect *redirect;
+	struct http_direct_response *directResponse;
+	struct headers *headers;
 };
 
 struct l4_match {

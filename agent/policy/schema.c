@@ -106,9 +106,23 @@ SCHEMA(schema_http_match, http_match, STRICT, F(http_match, name, F_STR),
        F(http_match, gateways, F_STRS), F(http_match, ignoreUriCase, F_BOOL));
 SCHEMA(schema_destination, destination, STRICT, F(destination, host, F_STR),
        F(destination, subset, F_STR), FS(destination, port, F_OBJ, schema_portsel));
+SCHEMA(schema_header_ops, header_ops, STRICT, F(header_ops, set, F_MAP), F(header_ops, add, F_MAP),
+       F(header_ops, remove, F_STRS));
+SCHEMA(schema_headers, headers, STRICT, FS(headers, request, F_OBJ, schema_header_ops),
+       FS(headers, response, F_OBJ, schema_header_ops));
 SCHEMA(schema_route_destination, route_destination, STRICT,
        FS(route_destination, destination, F_OBJ, schema_destination),
-       F(route_destination, weight, F_INT), FANY(headers));
+       F(route_destination, weight, F_INT), FS(route_destination, headers, F_OBJ, schema_headers));
+SCHEMA(schema_http_rewrite, http_rewrite, STRICT, F(http_rewrite, uri, F_STR),
+       F(http_rewrite, authority, F_STR), FANY(uriRegexRewrite));
+SCHEMA(schema_http_redirect, http_redirect, STRICT, F(http_redirect, uri, F_STR),
+       F(http_redirect, authority, F_STR), F(http_redirect, scheme, F_STR),
+       F(http_redirect, derivePort, F_STR), F(http_redirect, port, F_INT),
+       F(http_redirect, redirectCode, F_INT));
+SCHEMA(schema_http_body, http_body, STRICT, F(http_body, string, F_STR), F(http_body, bytes, F_STR));
+SCHEMA(schema_http_direct_response, http_direct_response, STRICT,
+       F(http_direct_response, status, F_INT),
+       FS(http_direct_response, body, F_OBJ, schema_http_body));
 SCHEMA(schema_http_retry, http_retry, STRICT, F(http_retry, attempts, F_INT),
        F(http_retry, perTryTimeout, F_DUR), F(http_retry, retryOn, F_STR),
        F(http_retry, retryRemoteLocalities, F_BOOL), FANY(backoff));
@@ -124,9 +138,12 @@ SCHEMA(schema_http_route, http_route, STRICT, F(http_route, name, F_STR),
        FS(http_route, match, F_OBJS, schema_http_match),
        FS(http_route, route, F_OBJS, schema_route_destination), F(http_route, timeout, F_DUR),
        FS(http_route, retries, F_OBJ, schema_http_retry),
-       FS(http_route, fault, F_OBJ, schema_http_fault), FANY(redirect), FANY(directResponse),
-       FANY(delegate), FANY(rewrite), FANY(mirror), FANY(mirrors), FANY(mirrorPercentage),
-       FANY(mirrorPercent), FANY(mirror_percent), FANY(corsPolicy), FANY(headers));
+       FS(http_route, fault, F_OBJ, schema_http_fault),
+       FS(http_route, redirect, F_OBJ, schema_http_redirect),
+       FS(http_route, directResponse, F_OBJ, schema_http_direct_response), FANY(delegate),
+       FS(http_route, rewrite, F_OBJ, schema_http_rewrite), FANY(mirror), FANY(mirrors),
+       FANY(mirrorPercentage), FANY(mirrorPercent), FANY(mirror_percent), FANY(corsPolicy),
+       FS(http_route, headers, F_OBJ, schema_headers));
 SCHEMA(schema_l4_match, l4_match, STRICT, F(l4_match, destinationSubnets, F_STRS),
        F(l4_match, sniHosts, F_STRS), F(l4_match, gateways, F_STRS), F(l4_match, port, F_INT),
        F(l4_match, sourceLabels, F_MAP), F(l4_match, sourceNamespace, F_STR));

@@ -634,6 +634,26 @@ static void validate_http_route(struct vctx *v, struct http_route *r)
 		     "HTTP route, redirect, direct response or delegate is required");
 	if (r->route.n)
 		check_destinations(v, &r->o, "route", r->route.n, r->route.v);
+	/* as Istio's validation: one action per route, and its fields in range */
+	if (r->route.n && r->redirect)
+		verr(v, &r->o, "redirect", "HTTP route cannot contain both route and redirect");
+	if (r->route.n && r->directResponse)
+		verr(v, &r->o, "directResponse",
+		     "HTTP route cannot contain both route and directResponse");
+	if (r->redirect && r->directResponse)
+		verr(v, &r->o, "directResponse",
+		     "HTTP route cannot contain both redirect and directResponse");
+	if (r->redirect && r->rewrite)
+		verr(v, &r->o, "rewrite", "rewrite and redirect cannot be used together");
+	if (r->redirect && obj_has(&r->redirect->o, "redirectCode") &&
+	    (r->redirect->redirectCode < 300 || r->redirect->redirectCode > 399))
+		verr(v, &r->redirect->o, "redirectCode", "%lld is not a valid redirect code, must be 3xx",
+		     (long long)r->redirect->redirectCode);
+	if (r->directResponse && (r->directResponse->status < 200 || r->directResponse->status > 599))
+		verr(v, &r->directResponse->o, "status", "must be in the range [200, 599]");
+	if (r->directResponse && r->directResponse->body && r->directResponse->body->string &&
+	    r->directResponse->body->bytes)
+		verr(v, &r->directResponse->body->o, NULL, "only one of string or bytes may be set");
 	for (uint32_t i = 0; i < r->match.n; i++) {
 		struct http_match *m = &r->match.v[i];
 		struct string_match *sm[] = {m->uri, m->scheme, m->method, m->authority};

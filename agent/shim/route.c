@@ -147,6 +147,15 @@ const struct c_route *route_match(const struct c_frontend *fe, const struct http
 	return NULL;
 }
 
+const struct http_match *route_block(const struct c_route *r, const struct http_request *rq,
+				     struct regex_cache *rc)
+{
+	for (uint32_t j = 0; r->http && j < r->http->match.n; j++)
+		if (block_matches(&r->http->match.v[j], rq, rc))
+			return &r->http->match.v[j];
+	return NULL;
+}
+
 const struct c_dest *route_pick_dest(const struct c_route *r, uint32_t draw)
 {
 	uint64_t point, cum = 0;

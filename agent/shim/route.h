@@ -40,6 +40,9 @@ void regex_cache_free(struct regex_cache *rc);
 /* The first route of fe whose match accepts rq, or NULL (404 in Envoy's terms). */
 const struct c_route *route_match(const struct c_frontend *fe, const struct http_request *rq,
 				  struct regex_cache *rc);
+/* The first match block of r that accepts rq (what a rewrite replaces), or NULL (none). */
+const struct http_match *route_block(const struct c_route *r, const struct http_request *rq,
+				     struct regex_cache *rc);
 /* The destination a draw in [0, 2^32) picks by weight, or NULL when all weights are 0. */
 const struct c_dest *route_pick_dest(const struct c_route *r, uint32_t draw);
 

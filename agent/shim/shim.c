@@ -13,6 +13,7 @@
 #include <bpf/bpf.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -82,11 +83,13 @@ struct conn {
 	unsigned nh;
 	bool in_value, head_done, req_done, resp_done, close_after, client_eof, dead;
 	bool after_lf; /* the head's last byte seen was LF: a following SP/HT is obs-fold */
+	bool routed;   /* this request's head went through route_request */
 	size_t resp_bytes;
 	uint64_t deadline; /* the route's timeout; 0: none */
 	uint64_t timeout;  /* the route's timeout, counted from when the upstream starts */
 	uint64_t hold_until; /* an injected delay: the upstream starts then */
 	int abort_status;    /* an injected abort: answered with this status instead */
+	struct buf local;    /* a redirect or direct response, ready to send instead of upstream */
 	/* where this request may go: copied, as a reload may free the plan meanwhile */
 	struct ep eps[SHIM_MAX_TRIES];
 	unsigned n_eps, next_ep, tries_left;
@@ -217,6 +220,7 @@ static void conn_free(void *p)
 	buf_free(&c->to_client);
 	buf_free(&c->replay);
 	buf_free(&c->head);
+	buf_free(&c->local);
 	free(c);
 }
 
@@ -501,6 +505,139 @@ void shim_sni(const struct shim *s, const struct c_dest *d, char *out, size_t le
 		snprintf(out, len, "outbound_.%u_.%s_.%s", d->port, d->subset ? d->subset : "", h);
 }
 
+/* Does the request carry a body (its head alone does not complete it)? */
+static bool has_body(const struct conn *c)
+{
+	return (c->rq.flags & F_CHUNKED) ||
+	       (c->rq.content_length != 0 && c->rq.content_length != ULLONG_MAX);
+}
+
+/*
+ * A route's redirect or direct response, as Envoy answers them for Istio,
+ * made ready in c->local; the connection stays open when the request has no
+ * body and the client keeps it alive.
+ */
+static void local_response(struct conn *c, const struct http_route *hr,
+			   const struct http_request *rq)
+{
+	bool keep = http_should_keep_alive(&c->rq) && !has_body(c);
+	const char *conn_hdr = keep ? "" : "connection: close\r\n";
+	struct buf *b = &c->local;
+	char line[160];
+	int n;
+
+	b->len = 0;
+	if (hr->redirect) {
+		const struct http_redirect *rd = hr->redirect;
+		const char *auth = rd->authority ? rd->authority : rq->authority ? rq->authority : "";
+		const char *q = strchr(rq->path, '?');
+		size_t hl = strcspn(auth, ":"); /* the host, without a port */
+		long port = rd->port ? (long)rd->port
+			    : rd->derivePort && !strcmp(rd->derivePort, "FROM_REQUEST_PORT")
+				? (long)c->orig_port
+				: 0;
+		int code = rd->redirectCode ? (int)rd->redirectCode : 301;
+
+		n = snprintf(line, sizeof(line), "HTTP/1.1 %d Moved\r\nlocation: %s://", code,
+			     rd->scheme ? rd->scheme : rq->scheme);
+		buf_put(b, line, (size_t)n);
+		buf_put(b, auth, port ? hl : strlen(auth));
+		if (port) {
+			n = snprintf(line, sizeof(line), ":%ld", port);
+			buf_put(b, line, (size_t)n);
+		}
+		if (rd->uri) {
+			buf_put(b, rd->uri, strlen(rd->uri));
+			if (q && !strchr(rd->uri, '?')) /* the request's query stays */
+				buf_put(b, q, strlen(q));
+		} else {
+			buf_put(b, rq->path, strlen(rq->path));
+		}
+		n = snprintf(line, sizeof(line), "\r\ncontent-length: 0\r\n%s\r\n", conn_hdr);
+		buf_put(b, line, (size_t)n);
+	} else {
+		const struct http_direct_response *dr = hr->directResponse;
+		const char *body = dr->body && dr->body->string ? dr->body->string : "";
+		size_t blen = strlen(body);
+		unsigned char *raw = NULL;
+
+		if (dr->body && dr->body->bytes) { /* base64 */
+			size_t el = strlen(dr->body->bytes);
+			int dl;
+
+			raw = malloc(el / 4 * 3 + 3);
+			dl = raw ? EVP_DecodeBlock(raw, (const unsigned char *)dr->body->bytes,
+						   (int)el)
+				 : -1;
+			if (dl < 0) {
+				free(raw);
+				raw = NULL;
+				dl = 0;
+			}
+			while (dl > 0 && el && dr->body->bytes[--el] == '=') /* padding */
+				dl--;
+			body = (const char *)raw;
+			blen = raw ? (size_t)dl : 0;
+		}
+		n = snprintf(line, sizeof(line),
+			     "HTTP/1.1 %d Direct\r\ncontent-type: text/plain\r\ncontent-length: %zu\r\n%s\r\n",
+			     (int)dr->status, blen, conn_hdr);
+		buf_put(b, line, (size_t)n);
+		if (blen)
+			buf_put(b, body, blen);
+		free(raw);
+	}
+	c->close_after = !keep;
+}
+
+/* A request header list as it goes upstream: header operations applied (remove, set, add). */
+static bool header_removed(const struct header_ops *ops, const char *name)
+{
+	for (uint32_t i = 0; ops && i < ops->remove.n; i++)
+		if (!strcasecmp(ops->remove.v[i], name))
+			return true;
+	for (uint32_t i = 0; ops && i < ops->set.n; i++)
+		if (!strcasecmp(ops->set.v[i].k, name))
+			return true;
+	return false;
+}
+
+static void header_put(struct buf *b, const char *name, const char *value)
+{
+	buf_put(b, name, strlen(name));
+	buf_put(b, ": ", 2);
+	buf_put(b, value, strlen(value));
+	buf_put(b, "\r\n", 2);
+}
+
+static void header_ops_put(struct buf *b, const struct header_ops *ops)
+{
+	for (uint32_t i = 0; ops && i < ops->set.n; i++)
+		header_put(b, ops->set.v[i].k, ops->set.v[i].v ? ops->set.v[i].v : "");
+	for (uint32_t i = 0; ops && i < ops->add.n; i++)
+		header_put(b, ops->add.v[i].k, ops->add.v[i].v ? ops->add.v[i].v : "");
+}
+
+/*
+ * The path upstream after a rewrite.uri, as Envoy's prefix_rewrite does for
+ * Istio: a prefix match has its prefix replaced; an exact or regex match the
+ * whole path (the query stays); no uri match is Istio's implicit prefix "/".
+ */
+static void rewrite_path(struct buf *b, const char *uri, const struct http_match *blk,
+			 const char *path)
+{
+	const struct string_match *m = blk ? blk->uri : NULL;
+	size_t plen = strcspn(path, "?");
+
+	buf_put(b, uri, strlen(uri));
+	if (m && m->prefix)
+		buf_put(b, path + strlen(m->prefix), strlen(path) - strlen(m->prefix));
+	else if (m)
+		buf_put(b, path + plen, strlen(path + plen));
+	else
+		buf_put(b, path + 1, strlen(path) - 1);
+}
+
 static void route_request(struct conn *c)
 {
 	struct http_header hs[SHIM_MAX_HEADERS];
@@ -513,6 +650,7 @@ static void route_request(struct conn *c)
 	int n;
 
 	c->s->st.requests++;
+	c->routed = true;
 	buf_put(&c->head, "", 1); /* terminates the last value (or the url) */
 	for (unsigned i = 0; i < c->nh; i++) {
 		hs[i].name = c->head.p + c->hdr[i].name;
@@ -551,6 +689,15 @@ static void route_request(struct conn *c)
 		    fault_hits(c->s, &fa->o, fa->percentage, 0))
 			c->abort_status = (int)fa->httpStatus;
 		c->s->st.faults_delayed += c->hold_until != 0;
+	}
+	if (r->http && (r->http->redirect || r->http->directResponse)) {
+		local_response(c, r->http, &rq);
+		c->req_done = !has_body(c);
+		if (c->hold_until)
+			shim_hold(c->s, c->hold_until);
+		else
+			route_start(c);
+		return;
 	}
 	if (getrandom(draw, sizeof(draw), 0) != sizeof(draw))
 		draw[0] = draw[1] = (uint32_t)rand();
@@ -616,19 +763,39 @@ static void route_request(struct conn *c)
 		reply_error(c, 503, "Service Unavailable", "no endpoint with an address");
 		return;
 	}
-	/* the head again, as received: request line and headers */
-	n = snprintf(line, sizeof(line), " HTTP/%u.%u\r\n", c->rq.http_major, c->rq.http_minor);
-	buf_put(&c->to_up, rq.method, strlen(rq.method));
-	buf_put(&c->to_up, " ", 1);
-	buf_put(&c->to_up, rq.path, strlen(rq.path));
-	buf_put(&c->to_up, line, (size_t)n);
-	for (unsigned i = 0; i < c->nh; i++) {
-		buf_put(&c->to_up, hs[i].name, strlen(hs[i].name));
-		buf_put(&c->to_up, ": ", 2);
-		buf_put(&c->to_up, hs[i].value, strlen(hs[i].value));
+	/* the head again: request line and headers, with the route's rewrite and header
+	 * operations (the destination's, then the route's) */
+	{
+		const struct http_rewrite *rw = r->http ? r->http->rewrite : NULL;
+		const struct header_ops *ops[2] = {
+			d->src && ((const struct route_destination *)d->src)->headers
+			    ? ((const struct route_destination *)d->src)->headers->request
+			    : NULL,
+			r->http && r->http->headers ? r->http->headers->request : NULL };
+
+		n = snprintf(line, sizeof(line), " HTTP/%u.%u\r\n", c->rq.http_major,
+			     c->rq.http_minor);
+		buf_put(&c->to_up, rq.method, strlen(rq.method));
+		buf_put(&c->to_up, " ", 1);
+		if (rw && rw->uri)
+			rewrite_path(&c->to_up, rw->uri, route_block(r, &rq, &c->s->rc), rq.path);
+		else
+			buf_put(&c->to_up, rq.path, strlen(rq.path));
+		buf_put(&c->to_up, line, (size_t)n);
+		for (unsigned i = 0; i < c->nh; i++) {
+			bool host = !strcasecmp(hs[i].name, "host");
+
+			if (header_removed(ops[0], hs[i].name) || header_removed(ops[1], hs[i].name))
+				continue;
+			header_put(&c->to_up, hs[i].name,
+				   host && rw && rw->authority ? rw->authority : hs[i].value);
+		}
+		if (rw && rw->authority && !rq.authority)
+			header_put(&c->to_up, "host", rw->authority);
+		header_ops_put(&c->to_up, ops[0]);
+		header_ops_put(&c->to_up, ops[1]);
 		buf_put(&c->to_up, "\r\n", 2);
 	}
-	buf_put(&c->to_up, "\r\n", 2);
 	c->close_after = !http_should_keep_alive(&c->rq);
 	http_parser_init(&c->rs, HTTP_RESPONSE);
 	c->rs.data = c;
@@ -653,6 +820,15 @@ static void route_start(struct conn *c)
 	c->hold_until = 0;
 	if (c->abort_status) {
 		reply_fault(c);
+		return;
+	}
+	if (c->local.len) {
+		c->to_up.len = 0;
+		buf_put(&c->to_client, c->local.p, c->local.len);
+		c->local.len = 0;
+		c->s->st.responses_local++;
+		c->resp_done = true;
+		c->req_done = true;
 		return;
 	}
 	c->deadline = c->timeout ? now_ms() + c->timeout : 0;
@@ -754,7 +930,7 @@ static void take_client_bytes(struct conn *c)
 			buf_drop(&c->in, used);
 			continue;
 		}
-		if (!c->up && !c->resp_done && !c->to_up.len) { /* the head just completed */
+		if (!c->routed) { /* the head just completed */
 			buf_drop(&c->in, used);
 			route_request(c);
 			if (c->resp_done)
@@ -773,8 +949,9 @@ static void next_request(struct conn *c)
 	c->head.len = 0;
 	c->url_len = 0;
 	c->nh = 0;
-	c->in_value = c->head_done = c->req_done = c->resp_done = c->after_lf = false;
+	c->in_value = c->head_done = c->req_done = c->resp_done = c->after_lf = c->routed = false;
 	c->to_up.len = 0;
+	c->local.len = 0;
 	c->deadline = 0;
 	http_parser_init(&c->rq, HTTP_REQUEST);
 	c->rq.data = c;

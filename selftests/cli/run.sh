@@ -91,6 +91,32 @@ if expect "negative weight refused" 1 "$KSTEER" check -n hello -f "$tmp/04-virtu
 	if [ -s "$tmp/out" ]; then bad "no plan for a bad batch" "$(cat "$tmp/out")"; else ok "no plan for a bad batch"; fi
 fi
 
+# one action per http route, fields in range (Istio's own validation rules)
+# vs_http FILE: a VirtualService for host r whose http routes come from stdin
+vs_http() {
+	{ printf 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n'
+	  printf 'spec:\n  hosts: [r]\n  http:\n'; cat; } >"$1"
+}
+vs_http "$tmp/actions.yaml" <<'Y'
+  - redirect: {uri: /x, redirectCode: 200}
+    route: [{destination: {host: r}}]
+  - directResponse: {status: 700}
+Y
+if expect "route actions validated" 1 "$KSTEER" check -f "$tmp/actions.yaml"; then
+	has "route and redirect refused" "$tmp/err" "actions.yaml:7:15: error: VirtualService default/r: http[0].redirect: HTTP route cannot contain both route and redirect"
+	has "redirect code not 3xx refused" "$tmp/err" "http[0].redirect.redirectCode: 200 is not a valid redirect code, must be 3xx"
+	has "direct response status refused" "$tmp/err" "http[1].directResponse.status: must be in the range [200, 599]"
+fi
+vs_http "$tmp/later.yaml" <<'Y'
+  - headers: {response: {set: {a: b}}}
+    mirror: {host: r}
+    route: [{destination: {host: r}}]
+Y
+if expect "what is not applied yet is valid" 0 "$KSTEER" check -f "$tmp/later.yaml"; then
+	has "response header operations: said not applied" "$tmp/err" "http[0].headers.response: response header operations are not applied by ksteer yet"
+	has "mirror: said not applied" "$tmp/err" "http[0]: mirror is not applied by ksteer yet: the route is taken without it"
+fi
+
 # a bad file next to good ones: the whole batch is refused
 cp "$SCEN"/cluster1/*.yaml "$tmp/" 2>/dev/null
 printf 'apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {ports: [{port: 0}]}\n' >"$tmp/05-bad.yaml"

@@ -193,6 +193,49 @@ read -r _ bstatus bt <<<"$(grep '^both' "$tmp/f")"
 	bad "fault counters" "$("$KSTEER" status --instance $NODE | grep shim)"
 "$KSTEER" lab apply cluster1 -n hello -f "$tmp/routes.yaml" >/dev/null 2>&1
 
+# redirect, direct response, rewrite and request header operations, as Envoy applies
+# them for Istio (the pod's /headers shows what reached it)
+python3 - "$tmp/routes.yaml" >"$tmp/actions.yaml" <<'PY'
+import sys
+actions = """  - match: [{uri: {prefix: /old}}]
+    redirect: {uri: /new, authority: example.org, redirectCode: 308}
+  - match: [{uri: {exact: /teapot}}]
+    directResponse: {status: 418, body: {string: "I am a teapot"}}
+  - match: [{uri: {prefix: /api/v1/}}]
+    rewrite: {uri: /, authority: rewritten.example}
+    headers: {request: {set: {x-set: one}, add: {x-add: two}, remove: [x-drop]}}
+    route:
+    - destination: {host: helloworld, subset: v1}
+      headers: {request: {set: {x-dest: three}}}
+"""
+y = open(sys.argv[1]).read()
+print(y.replace("  http:\n", "  http:\n" + actions, 1), end="")
+PY
+"$KSTEER" lab apply cluster1 -n hello -f "$tmp/actions.yaml" >"$tmp/o" 2>&1 || bad "apply redirect/directResponse/rewrite routes" "$(cat "$tmp/o")"
+"$KSTEER" lab exec cluster1 hello/sleep -- python3 - "$HW" >"$tmp/act" 2>&1 <<'PY'
+import http.client, sys
+c = http.client.HTTPConnection(sys.argv[1], 5000, timeout=5)
+def get(path, headers={}):
+    c.request("GET", path, headers=headers)
+    r = c.getresponse()
+    return r.status, r.getheader("location"), r.read().decode(), c.sock.getsockname()[1]
+s1, loc, _, p1 = get("/old/page?q=1")
+print("redirect", s1, loc)
+s2, _, body, p2 = get("/teapot")
+print("direct", s2, body.replace(" ", "_"), p1 == p2)
+s3, _, hdrs, _ = get("/api/v1/headers?x=1", {"x-drop": "gone", "x-keep": "kept"})
+h = {l.split(": ", 1)[0].lower(): l.split(": ", 1)[1] for l in hdrs.splitlines() if ": " in l}
+print("rewrite", s3, h.get("host"), h.get("x-set"), h.get("x-add"), h.get("x-dest"), h.get("x-keep"), "x-drop" in h)
+PY
+grep -qx "redirect 308 http://example.org/new?q=1" "$tmp/act" &&
+	ok "redirect: 308 to http://example.org/new, the query kept" || bad "redirect" "$(cat "$tmp/act")"
+grep -qx "direct 418 I_am_a_teapot True" "$tmp/act" &&
+	ok "directResponse: 418 'I am a teapot', on the same keep-alive connection" || bad "directResponse" "$(cat "$tmp/act")"
+grep -qx "rewrite 200 rewritten.example one two three kept False" "$tmp/act" &&
+	ok "rewrite /api/v1/ -> / and authority, request headers set/add/remove (route and destination) reached the pod" ||
+	bad "rewrite and headers" "$(cat "$tmp/act")"
+"$KSTEER" lab apply cluster1 -n hello -f "$tmp/routes.yaml" >/dev/null 2>&1
+
 reused=$("$KSTEER" status --instance $NODE | sed -n 's/^shim //p' | python3 -c 'import json,sys; print(json.load(sys.stdin)["poolReused"])')
 [ "$reused" -gt 100 ] && ok "upstream connections pooled and reused ($reused reuses so far)" || bad "pool reuse" "$reused"
 
