@@ -731,14 +731,6 @@ static void warn_unapplied(struct cctx *c, const struct resource *vsr, const str
 			warn_at(c, vsr, &r->o,
 				"%s is not applied by ksteer yet: the route is taken without it",
 				http_features[i].name);
-	if (r->headers && r->headers->response)
-		warn_at(c, vsr, &r->headers->response->o,
-			"response header operations are not applied by ksteer yet (request ones are)");
-	for (uint32_t i = 0; i < r->route.n; i++)
-		if (r->route.v[i].headers && r->route.v[i].headers->response)
-			warn_at(c, vsr, &r->route.v[i].headers->response->o,
-				"response header operations are not applied by ksteer yet (request "
-				"ones are)");
 	if (r->rewrite && obj_has(&r->rewrite->o, "uriRegexRewrite"))
 		warn_at(c, vsr, &r->rewrite->o, "uriRegexRewrite is not applied by ksteer yet");
 	if (r->fault && r->fault->abort &&

@@ -90,6 +90,10 @@ struct conn {
 	uint64_t hold_until; /* an injected delay: the upstream starts then */
 	int abort_status;    /* an injected abort: answered with this status instead */
 	struct buf local;    /* a redirect or direct response, ready to send instead of upstream */
+	/* the route's response header operations: names dropped (NUL-separated), lines added;
+	 * the response head is held until complete when there are any */
+	struct buf resp_drop, resp_add, resp_head;
+	bool resp_head_seen, resp_head_done;
 	/* where this request may go: copied, as a reload may free the plan meanwhile */
 	struct ep eps[SHIM_MAX_TRIES];
 	unsigned n_eps, next_ep, tries_left;
@@ -221,6 +225,9 @@ static void conn_free(void *p)
 	buf_free(&c->replay);
 	buf_free(&c->head);
 	buf_free(&c->local);
+	buf_free(&c->resp_drop);
+	buf_free(&c->resp_add);
+	buf_free(&c->resp_head);
 	free(c);
 }
 
@@ -366,6 +373,14 @@ static int on_message_complete(http_parser *p)
 
 	c->req_done = true;
 	http_parser_pause(p, 1); /* the next request waits for this response */
+	return 0;
+}
+
+static int on_response_headers(http_parser *p)
+{
+	struct conn *c = p->data;
+
+	c->resp_head_seen = true;
 	return 0;
 }
 
@@ -618,6 +633,56 @@ static void header_ops_put(struct buf *b, const struct header_ops *ops)
 		header_put(b, ops->add.v[i].k, ops->add.v[i].v ? ops->add.v[i].v : "");
 }
 
+/* Response header operations, kept with the request (a reload may free the plan). */
+static void resp_ops_take(struct conn *c, const struct header_ops *ops)
+{
+	for (uint32_t i = 0; ops && i < ops->remove.n; i++)
+		buf_put(&c->resp_drop, ops->remove.v[i], strlen(ops->remove.v[i]) + 1);
+	for (uint32_t i = 0; ops && i < ops->set.n; i++)
+		buf_put(&c->resp_drop, ops->set.v[i].k, strlen(ops->set.v[i].k) + 1);
+	header_ops_put(&c->resp_add, ops);
+}
+
+static bool resp_dropped(const struct conn *c, const char *name, size_t len)
+{
+	for (size_t o = 0; o < c->resp_drop.len; o += strlen(c->resp_drop.p + o) + 1)
+		if (strlen(c->resp_drop.p + o) == len && !strncasecmp(c->resp_drop.p + o, name, len))
+			return true;
+	return false;
+}
+
+/* The held response head, complete: out with the operations applied, then what followed it. */
+static void resp_head_out(struct conn *c)
+{
+	const char *p = c->resp_head.p, *end = p + c->resp_head.len;
+	const char *crlf = memmem(p, c->resp_head.len, "\r\n\r\n", 4);
+	const char *lf = memmem(p, c->resp_head.len, "\n\n", 2);
+	const char *term = crlf && (!lf || crlf < lf) ? crlf : lf;
+	size_t tl = term == crlf ? 4 : 2;
+	bool first = true;
+
+	if (!term) { /* the parser said complete: cannot happen; pass it as it came */
+		buf_put(&c->to_client, p, c->resp_head.len);
+		return;
+	}
+	for (const char *l = p; l < term;) {
+		const char *nl = memchr(l, '\n', (size_t)(term - l));
+		size_t len = (size_t)((nl ? nl : term) - l);
+
+		if (len && l[len - 1] == '\r')
+			len--;
+		if (first || !resp_dropped(c, l, strcspn(l, ":") < len ? strcspn(l, ":") : len)) {
+			buf_put(&c->to_client, l, len);
+			buf_put(&c->to_client, "\r\n", 2);
+		}
+		first = false;
+		l = nl ? nl + 1 : term;
+	}
+	buf_put(&c->to_client, c->resp_add.p, c->resp_add.len);
+	buf_put(&c->to_client, "\r\n", 2);
+	buf_put(&c->to_client, term + tl, (size_t)(end - term - tl));
+}
+
 /*
  * The path upstream after a rewrite.uri, as Envoy's prefix_rewrite does for
  * Istio: a prefix match has its prefix replaced; an exact or regex match the
@@ -795,6 +860,14 @@ static void route_request(struct conn *c)
 		header_ops_put(&c->to_up, ops[0]);
 		header_ops_put(&c->to_up, ops[1]);
 		buf_put(&c->to_up, "\r\n", 2);
+		/* and for the response: the destination's, then the route's */
+		c->resp_drop.len = c->resp_add.len = c->resp_head.len = 0;
+		resp_ops_take(c, d->src && ((const struct route_destination *)d->src)->headers
+					 ? ((const struct route_destination *)d->src)->headers->response
+					 : NULL);
+		resp_ops_take(c, r->http && r->http->headers ? r->http->headers->response : NULL);
+		c->resp_head_seen = false;
+		c->resp_head_done = !c->resp_drop.len && !c->resp_add.len;
 	}
 	c->close_after = !http_should_keep_alive(&c->rq);
 	http_parser_init(&c->rs, HTTP_RESPONSE);
@@ -1075,8 +1148,19 @@ static void conn_upstream(struct conn *c)
 		size_t used = http_parser_execute(&c->rs, &c->s->resp_cb, buf, (size_t)n);
 
 		c->resp_bytes += (size_t)n;
-		buf_put(&c->to_client, buf, (size_t)n);
+		if (c->resp_head_done) {
+			buf_put(&c->to_client, buf, (size_t)n);
+		} else {
+			buf_put(&c->resp_head, buf, (size_t)n);
+			if (c->resp_head_seen) {
+				resp_head_out(c);
+				c->resp_head_done = true;
+			}
+		}
 		if (used != (size_t)n && HTTP_PARSER_ERRNO(&c->rs) != HPE_OK) {
+			if (!c->resp_head_done) /* what came, as it came */
+				buf_put(&c->to_client, c->resp_head.p, c->resp_head.len);
+			c->resp_head_done = true;
 			c->close_after = true;
 			c->resp_done = true;
 			break;
@@ -1381,6 +1465,7 @@ int shim_open(struct shim **out, const struct shim_opts *o)
 	s->req_cb.on_headers_complete = on_headers_complete;
 	s->req_cb.on_message_complete = on_message_complete;
 	s->resp_cb.on_message_complete = on_response_complete;
+	s->resp_cb.on_headers_complete = on_response_headers;
 	*out = s;
 	return 0;
 fail:

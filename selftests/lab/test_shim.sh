@@ -203,10 +203,12 @@ actions = """  - match: [{uri: {prefix: /old}}]
     directResponse: {status: 418, body: {string: "I am a teapot"}}
   - match: [{uri: {prefix: /api/v1/}}]
     rewrite: {uri: /, authority: rewritten.example}
-    headers: {request: {set: {x-set: one}, add: {x-add: two}, remove: [x-drop]}}
+    headers:
+      request: {set: {x-set: one}, add: {x-add: two}, remove: [x-drop]}
+      response: {set: {x-resp: yes}, remove: [content-type]}
     route:
     - destination: {host: helloworld, subset: v1}
-      headers: {request: {set: {x-dest: three}}}
+      headers: {request: {set: {x-dest: three}}, response: {add: {x-dest-resp: d}}}
 """
 y = open(sys.argv[1]).read()
 print(y.replace("  http:\n", "  http:\n" + actions, 1), end="")
@@ -223,9 +225,14 @@ s1, loc, _, p1 = get("/old/page?q=1")
 print("redirect", s1, loc)
 s2, _, body, p2 = get("/teapot")
 print("direct", s2, body.replace(" ", "_"), p1 == p2)
-s3, _, hdrs, _ = get("/api/v1/headers?x=1", {"x-drop": "gone", "x-keep": "kept"})
+c.request("GET", "/api/v1/headers?x=1", headers={"x-drop": "gone", "x-keep": "kept"})
+r = c.getresponse()
+hdrs = r.read().decode()
 h = {l.split(": ", 1)[0].lower(): l.split(": ", 1)[1] for l in hdrs.splitlines() if ": " in l}
-print("rewrite", s3, h.get("host"), h.get("x-set"), h.get("x-add"), h.get("x-dest"), h.get("x-keep"), "x-drop" in h)
+print("rewrite", r.status, h.get("host"), h.get("x-set"), h.get("x-add"), h.get("x-dest"), h.get("x-keep"), "x-drop" in h)
+print("response", r.getheader("x-resp"), r.getheader("x-dest-resp"), r.getheader("content-type"), len(hdrs) == int(r.getheader("content-length")))
+s4, _, body4, _ = get("/hello")
+print("after", s4, body4.split(",")[0])
 PY
 grep -qx "redirect 308 http://example.org/new?q=1" "$tmp/act" &&
 	ok "redirect: 308 to http://example.org/new, the query kept" || bad "redirect" "$(cat "$tmp/act")"
@@ -234,6 +241,9 @@ grep -qx "direct 418 I_am_a_teapot True" "$tmp/act" &&
 grep -qx "rewrite 200 rewritten.example one two three kept False" "$tmp/act" &&
 	ok "rewrite /api/v1/ -> / and authority, request headers set/add/remove (route and destination) reached the pod" ||
 	bad "rewrite and headers" "$(cat "$tmp/act")"
+grep -qx "response yes d None True" "$tmp/act" && grep -qx "after 200 Hello version: v1" "$tmp/act" &&
+	ok "response headers set/add/remove (route and destination), the body intact, the keep-alive connection serving on" ||
+	bad "response headers" "$(cat "$tmp/act")"
 "$KSTEER" lab apply cluster1 -n hello -f "$tmp/routes.yaml" >/dev/null 2>&1
 
 reused=$("$KSTEER" status --instance $NODE | sed -n 's/^shim //p' | python3 -c 'import json,sys; print(json.load(sys.stdin)["poolReused"])')
