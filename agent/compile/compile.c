@@ -539,17 +539,29 @@ static bool find_dr(struct cctx *c, const char *host, const char *client_ns, str
 	return true;
 }
 
+/* The port-level settings of a traffic policy for port, or NULL. */
+static const struct port_traffic_policy *port_level(const struct traffic_policy *tp, uint16_t port)
+{
+	for (uint32_t i = 0; tp && i < tp->portLevelSettings.n; i++)
+		if (tp->portLevelSettings.v[i].port &&
+		    tp->portLevelSettings.v[i].port->number == port)
+			return &tp->portLevelSettings.v[i];
+	return NULL;
+}
+
+/* A setting for port: the port level's when it has one, else the policy's. */
 static const struct client_tls *tls_of(const struct traffic_policy *tp, uint16_t port)
 {
-	if (!tp)
-		return NULL;
-	for (uint32_t i = 0; i < tp->portLevelSettings.n; i++) {
-		const struct port_traffic_policy *pl = &tp->portLevelSettings.v[i];
+	const struct port_traffic_policy *pl = port_level(tp, port);
 
-		if (pl->port && pl->port->number == port && pl->tls)
-			return pl->tls;
-	}
-	return tp->tls;
+	return pl && pl->tls ? pl->tls : tp ? tp->tls : NULL;
+}
+
+static const struct outlier_detection *outlier_of(const struct traffic_policy *tp, uint16_t port)
+{
+	const struct port_traffic_policy *pl = port_level(tp, port);
+
+	return pl && pl->outlierDetection ? pl->outlierDetection : tp ? tp->outlierDetection : NULL;
 }
 
 /* ---- destinations ---- */
@@ -614,6 +626,9 @@ static void resolve_dest(struct cctx *c, const struct resource *vsr, struct c_de
 		tls = tls_of(dr.tp, d->port);
 	d->tls_mode = tls && tls->mode ? tls->mode : NULL;
 	d->tls_sans = tls ? &tls->subjectAltNames : NULL;
+	d->outlier = sub ? outlier_of(sub->trafficPolicy, d->port) : NULL;
+	if (!d->outlier && has_dr)
+		d->outlier = outlier_of(dr.tp, d->port);
 	if (!s) {
 		if (!d->problem)
 			d->problem = arena_printf(c->a, "no Service or ServiceEntry defines %s",
@@ -870,6 +885,8 @@ static void routes_build(struct cctx *c, struct c_frontend *fe, const struct res
 
 			if (m && strcmp(m, "DISABLE"))
 				fe->shim |= SHIM_TLS;
+			if (fe->routes[i].dests[j].outlier && fe->http)
+				fe->shim |= SHIM_OUTLIER;
 		}
 }
 

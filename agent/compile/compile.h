@@ -21,6 +21,7 @@ enum shim_reason {
 	SHIM_TLS = 1u << 2, /* DestinationRule TLS origination */
 	SHIM_HTTP_FEATURE = 1u << 3, /* fault, timeout, retries, rewrite, redirect, mirror... */
 	SHIM_SNI = 1u << 4, /* tls routes match on SNI */
+	SHIM_OUTLIER = 1u << 5, /* DestinationRule outlierDetection: answers are watched */
 };
 
 struct c_endpoint {
@@ -42,6 +43,7 @@ struct c_dest {
 	uint32_t weight;
 	const char *tls_mode; /* effective DestinationRule tls.mode; NULL: none */
 	const struct strs *tls_sans; /* its subjectAltNames: the peer must be one */
+	const struct outlier_detection *outlier; /* the DestinationRule's, for the shim */
 	const char *dr; /* "ns/name" of the DestinationRule used */
 	struct c_endpoint *eps;
 	uint32_t n_eps;

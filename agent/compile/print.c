@@ -12,7 +12,7 @@ static const struct {
 } reasons[] = {
 	{ SHIM_HTTP_MATCH, "http match" }, { SHIM_HTTP_SPLIT, "per-request weight split" },
 	{ SHIM_TLS, "tls origination" },   { SHIM_HTTP_FEATURE, "http timeout/retry/fault/rewrite" },
-	{ SHIM_SNI, "sni match" },
+	{ SHIM_SNI, "sni match" },	   { SHIM_OUTLIER, "outlier detection" },
 };
 
 static void print_policy_text(const struct policy *p, FILE *f);

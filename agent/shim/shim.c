@@ -90,6 +90,11 @@ struct conn {
 	uint64_t hold_until; /* an injected delay: the upstream starts then */
 	int abort_status;    /* an injected abort: answered with this status instead */
 	struct buf local;    /* a redirect or direct response, ready to send instead of upstream */
+	struct {             /* the destination's outlierDetection, copied */
+		bool on;
+		uint32_t max_5xx, max_gw, max_pct;
+		uint64_t base_ms;
+	} od;
 	/* the route's response header operations: names dropped (NUL-separated), lines added;
 	 * the response head is held until complete when there are any */
 	struct buf resp_drop, resp_add, resp_head;
@@ -252,6 +257,107 @@ static void conn_kill(struct conn *c)
 }
 
 /* An error response of the shim's own; the connection closes after it. */
+/* ---- outlier detection, as Envoy does it for Istio's DestinationRule ---- */
+
+static unsigned health_slot(const struct shim *s, const struct ks_addr *a, uint16_t port)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	const unsigned char *p = (const unsigned char *)a;
+
+	for (size_t i = 0; i < sizeof(*a); i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	h = (h ^ port) * 0x100000001b3ULL;
+	return (unsigned)(h & (s->health_cap - 1));
+}
+
+/* An endpoint's record; created when asked (NULL when absent or out of memory). */
+static struct ep_health *health_get(struct shim *s, const struct ks_addr *a, uint16_t port,
+				    bool create)
+{
+	unsigned i;
+
+	if (create && (s->health_n + 1) * 2 > s->health_cap) { /* grow, rehash */
+		unsigned cap = s->health_cap ? s->health_cap * 2 : 64;
+		struct ep_health *old = s->health, *nv = calloc(cap, sizeof(*nv));
+		unsigned old_cap = s->health_cap;
+
+		if (!nv)
+			return NULL;
+		s->health = nv;
+		s->health_cap = cap;
+		for (unsigned k = 0; k < old_cap; k++)
+			if (old[k].used) {
+				for (i = health_slot(s, &old[k].a, old[k].port); nv[i].used;
+				     i = (i + 1) & (cap - 1))
+					;
+				nv[i] = old[k];
+			}
+		free(old);
+	}
+	if (!s->health_cap)
+		return NULL;
+	for (i = health_slot(s, a, port); s->health[i].used; i = (i + 1) & (s->health_cap - 1))
+		if (s->health[i].port == port && !memcmp(&s->health[i].a, a, sizeof(*a)))
+			return &s->health[i];
+	if (!create)
+		return NULL;
+	s->health[i].used = true;
+	s->health[i].a = *a;
+	s->health[i].port = port;
+	s->health_n++;
+	return &s->health[i];
+}
+
+static bool health_ejected(struct shim *s, const struct ks_addr *a, uint16_t port, uint64_t now)
+{
+	const struct ep_health *h = health_get(s, a, port, false);
+
+	return h && h->ejected_until > now;
+}
+
+/*
+ * The answer of the endpoint this request last went to: a 5xx (502, 503 and
+ * 504 are gateway errors, as a failed connect, reset or timeout is) counts
+ * towards its ejection, anything else clears its count. Ejected for
+ * baseEjectionTime times the ejections so far (at most 300 s more).
+ */
+static void health_result(struct conn *c, int status)
+{
+	struct shim *s = c->s;
+	bool err5 = status >= 500, gw = status == 502 || status == 503 || status == 504;
+	const struct ep *e;
+	struct ep_health *h;
+	uint64_t t;
+
+	if (!c->od.on || !c->n_eps)
+		return;
+	e = &c->eps[(c->next_ep + c->n_eps - 1) % c->n_eps];
+	h = health_get(s, &e->addr, e->port, err5);
+	if (!h)
+		return;
+	if (!err5) {
+		h->errors = h->gw_errors = 0;
+		return;
+	}
+	h->errors++;
+	h->gw_errors = gw ? h->gw_errors + 1 : 0;
+	if ((c->od.max_5xx && h->errors >= c->od.max_5xx) ||
+	    (c->od.max_gw && h->gw_errors >= c->od.max_gw)) {
+		char a[INET6_ADDRSTRLEN];
+
+		h->ejections++;
+		t = c->od.base_ms * h->ejections;
+		if (t > c->od.base_ms + 300000)
+			t = c->od.base_ms + 300000;
+		h->ejected_until = now_ms() + t;
+		h->errors = h->gw_errors = 0;
+		s->st.ejections++;
+		pr_info("outlier: %s:%u ejected for %lu ms (%u in a row answered %d)\n",
+			addr_str(&e->addr, a, sizeof(a)), e->port, (unsigned long)t,
+			c->od.max_gw && !c->od.max_5xx ? c->od.max_gw : c->od.max_5xx, status);
+	}
+}
+
 static void reply_error(struct conn *c, int status, const char *reason, const char *detail)
 {
 	char msg[768];
@@ -381,6 +487,7 @@ static int on_response_headers(http_parser *p)
 	struct conn *c = p->data;
 
 	c->resp_head_seen = true;
+	health_result(c, (int)p->status_code);
 	return 0;
 }
 
@@ -802,13 +909,39 @@ static void route_request(struct conn *c)
 			snprintf(c->rule.sans[c->rule.n_sans++], sizeof(c->rule.sans[0]), "%s",
 				 d->tls_sans->v[k]);
 	}
-	/* endpoints from a random start; a failed connect moves to the next one */
+	c->od.on = d->outlier != NULL;
+	if (c->od.on) {
+		const struct outlier_detection *o = d->outlier;
+
+		c->od.max_5xx = (uint32_t)(obj_has(&o->o, "consecutive5xxErrors") ? o->consecutive5xxErrors
+					   : obj_has(&o->o, "consecutiveErrors")  ? o->consecutiveErrors
+										  : 5);
+		c->od.max_gw = (uint32_t)o->consecutiveGatewayErrors;
+		c->od.base_ms = obj_has(&o->o, "baseEjectionTime") ? (uint64_t)o->baseEjectionTime : 30000;
+		c->od.max_pct = obj_has(&o->o, "maxEjectionPercent") ? (uint32_t)o->maxEjectionPercent : 10;
+	}
+	/* endpoints from a random start; a failed connect moves to the next one. Ejected ones
+	 * are left out, up to maxEjectionPercent of them (one at least, as Envoy) */
 	c->n_eps = 0;
+	uint32_t may_skip = 0, n_ip = 0;
+	uint64_t now = now_ms();
+
+	if (c->od.on) {
+		for (uint32_t k = 0; k < d->n_eps; k++)
+			n_ip += d->eps[k].is_ip;
+		may_skip = n_ip * c->od.max_pct / 100;
+		if (!may_skip)
+			may_skip = 1;
+	}
 	for (uint32_t k = 0; k < d->n_eps && c->n_eps < SHIM_MAX_TRIES; k++) {
 		const struct c_endpoint *e = &d->eps[(draw[1] + k) % d->n_eps];
 
 		if (!e->is_ip)
 			continue;
+		if (may_skip && health_ejected(c->s, &e->ka, e->port, now)) {
+			may_skip--;
+			continue;
+		}
 		c->eps[c->n_eps].addr = e->ka;
 		c->eps[c->n_eps].port = e->port;
 		c->eps[c->n_eps].has_node = e->has_node;
@@ -825,7 +958,9 @@ static void route_request(struct conn *c)
 	c->deadline = 0;
 	c->resp_bytes = 0;
 	if (!c->n_eps && !c->abort_status) {
-		reply_error(c, 503, "Service Unavailable", "no endpoint with an address");
+		reply_error(c, 503, "Service Unavailable",
+			    c->od.on ? "no healthy upstream: every endpoint ejected by outlier detection"
+				     : "no endpoint with an address");
 		return;
 	}
 	/* the head again: request line and headers, with the route's rewrite and header
@@ -1044,6 +1179,8 @@ static void upstream_failed(struct conn *c, const char *why)
 
 	if (u && u->tls && !u->tls_done)
 		c->s->st.upstream_tls_failed++;
+	if (u && !reused) /* a connect, handshake or answer failure of this endpoint */
+		health_result(c, 503);
 	if (u) {
 		up_drop(u);
 		c->up = NULL;
@@ -1379,6 +1516,7 @@ static void tick_event(struct evh *h, uint32_t events)
 				continue;
 			}
 			c->to_up.len = 0;
+			health_result(c, 504);
 			reply_error(c, 504, "Gateway Timeout", "upstream request timeout");
 		} else {
 			continue;
@@ -1585,7 +1723,7 @@ void shim_print_json(const struct shim *s, FILE *f)
 	fprintf(f,
 		"{\"requests\":%lu,\"localResponses\":%lu,\"upstreamTlsOk\":%lu,"
 		"\"upstreamTlsFailed\":%lu,\"sameNode\":%lu,\"poolReused\":%lu,\"pooledIdle\":%u,"
-		"\"faults\":{\"delayed\":%lu,\"aborted\":%lu},"
+		"\"faults\":{\"delayed\":%lu,\"aborted\":%lu},\"outlierEjections\":%lu,"
 		"\"gateway\":{\"accepted\":%lu,\"routed\":%lu,\"spliced\":%lu,\"copied\":%lu,"
 		"\"refusedHello\":%lu,"
 		"\"refusedSni\":%lu,\"refusedExposure\":%lu,\"refusedTarget\":%lu},"
@@ -1595,7 +1733,7 @@ void shim_print_json(const struct shim *s, FILE *f)
 		"\"certificates\":{\"identities\":%u,\"minted\":%lu,\"rotated\":%lu,\"ttl\":%ld},"
 		"\"dns\":{\"queries\":%lu,\"answered\":%lu,\"forwarded\":%lu,\"bad\":%lu}}",
 		t->requests, t->responses_local, t->upstream_tls_ok, t->upstream_tls_failed,
-		t->same_node, t->pool_reused, s->n_pool, t->faults_delayed, t->faults_aborted, t->gw_accepted, t->gw_routed, t->gw_spliced, t->gw_copied,
+		t->same_node, t->pool_reused, s->n_pool, t->faults_delayed, t->faults_aborted, t->ejections, t->gw_accepted, t->gw_routed, t->gw_spliced, t->gw_copied,
 		t->gw_refused_hello,
 		t->gw_refused_sni, t->gw_refused_exposure, t->gw_refused_target, t->in_accepted,
 		t->in_ok, t->in_refused_proxy, t->in_refused_pod, t->in_refused_tls, t->out_accepted,
@@ -1620,6 +1758,7 @@ void shim_close(struct shim *s)
 	for (unsigned i = 0; i < s->n_dead; i++)
 		s->dead[i].fn(s->dead[i].obj);
 	free(s->dead);
+	free(s->health);
 	for (unsigned i = 0; i < s->n_lst; i++)
 		close(s->lst[i].fd);
 	if (s->epfd >= 0)

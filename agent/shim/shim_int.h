@@ -89,6 +89,7 @@ struct shim_stats {
 	uint64_t requests, responses_local, upstream_tls_ok, upstream_tls_failed, pool_reused;
 	uint64_t same_node; /* ISTIO_MUTUAL upstreams to a pod of this node, handed over in process */
 	uint64_t faults_delayed, faults_aborted; /* VirtualService fault injection */
+	uint64_t ejections; /* outlier detection */
 	uint64_t gw_accepted, gw_routed, gw_refused_hello, gw_refused_sni, gw_refused_exposure,
 		gw_refused_target;
 	uint64_t in_accepted, in_ok, in_refused_proxy, in_refused_pod, in_refused_tls;
@@ -152,6 +153,15 @@ struct shim {
 	struct evh pend;
 	int pend_fd;
 	unsigned pend_us; /* the next wait; doubles while bytes are still on their way */
+	/* outlier detection: each endpoint's consecutive errors and ejection, by address */
+	struct ep_health {
+		struct ks_addr a;
+		uint16_t port;
+		bool used;
+		uint32_t errors, gw_errors, ejections;
+		uint64_t ejected_until;
+	} *health;
+	unsigned health_cap, health_n;
 	/* requests held by an injected delay: a timer for the earliest */
 	struct evh hold;
 	int hold_fd;

@@ -121,6 +121,23 @@ grep -q "attempts: 0" "$tmp/noretry.yaml" || bad "noretry.yaml written"
 	"for i in \$(seq 200); do curl -s -m 3 http://$HW:5000/hello || echo FAIL; echo; done" | grep -v '^$' >"$tmp/r0"
 n503=$(grep -c "upstream connect error" "$tmp/r0")
 [ "$n503" -gt 40 ] && [ "$n503" -lt 160 ] && ok "with retries: {attempts: 0} about half fail: $n503 of 200 got 503" || bad "attempts 0" "$n503 of 200" "$(head -3 "$tmp/r0")"
+# outlier detection: with no retries, the refusing endpoint is ejected after its first
+# gateway error and the requests after it all reach the good one
+python3 - "$tmp/noretry.yaml" >"$tmp/outlier.yaml" <<'PY'
+import sys
+y = open(sys.argv[1]).read()
+od = "  trafficPolicy: {outlierDetection: {consecutiveGatewayErrors: 1, baseEjectionTime: 60s, maxEjectionPercent: 100}}\n"
+print(y.replace("  host: helloworld\n", "  host: helloworld\n" + od, 1), end="")
+PY
+"$KSTEER" lab apply cluster1 -n hello -f "$tmp/outlier.yaml" >"$tmp/o" 2>&1 || bad "apply outlierDetection" "$(cat "$tmp/o")"
+e0=$(shimstat $NODE outlierEjections)
+"$KSTEER" lab exec cluster1 hello/sleep -- bash -c \
+	"for i in \$(seq 200); do curl -s -m 3 http://$HW:5000/hello || echo FAIL; echo; done" | grep -v '^$' >"$tmp/od"
+n503=$(grep -c "upstream connect error" "$tmp/od")
+e1=$(shimstat $NODE outlierEjections)
+[ "$n503" -le 1 ] && [ "$(grep -c 'version: v1' "$tmp/od")" -ge 199 ] && [ "$e1" = $((e0 + 1)) ] &&
+	ok "outlierDetection (consecutiveGatewayErrors: 1): the refusing endpoint ejected once; $n503 of 200 failed, the rest answered by v1" ||
+	bad "outlier detection" "$n503 of 200 failed, ejections $e0 -> $e1" "$(sort "$tmp/od" | uniq -c | head -3)"
 "$KSTEER" lab apply cluster1 -n hello -f "$tmp/routes.yaml" >/dev/null 2>&1
 
 # the route's timeout: a slow answer becomes 504 when it passes, a quick one is untouched
