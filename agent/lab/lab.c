@@ -1029,7 +1029,7 @@ static int pod_up(struct lab *lab, json_t *c, json_t *pod, json_t *containers)
 	}
 	/* containers with ports run the built-in server on all of them */
 	{
-		char *args[40] = { "ksteer", "lab-serve", "-v", NULL, "-p", NULL, "-c", NULL };
+		char *args[48] = { "ksteer", "lab-serve", "-v", NULL, "-p", NULL, "-c", NULL };
 		char ports[16][8], log[PATH_MAX];
 		int na = 8, np = 0;
 		size_t i, j;
@@ -1037,12 +1037,19 @@ static int pod_up(struct lab *lab, json_t *c, json_t *pod, json_t *containers)
 		const char *version = json_string_value(
 			json_object_get(json_object_get(pod, "labels"), "version"));
 
-		/* the helloworld image's own setting first, then the version label */
+		/* the helloworld image's own setting first, then the version label; the lab's
+		 * ANSWER_STATUS makes a sick pod (every answer with that status) */
 		json_array_foreach(containers, i, ct)
-			json_array_foreach(json_object_get(ct, "env"), j, pt)
-				if (!strcmp(jstr(pt, "name"), "SERVICE_VERSION") &&
-				    json_string_value(json_object_get(pt, "value")))
-					version = json_string_value(json_object_get(pt, "value"));
+			json_array_foreach(json_object_get(ct, "env"), j, pt) {
+				const char *v = json_string_value(json_object_get(pt, "value"));
+
+				if (!strcmp(jstr(pt, "name"), "SERVICE_VERSION") && v)
+					version = v;
+				if (!strcmp(jstr(pt, "name"), "ANSWER_STATUS") && v && na < 36) {
+					args[na++] = "-s";
+					args[na++] = (char *)v;
+				}
+			}
 
 		args[3] = (char *)(version ? version : "unknown");
 		args[5] = (char *)jstr(pod, "name");

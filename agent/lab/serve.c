@@ -21,6 +21,7 @@
 
 struct serve {
 	const char *version, *pod, *cluster;
+	unsigned status; /* every HTTP answer's status (-s: a sick pod); 200 by default */
 };
 
 static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
@@ -84,7 +85,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 	fclose(f);
 	r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	MHD_add_response_header(r, "Content-Type", "text/plain");
-	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	ret = MHD_queue_response(c, s->status, r);
 	MHD_destroy_response(r);
 	return ret;
 }
@@ -184,13 +185,13 @@ static int echo_start(const struct serve *s, const char *port)
 
 int lab_serve(int argc, char **argv)
 {
-	struct serve s = { "unknown", "unknown", "unknown" };
+	struct serve s = { "unknown", "unknown", "unknown", MHD_HTTP_OK };
 	struct MHD_Daemon *d[16];
 	int nd = 0, c;
 	sigset_t mask;
 	int sig;
 
-	while ((c = getopt(argc, argv, "v:p:c:l:e:")) != -1) {
+	while ((c = getopt(argc, argv, "v:p:c:l:e:s:")) != -1) {
 		switch (c) {
 		case 'v': s.version = optarg; break;
 		case 'p': s.pod = optarg; break;
@@ -208,6 +209,11 @@ int lab_serve(int argc, char **argv)
 				return 1;
 			}
 			nd++;
+			break;
+		case 's':
+			s.status = (unsigned)atoi(optarg);
+			if (s.status < 200 || s.status > 599)
+				return 2;
 			break;
 		case 'e':
 			if (echo_start(&s, optarg))

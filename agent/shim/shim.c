@@ -90,6 +90,10 @@ struct conn {
 	uint64_t hold_until; /* an injected delay: the upstream starts then */
 	int abort_status;    /* an injected abort: answered with this status instead */
 	struct buf local;    /* a redirect or direct response, ready to send instead of upstream */
+	/* answers retried (retryOn): any 5xx, gateway errors (502-504), listed codes */
+	bool retry_5xx, retry_gw;
+	uint16_t retry_codes[8];
+	unsigned n_retry_codes;
 	struct {             /* the destination's outlierDetection, copied */
 		bool on;
 		uint32_t max_5xx, max_gw, max_pct;
@@ -627,6 +631,44 @@ void shim_sni(const struct shim *s, const struct c_dest *d, char *out, size_t le
 		snprintf(out, len, "outbound_.%u_.%s_.%s", d->port, d->subset ? d->subset : "", h);
 }
 
+/*
+ * retryOn, as Istio passes it to Envoy: "5xx", "gateway-error" and status
+ * codes retry answers ("retriable-status-codes" is the listed ones); without
+ * it, Istio's default: 503. Connect failures and resets are always retried.
+ */
+static void retry_on_parse(struct conn *c, const char *on)
+{
+	char buf[256], *save = NULL;
+
+	c->retry_5xx = c->retry_gw = false;
+	c->n_retry_codes = 0;
+	if (!on) {
+		c->retry_codes[c->n_retry_codes++] = 503;
+		return;
+	}
+	snprintf(buf, sizeof(buf), "%s", on);
+	for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+		if (!strcmp(t, "5xx"))
+			c->retry_5xx = true;
+		else if (!strcmp(t, "gateway-error"))
+			c->retry_gw = true;
+		else if (atoi(t) >= 100 && atoi(t) <= 599 && c->n_retry_codes < 8)
+			c->retry_codes[c->n_retry_codes++] = (uint16_t)atoi(t);
+	}
+}
+
+static bool retry_answer_wanted(const struct conn *c, unsigned status)
+{
+	if (c->retry_5xx && status >= 500 && status <= 599)
+		return true;
+	if (c->retry_gw && status >= 502 && status <= 504)
+		return true;
+	for (unsigned i = 0; i < c->n_retry_codes; i++)
+		if (c->retry_codes[i] == status)
+			return true;
+	return false;
+}
+
 /* Does the request carry a body (its head alone does not complete it)? */
 static bool has_body(const struct conn *c)
 {
@@ -954,6 +996,7 @@ static void route_request(struct conn *c)
 	    1 + (r->http && r->http->retries && obj_has(&r->http->retries->o, "attempts")
 		     ? (unsigned)r->http->retries->attempts
 		     : SHIM_DEFAULT_RETRIES);
+	retry_on_parse(c, r->http && r->http->retries ? r->http->retries->retryOn : NULL);
 	c->timeout = r->http && r->http->timeout > 0 ? (uint64_t)r->http->timeout : 0;
 	c->deadline = 0;
 	c->resp_bytes = 0;
@@ -1002,7 +1045,9 @@ static void route_request(struct conn *c)
 					 : NULL);
 		resp_ops_take(c, r->http && r->http->headers ? r->http->headers->response : NULL);
 		c->resp_head_seen = false;
-		c->resp_head_done = !c->resp_drop.len && !c->resp_add.len;
+		/* held until complete when it is rewritten, or may be retried */
+		c->resp_head_done = !c->resp_drop.len && !c->resp_add.len && !c->retry_5xx &&
+				    !c->retry_gw && !c->n_retry_codes;
 	}
 	c->close_after = !http_should_keep_alive(&c->rq);
 	http_parser_init(&c->rs, HTTP_RESPONSE);
@@ -1263,6 +1308,30 @@ static bool flush_fd(int fd, struct buf *b)
 	return true;
 }
 
+/* An answer retryOn names, not yet passed on: the request again, to the next endpoint. */
+static void retry_answer(struct conn *c)
+{
+	int err;
+
+	up_drop(c->up);
+	c->up = NULL;
+	c->resp_head.len = 0;
+	c->resp_bytes = 0;
+	c->resp_head_seen = c->resp_done = false;
+	http_parser_init(&c->rs, HTTP_RESPONSE);
+	c->rs.data = c;
+	c->to_up.len = 0;
+	buf_put(&c->to_up, c->replay.p, c->replay.len);
+	c->s->st.retried_answers++;
+	err = upstream_start(c);
+	while (err && err != -ENOKEY && c->tries_left)
+		err = upstream_start(c);
+	if (err) {
+		c->to_up.len = 0;
+		reply_error(c, 503, "Service Unavailable", "upstream connect error (retrying an answer)");
+	}
+}
+
 static void conn_upstream(struct conn *c)
 {
 	char buf[SHIM_BUF];
@@ -1289,6 +1358,11 @@ static void conn_upstream(struct conn *c)
 			buf_put(&c->to_client, buf, (size_t)n);
 		} else {
 			buf_put(&c->resp_head, buf, (size_t)n);
+			if (c->resp_head_seen && c->tries_left && c->req_done && c->replay.len &&
+			    retry_answer_wanted(c, c->rs.status_code)) {
+				retry_answer(c);
+				return;
+			}
 			if (c->resp_head_seen) {
 				resp_head_out(c);
 				c->resp_head_done = true;
@@ -1724,6 +1798,7 @@ void shim_print_json(const struct shim *s, FILE *f)
 		"{\"requests\":%lu,\"localResponses\":%lu,\"upstreamTlsOk\":%lu,"
 		"\"upstreamTlsFailed\":%lu,\"sameNode\":%lu,\"poolReused\":%lu,\"pooledIdle\":%u,"
 		"\"faults\":{\"delayed\":%lu,\"aborted\":%lu},\"outlierEjections\":%lu,"
+		"\"retriedAnswers\":%lu,"
 		"\"gateway\":{\"accepted\":%lu,\"routed\":%lu,\"spliced\":%lu,\"copied\":%lu,"
 		"\"refusedHello\":%lu,"
 		"\"refusedSni\":%lu,\"refusedExposure\":%lu,\"refusedTarget\":%lu},"
@@ -1733,7 +1808,8 @@ void shim_print_json(const struct shim *s, FILE *f)
 		"\"certificates\":{\"identities\":%u,\"minted\":%lu,\"rotated\":%lu,\"ttl\":%ld},"
 		"\"dns\":{\"queries\":%lu,\"answered\":%lu,\"forwarded\":%lu,\"bad\":%lu}}",
 		t->requests, t->responses_local, t->upstream_tls_ok, t->upstream_tls_failed,
-		t->same_node, t->pool_reused, s->n_pool, t->faults_delayed, t->faults_aborted, t->ejections, t->gw_accepted, t->gw_routed, t->gw_spliced, t->gw_copied,
+		t->same_node, t->pool_reused, s->n_pool, t->faults_delayed, t->faults_aborted, t->ejections,
+		t->retried_answers, t->gw_accepted, t->gw_routed, t->gw_spliced, t->gw_copied,
 		t->gw_refused_hello,
 		t->gw_refused_sni, t->gw_refused_exposure, t->gw_refused_target, t->in_accepted,
 		t->in_ok, t->in_refused_proxy, t->in_refused_pod, t->in_refused_tls, t->out_accepted,

@@ -90,6 +90,7 @@ struct shim_stats {
 	uint64_t same_node; /* ISTIO_MUTUAL upstreams to a pod of this node, handed over in process */
 	uint64_t faults_delayed, faults_aborted; /* VirtualService fault injection */
 	uint64_t ejections; /* outlier detection */
+	uint64_t retried_answers; /* answers retryOn named, not passed on: tried again */
 	uint64_t gw_accepted, gw_routed, gw_refused_hello, gw_refused_sni, gw_refused_exposure,
 		gw_refused_target;
 	uint64_t in_accepted, in_ok, in_refused_proxy, in_refused_pod, in_refused_tls;

@@ -140,6 +140,46 @@ e1=$(shimstat $NODE outlierEjections)
 	bad "outlier detection" "$n503 of 200 failed, ejections $e0 -> $e1" "$(sort "$tmp/od" | uniq -c | head -3)"
 "$KSTEER" lab apply cluster1 -n hello -f "$tmp/routes.yaml" >/dev/null 2>&1
 
+# answers retried as retryOn says (Istio's default: 503, twice): a sick v1 pod answering
+# every request 503 beside the refusing one and the good one
+sick() { # LABELS
+	printf 'apiVersion: v1\nkind: Pod\nmetadata: {name: helloworld-v1-sick, labels: %s}\n' "$1"
+	printf 'spec:\n  containers:\n  - {name: hw, image: none, env: [{name: ANSWER_STATUS, value: "503"}], ports: [{containerPort: 5000}]}\n'
+}
+sick '{app: helloworld, version: v1}' | "$KSTEER" lab apply cluster1 -n hello -f - >"$tmp/o" 2>&1 || bad "apply a sick pod" "$(cat "$tmp/o")"
+tally() { # FILE: answers by pod, failures
+	python3 - "$1" <<'PY'
+import collections, re, sys
+c = collections.Counter((re.search(r"instance: (\S+?),", l) or re.search(r"(upstream connect error)", l)).group(1) if ("instance:" in l or "upstream connect" in l) else "other" for l in open(sys.argv[1]) if l.strip())
+print(" ".join(f"{k}={v}" for k, v in sorted(c.items())))
+PY
+}
+hits() { "$KSTEER" lab exec cluster1 hello/sleep -- bash -c \
+	"for i in \$(seq 150); do curl -s -m 3 http://$HW:5000/hello || echo FAIL; echo; done" | grep -v '^$' >"$1"; }
+r0=$(shimstat $NODE retriedAnswers)
+hits "$tmp/rt"
+r1=$(shimstat $NODE retriedAnswers)
+[ "$(tally "$tmp/rt")" = "helloworld-v1-0=150" ] && [ "$r1" -gt "$r0" ] &&
+	ok "default retries: the sick pod's 503s retried on the next endpoint ($((r1 - r0)) answers), 150 of 150 answered by the good pod" ||
+	bad "default retry of 503" "$(tally "$tmp/rt")" "retried $r0 -> $r1"
+"$KSTEER" lab apply cluster1 -n hello -f "$tmp/noretry.yaml" >/dev/null 2>&1
+hits "$tmp/rt0"
+t0=$(tally "$tmp/rt0")
+[[ $t0 == *"helloworld-v1-sick="* ]] && [[ $t0 == *"upstream connect error="* ]] &&
+	ok "retries {attempts: 0}: the sick pod's answers and the refused connects reach the client ($t0)" || bad "no retries" "$t0"
+sed 's|retries: {attempts: 0}|retries: {attempts: 2, retryOn: connect-failure}|' "$tmp/noretry.yaml" >"$tmp/cf.yaml"
+"$KSTEER" lab apply cluster1 -n hello -f "$tmp/cf.yaml" >"$tmp/o" 2>&1 || bad "apply retryOn: connect-failure" "$(cat "$tmp/o")"
+hits "$tmp/rtc"
+tc=$(tally "$tmp/rtc")
+[[ $tc == *"helloworld-v1-sick="* ]] && [[ $tc != *"upstream connect error"* ]] &&
+	ok "retryOn: connect-failure: refused connects retried, the sick pod's 503s passed on ($tc)" || bad "retryOn connect-failure" "$tc"
+sed 's|retries: {attempts: 0}|retries: {attempts: 2, retryOn: "gateway-error"}|' "$tmp/noretry.yaml" >"$tmp/gw.yaml"
+"$KSTEER" lab apply cluster1 -n hello -f "$tmp/gw.yaml" >/dev/null 2>&1
+hits "$tmp/rtg"
+[ "$(tally "$tmp/rtg")" = "helloworld-v1-0=150" ] && ok "retryOn: gateway-error: 150 of 150 answered by the good pod" || bad "retryOn gateway-error" "$(tally "$tmp/rtg")"
+sick '{app: sick}' | "$KSTEER" lab apply cluster1 -n hello -f - >/dev/null 2>&1 # out of the service again
+"$KSTEER" lab apply cluster1 -n hello -f "$tmp/routes.yaml" >/dev/null 2>&1
+
 # the route's timeout: a slow answer becomes 504 when it passes, a quick one is untouched
 "$KSTEER" lab exec cluster1 hello/sleep -- bash -c "
 	curl -s -o /dev/null -w '%{http_code} %{time_total}\n' -m 5 http://$HW:5000/delay/100
