@@ -1364,7 +1364,10 @@ static void conn_upstream(struct conn *c)
 				return;
 			}
 			if (c->resp_head_seen) {
-				resp_head_out(c);
+				if (c->resp_drop.len || c->resp_add.len)
+					resp_head_out(c);
+				else /* held only for its status: as it came */
+					buf_put(&c->to_client, c->resp_head.p, c->resp_head.len);
 				c->resp_head_done = true;
 			}
 		}
