@@ -87,6 +87,7 @@ struct conn {
 	size_t resp_bytes;
 	uint64_t deadline; /* the route's timeout; 0: none */
 	uint64_t timeout;  /* the route's timeout, counted from when the upstream starts */
+	uint64_t per_try_ms, try_deadline; /* retries.perTryTimeout, and this try's end */
 	uint64_t hold_until; /* an injected delay: the upstream starts then */
 	int abort_status;    /* an injected abort: answered with this status instead */
 	struct buf local;    /* a redirect or direct response, ready to send instead of upstream */
@@ -572,6 +573,7 @@ static int upstream_start(struct conn *c)
 		 !c->tls ? "" : e->same_node ? "=this node" : c->sni, c->tls ? c->id_ns : "",
 		 c->tls ? c->id_sa : "", c->tls ? rule_hash(&c->rule) : 0);
 	c->tries_left--;
+	c->try_deadline = c->per_try_ms ? now_ms() + c->per_try_ms : 0;
 	u = pool_take(s, key, id ? id->gen : 0);
 	if (u) {
 		s->st.pool_reused++;
@@ -997,6 +999,10 @@ static void route_request(struct conn *c)
 		     ? (unsigned)r->http->retries->attempts
 		     : SHIM_DEFAULT_RETRIES);
 	retry_on_parse(c, r->http && r->http->retries ? r->http->retries->retryOn : NULL);
+	c->per_try_ms = r->http && r->http->retries && r->http->retries->perTryTimeout > 0
+			    ? (uint64_t)r->http->retries->perTryTimeout
+			    : 0;
+	c->try_deadline = 0;
 	c->timeout = r->http && r->http->timeout > 0 ? (uint64_t)r->http->timeout : 0;
 	c->deadline = 0;
 	c->resp_bytes = 0;
@@ -1587,6 +1593,18 @@ static void tick_event(struct evh *h, uint32_t events)
 		    (!c->up->sd.connected || (c->up->tls && !c->up->tls_done)) &&
 		    now > c->up->deadline) {
 			upstream_failed(c, "upstream connect timeout");
+		} else if (c->try_deadline && now > c->try_deadline && !c->resp_done &&
+			   !c->resp_bytes && c->up) {
+			/* this try took too long: a 504 of the endpoint, tried again when
+			 * retryOn takes 504s and the request can be sent again */
+			health_result(c, 504);
+			if (c->tries_left && c->req_done && c->replay.len &&
+			    retry_answer_wanted(c, 504)) {
+				retry_answer(c);
+			} else {
+				c->to_up.len = 0;
+				reply_error(c, 504, "Gateway Timeout", "upstream per-try timeout");
+			}
 		} else if (c->deadline && now > c->deadline && !c->resp_done) {
 			if (c->resp_bytes) {
 				conn_kill(c);

@@ -189,6 +189,15 @@ read -r c1 t1 <<<"$(sed -n 2p "$tmp/to")"
 sleep 3 # the pod's server is single-threaded: let it finish the slow answer
 [ "$c1" = 504 ] && [ "$c2" = 200 ] && python3 -c "import sys; sys.exit(0 if float('$t1') < 2.5 else 1)" &&
 	ok "timeout: 500ms: a 3 s answer gets 504 after ${t1}s, a 0.1 s one 200" || bad "route timeout" "$(cat "$tmp/to")"
+# retries.perTryTimeout: each try ends on its own, before the route's timeout (a refused
+# connect is still tried again; the timed-out try is not: retryOn does not take 504s)
+sed 's|    timeout: 500ms|    timeout: 500ms\n    retries: {attempts: 2, retryOn: connect-failure, perTryTimeout: 200ms}|' "$tmp/routes.yaml" >"$tmp/pertry.yaml"
+"$KSTEER" lab apply cluster1 -n hello -f "$tmp/pertry.yaml" >"$tmp/o" 2>&1 || bad "apply perTryTimeout" "$(cat "$tmp/o")"
+"$KSTEER" lab exec cluster1 hello/sleep -- curl -s -D - -o /dev/null -m 5 http://$HW:5000/delay/3000 | tr -d '\r' >"$tmp/pt"
+sleep 3 # the pod's server is single-threaded: let it finish the slow answer
+grep -q "^HTTP/1.1 504" "$tmp/pt" && grep -q "^x-ksteer-reason: upstream per-try timeout" "$tmp/pt" &&
+	ok "retries.perTryTimeout 200ms under a 500ms route timeout: 504, the try's timeout" || bad "perTryTimeout" "$(cat "$tmp/pt")"
+"$KSTEER" lab apply cluster1 -n hello -f "$tmp/routes.yaml" >/dev/null 2>&1
 # fault injection (Envoy's fault filter, as Istio sets it): aborts answered by the shim on
 # a connection that stays open, a share of requests when a percentage says so, delays
 # before the upstream, a delay then an abort
