@@ -726,7 +726,7 @@ static const struct {
 	{ "timeout", true },	     { "retries", true },	 { "fault", true },
 	{ "redirect", true },	     { "directResponse", true },  { "rewrite", true },
 	{ "mirror", false },	     { "mirrors", false },	 { "mirrorPercentage", false },
-	{ "mirrorPercent", false },  { "mirror_percent", false }, { "corsPolicy", false },
+	{ "mirrorPercent", false },  { "mirror_percent", false }, { "corsPolicy", true },
 	{ "headers", true },	     { "delegate", false },
 };
 

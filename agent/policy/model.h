@@ -224,6 +224,15 @@ struct route_destination {
 	struct headers *headers;
 };
 
+struct cors_policy {
+	struct obj o;
+	OBJS(struct string_match) allowOrigins;
+	struct strs allowOrigin, allowMethods, allowHeaders, exposeHeaders;
+	int64_t maxAge;
+	bool allowCredentials;
+	const char *unmatchedPreflights;
+};
+
 struct http_rewrite {
 	struct obj o;
 	const char *uri, *authority;
@@ -284,6 +293,7 @@ struct http_route {
 	struct http_redirect *redirect;
 	struct http_direct_response *directResponse;
 	struct headers *headers;
+	struct cors_policy *corsPolicy;
 };
 
 struct l4_match {

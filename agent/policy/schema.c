@@ -113,6 +113,12 @@ SCHEMA(schema_headers, headers, STRICT, FS(headers, request, F_OBJ, schema_heade
 SCHEMA(schema_route_destination, route_destination, STRICT,
        FS(route_destination, destination, F_OBJ, schema_destination),
        F(route_destination, weight, F_INT), FS(route_destination, headers, F_OBJ, schema_headers));
+SCHEMA(schema_cors_policy, cors_policy, STRICT,
+       FS(cors_policy, allowOrigins, F_OBJS, schema_string_match),
+       F(cors_policy, allowOrigin, F_STRS), F(cors_policy, allowMethods, F_STRS),
+       F(cors_policy, allowHeaders, F_STRS), F(cors_policy, exposeHeaders, F_STRS),
+       F(cors_policy, maxAge, F_DUR), F(cors_policy, allowCredentials, F_BOOL),
+       F(cors_policy, unmatchedPreflights, F_STR));
 SCHEMA(schema_http_rewrite, http_rewrite, STRICT, F(http_rewrite, uri, F_STR),
        F(http_rewrite, authority, F_STR), FANY(uriRegexRewrite));
 SCHEMA(schema_http_redirect, http_redirect, STRICT, F(http_redirect, uri, F_STR),
@@ -142,7 +148,7 @@ SCHEMA(schema_http_route, http_route, STRICT, F(http_route, name, F_STR),
        FS(http_route, redirect, F_OBJ, schema_http_redirect),
        FS(http_route, directResponse, F_OBJ, schema_http_direct_response), FANY(delegate),
        FS(http_route, rewrite, F_OBJ, schema_http_rewrite), FANY(mirror), FANY(mirrors),
-       FANY(mirrorPercentage), FANY(mirrorPercent), FANY(mirror_percent), FANY(corsPolicy),
+       FANY(mirrorPercentage), FANY(mirrorPercent), FANY(mirror_percent), FS(http_route, corsPolicy, F_OBJ, schema_cors_policy),
        FS(http_route, headers, F_OBJ, schema_headers));
 SCHEMA(schema_l4_match, l4_match, STRICT, F(l4_match, destinationSubnets, F_STRS),
        F(l4_match, sniHosts, F_STRS), F(l4_match, gateways, F_STRS), F(l4_match, port, F_INT),

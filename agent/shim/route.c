@@ -147,6 +147,11 @@ const struct c_route *route_match(const struct c_frontend *fe, const struct http
 	return NULL;
 }
 
+bool route_string_matches(const struct string_match *m, const char *v, struct regex_cache *rc)
+{
+	return string_matches(m, v, v ? strlen(v) : 0, false, rc);
+}
+
 const struct http_match *route_block(const struct c_route *r, const struct http_request *rq,
 				     struct regex_cache *rc)
 {

@@ -40,6 +40,8 @@ void regex_cache_free(struct regex_cache *rc);
 /* The first route of fe whose match accepts rq, or NULL (404 in Envoy's terms). */
 const struct c_route *route_match(const struct c_frontend *fe, const struct http_request *rq,
 				  struct regex_cache *rc);
+/* A StringMatch (exact, prefix, regex as a full match) against a value (NULL: no match). */
+bool route_string_matches(const struct string_match *m, const char *v, struct regex_cache *rc);
 /* The first match block of r that accepts rq (what a rewrite replaces), or NULL (none). */
 const struct http_match *route_block(const struct c_route *r, const struct http_request *rq,
 				     struct regex_cache *rc);

@@ -854,6 +854,55 @@ static void rewrite_path(struct buf *b, const char *uri, const struct http_match
 		buf_put(b, path + 1, strlen(path) - 1);
 }
 
+/* CORS, as Envoy's filter does it for Istio: does the policy allow this Origin? */
+static bool cors_allows(const struct cors_policy *cp, const char *origin, struct regex_cache *rc)
+{
+	for (uint32_t i = 0; origin && i < cp->allowOrigins.n; i++) {
+		const struct string_match *m = &cp->allowOrigins.v[i];
+
+		if ((m->exact && !strcmp(m->exact, "*")) || route_string_matches(m, origin, rc))
+			return true;
+	}
+	for (uint32_t i = 0; origin && i < cp->allowOrigin.n; i++)
+		if (!strcmp(cp->allowOrigin.v[i], "*") || !strcmp(cp->allowOrigin.v[i], origin))
+			return true;
+	return false;
+}
+
+static void header_list_put(struct buf *b, const char *name, const struct strs *v)
+{
+	if (!v->n)
+		return;
+	buf_put(b, name, strlen(name));
+	buf_put(b, ": ", 2);
+	for (uint32_t i = 0; i < v->n; i++) {
+		if (i)
+			buf_put(b, ",", 1);
+		buf_put(b, v->v[i], strlen(v->v[i]));
+	}
+	buf_put(b, "\r\n", 2);
+}
+
+/* The CORS headers of an answer to an allowed Origin; all of them for a preflight. */
+static void cors_headers(struct buf *b, const struct cors_policy *cp, const char *origin,
+			 bool preflight)
+{
+	char age[32];
+
+	header_put(b, "access-control-allow-origin", origin);
+	if (cp->allowCredentials)
+		header_put(b, "access-control-allow-credentials", "true");
+	header_list_put(b, "access-control-expose-headers", &cp->exposeHeaders);
+	if (!preflight)
+		return;
+	header_list_put(b, "access-control-allow-methods", &cp->allowMethods);
+	header_list_put(b, "access-control-allow-headers", &cp->allowHeaders);
+	if (obj_has(&cp->o, "maxAge")) {
+		snprintf(age, sizeof(age), "%lld", (long long)(cp->maxAge / 1000));
+		header_put(b, "access-control-max-age", age);
+	}
+}
+
 static void route_request(struct conn *c)
 {
 	struct http_header hs[SHIM_MAX_HEADERS];
@@ -861,6 +910,9 @@ static void route_request(struct conn *c)
 	const struct c_frontend *fe = plan_frontend(c->s->plan, &c->orig, c->orig_port);
 	const struct c_route *r;
 	const struct c_dest *d;
+	const struct cors_policy *cp;
+	const char *origin = NULL;
+	bool cors_ok = false;
 	uint32_t draw[2];
 	char line[64];
 	int n;
@@ -891,6 +943,37 @@ static void route_request(struct conn *c)
 	if (!r) {
 		reply_error(c, 404, "Not Found", "no route matched");
 		return;
+	}
+	/* CORS before faults, as Istio orders the filters: preflights answered here */
+	cp = r->http ? r->http->corsPolicy : NULL;
+	for (unsigned i = 0; cp && i < c->nh; i++)
+		if (!strcasecmp(hs[i].name, "origin"))
+			origin = hs[i].value;
+	cors_ok = cp && cors_allows(cp, origin, &c->s->rc);
+	if (cp && origin && !strcmp(rq.method, "OPTIONS")) {
+		bool preflight = false;
+
+		for (unsigned i = 0; i < c->nh; i++)
+			preflight |= !strcasecmp(hs[i].name, "access-control-request-method");
+		if (preflight && (cors_ok || (cp->unmatchedPreflights &&
+					      !strcmp(cp->unmatchedPreflights, "IGNORE")))) {
+			bool keep = http_should_keep_alive(&c->rq) && !has_body(c);
+
+			c->local.len = 0;
+			buf_put(&c->local, "HTTP/1.1 200 OK\r\n", strlen("HTTP/1.1 200 OK\r\n"));
+			header_put(&c->local, "content-length", "0");
+			if (cors_ok)
+				cors_headers(&c->local, cp, origin, true);
+			if (!keep)
+				header_put(&c->local, "connection", "close");
+			buf_put(&c->local, "\r\n", 2);
+			c->close_after = !keep;
+			c->req_done = !has_body(c);
+			c->hold_until = 0;
+			c->abort_status = 0;
+			route_start(c);
+			return;
+		}
 	}
 	/* fault injection, as Envoy's fault filter does it for Istio: delay, then abort */
 	c->hold_until = 0;
@@ -1050,6 +1133,8 @@ static void route_request(struct conn *c)
 					 ? ((const struct route_destination *)d->src)->headers->response
 					 : NULL);
 		resp_ops_take(c, r->http && r->http->headers ? r->http->headers->response : NULL);
+		if (cors_ok)
+			cors_headers(&c->resp_add, cp, origin, false);
 		c->resp_head_seen = false;
 		/* held until complete when it is rewritten, or may be retried */
 		c->resp_head_done = !c->resp_drop.len && !c->resp_add.len && !c->retry_5xx &&

@@ -312,6 +312,45 @@ grep -qx "response yes d None True" "$tmp/act" && grep -qx "after 200 Hello vers
 	bad "response headers" "$(cat "$tmp/act")"
 "$KSTEER" lab apply cluster1 -n hello -f "$tmp/routes.yaml" >/dev/null 2>&1
 
+# CORS, as Envoy's filter does it for Istio: preflights from allowed origins answered by the
+# shim, answers to them carry the allow headers, other origins get none
+python3 - "$tmp/routes.yaml" >"$tmp/cors.yaml" <<'PY'
+import sys
+cors = """    corsPolicy:
+      allowOrigins: [{exact: "https://a.example"}, {regex: "https://.*[.]b[.]example"}]
+      allowMethods: [GET, POST]
+      allowHeaders: [x-custom]
+      exposeHeaders: [x-exposed]
+      maxAge: 24h
+      allowCredentials: true
+"""
+y = open(sys.argv[1]).read()
+old = "  - route: [{destination: {host: helloworld, subset: v1}}]\n"
+print(y.replace(old, old + cors, 1), end="")
+PY
+grep -q corsPolicy "$tmp/cors.yaml" || bad "cors.yaml written"
+"$KSTEER" lab apply cluster1 -n hello -f "$tmp/cors.yaml" >"$tmp/o" 2>&1 || bad "apply corsPolicy" "$(cat "$tmp/o")"
+"$KSTEER" lab exec cluster1 hello/sleep -- python3 - "$HW" >"$tmp/cors" 2>&1 <<'PY'
+import http.client, sys
+c = http.client.HTTPConnection(sys.argv[1], 5000, timeout=5)
+def ask(method, origin, extra={}):
+    h = dict(extra)
+    if origin:
+        h["origin"] = origin
+    c.request(method, "/hello", headers=h)
+    r = c.getresponse()
+    body = r.read().decode()
+    return r.status, r.getheader("access-control-allow-origin"), r.getheader("access-control-allow-methods"), r.getheader("access-control-max-age"), r.getheader("access-control-allow-credentials"), r.getheader("access-control-expose-headers"), body[:5]
+print("preflight", *ask("OPTIONS", "https://x.b.example", {"access-control-request-method": "POST"}))
+print("actual", *ask("GET", "https://a.example"))
+print("other", *ask("GET", "https://evil.example"))
+PY
+grep -qx "preflight 200 https://x.b.example GET,POST 86400 true x-exposed " "$tmp/cors" &&
+	ok "CORS preflight from an allowed origin (regex): 200 from the shim with methods, max age, credentials" || bad "CORS preflight" "$(cat "$tmp/cors")"
+grep -qx "actual 200 https://a.example None None true x-exposed Hello" "$tmp/cors" && grep -qx "other 200 None None None None None Hello" "$tmp/cors" &&
+	ok "CORS: an allowed origin's answer carries allow-origin and expose headers, another origin's none" || bad "CORS actual" "$(cat "$tmp/cors")"
+"$KSTEER" lab apply cluster1 -n hello -f "$tmp/routes.yaml" >/dev/null 2>&1
+
 reused=$("$KSTEER" status --instance $NODE | sed -n 's/^shim //p' | python3 -c 'import json,sys; print(json.load(sys.stdin)["poolReused"])')
 [ "$reused" -gt 100 ] && ok "upstream connections pooled and reused ($reused reuses so far)" || bad "pool reuse" "$reused"
 
