@@ -725,7 +725,7 @@ static const struct {
 } http_features[] = {
 	{ "timeout", true },	     { "retries", true },	 { "fault", true },
 	{ "redirect", true },	     { "directResponse", true },  { "rewrite", true },
-	{ "mirror", false },	     { "mirrors", false },	 { "mirrorPercentage", false },
+	{ "mirror", true },	     { "mirrors", true },	 { "mirrorPercentage", true },
 	{ "mirrorPercent", false },  { "mirror_percent", false }, { "corsPolicy", true },
 	{ "headers", true },	     { "delegate", false },
 };
@@ -772,6 +772,32 @@ static void add_dests(struct cctx *c, const struct resource *vsr, struct c_route
 		d->src = &rd[i].o;
 		cr->weight_total += d->weight;
 		resolve_dest(c, vsr, d, dst, fe_port);
+	}
+}
+
+/* mirror (with mirrorPercentage, default 100) and mirrors[], resolved as destinations. */
+static void add_mirrors(struct cctx *c, const struct resource *vsr, struct c_route *cr,
+			const struct http_route *hr, uint16_t fe_port)
+{
+	uint32_t n = (hr->mirror ? 1 : 0) + hr->mirrors.n, k = 0;
+
+	if (!n)
+		return;
+	cr->mirrors = arena_array(c->a, n, sizeof(*cr->mirrors));
+	cr->n_mirrors = n;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct destination *dst =
+		    hr->mirror && !i ? hr->mirror : hr->mirrors.v[i - (hr->mirror ? 1 : 0)].destination;
+		const struct percent *pct = hr->mirror && !i
+						? hr->mirrorPercentage
+						: hr->mirrors.v[i - (hr->mirror ? 1 : 0)].percentage;
+		struct c_mirror *m = &cr->mirrors[k++];
+
+		m->d.host = host_fqdn(c->a, dst->host, vsr->ns);
+		m->d.subset = dst->subset;
+		m->d.weight = 1;
+		m->percent = pct ? pct->value : 100.0;
+		resolve_dest(c, vsr, &m->d, dst, fe_port);
 	}
 }
 
@@ -822,6 +848,7 @@ static void routes_build(struct cctx *c, struct c_frontend *fe, const struct res
 			cr->http = hr;
 			if (hr->route.n)
 				add_dests(c, vsr, cr, hr->route.v, hr->route.n, fe->port);
+			add_mirrors(c, vsr, cr, hr, fe->port);
 			if (l7)
 				fe->shim |= SHIM_HTTP_MATCH;
 			if (route_has_l7_feature(hr))

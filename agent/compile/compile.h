@@ -51,6 +51,12 @@ struct c_dest {
 	const struct obj *src; /* the route destination it came from (NULL: default route) */
 };
 
+/* A copy of each request sent to another destination, its answer dropped. */
+struct c_mirror {
+	struct c_dest d;
+	double percent; /* of requests, 0-100 */
+};
+
 struct c_route {
 	const char *type; /* "http", "tcp", "tls", "default" */
 	int index; /* position in the VirtualService's list */
@@ -60,6 +66,8 @@ struct c_route {
 	struct c_dest *dests;
 	uint32_t n_dests;
 	uint64_t weight_total;
+	struct c_mirror *mirrors;
+	uint32_t n_mirrors;
 };
 
 struct c_vip {

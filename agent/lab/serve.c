@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * The lab's built-in HTTP server (libmicrohttpd): what a pod's containerPort
- * runs. Answers "Hello version: V, instance: POD, cluster: C" and, on
- * /headers, the request headers it received. A containerPort named tcp-*
+ * runs. Answers "Hello version: V, instance: POD, cluster: C", on
+ * /headers the request headers it received, on /served how many requests it
+ * answered and the last one's Host. A containerPort named tcp-*
  * runs a line echo instead, as Istio's tcp-echo sample does: each line comes
  * back as "V POD C LINE".
  */
@@ -22,6 +23,8 @@
 struct serve {
 	const char *version, *pod, *cluster;
 	unsigned status; /* every HTTP answer's status (-s: a sick pod); 200 by default */
+	unsigned long served; /* requests answered, for /served (mirror tests) */
+	char last_host[256];  /* the Host of the last of them */
 };
 
 static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
@@ -77,6 +80,19 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 		return ret;
 	}
 	f = open_memstream(&body, &len);
+	if (!strcmp(url, "/served")) { /* what this server answered before: count, last Host */
+		fprintf(f, "%lu %s\n", s->served, s->last_host);
+		fclose(f);
+		r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+		ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	s->served++;
+	snprintf(s->last_host, sizeof(s->last_host), "%s",
+		 MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host")
+		     ? MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host")
+		     : "-");
 	if (!strcmp(url, "/headers"))
 		MHD_get_connection_values(c, MHD_HEADER_KIND, add_header, f);
 	else

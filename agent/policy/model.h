@@ -233,6 +233,12 @@ struct cors_policy {
 	const char *unmatchedPreflights;
 };
 
+struct mirror_policy {
+	struct obj o;
+	struct destination *destination;
+	struct percent *percentage;
+};
+
 struct http_rewrite {
 	struct obj o;
 	const char *uri, *authority;
@@ -294,6 +300,9 @@ struct http_route {
 	struct http_direct_response *directResponse;
 	struct headers *headers;
 	struct cors_policy *corsPolicy;
+	struct destination *mirror;
+	struct percent *mirrorPercentage;
+	OBJS(struct mirror_policy) mirrors;
 };
 
 struct l4_match {

@@ -119,6 +119,9 @@ SCHEMA(schema_cors_policy, cors_policy, STRICT,
        F(cors_policy, allowHeaders, F_STRS), F(cors_policy, exposeHeaders, F_STRS),
        F(cors_policy, maxAge, F_DUR), F(cors_policy, allowCredentials, F_BOOL),
        F(cors_policy, unmatchedPreflights, F_STR));
+SCHEMA(schema_mirror_policy, mirror_policy, STRICT,
+       FS(mirror_policy, destination, F_OBJ, schema_destination),
+       FS(mirror_policy, percentage, F_OBJ, schema_percent));
 SCHEMA(schema_http_rewrite, http_rewrite, STRICT, F(http_rewrite, uri, F_STR),
        F(http_rewrite, authority, F_STR), FANY(uriRegexRewrite));
 SCHEMA(schema_http_redirect, http_redirect, STRICT, F(http_redirect, uri, F_STR),
@@ -147,8 +150,10 @@ SCHEMA(schema_http_route, http_route, STRICT, F(http_route, name, F_STR),
        FS(http_route, fault, F_OBJ, schema_http_fault),
        FS(http_route, redirect, F_OBJ, schema_http_redirect),
        FS(http_route, directResponse, F_OBJ, schema_http_direct_response), FANY(delegate),
-       FS(http_route, rewrite, F_OBJ, schema_http_rewrite), FANY(mirror), FANY(mirrors),
-       FANY(mirrorPercentage), FANY(mirrorPercent), FANY(mirror_percent), FS(http_route, corsPolicy, F_OBJ, schema_cors_policy),
+       FS(http_route, rewrite, F_OBJ, schema_http_rewrite),
+       FS(http_route, mirror, F_OBJ, schema_destination),
+       FS(http_route, mirrors, F_OBJS, schema_mirror_policy),
+       FS(http_route, mirrorPercentage, F_OBJ, schema_percent), FANY(mirrorPercent), FANY(mirror_percent), FS(http_route, corsPolicy, F_OBJ, schema_cors_policy),
        FS(http_route, headers, F_OBJ, schema_headers));
 SCHEMA(schema_l4_match, l4_match, STRICT, F(l4_match, destinationSubnets, F_STRS),
        F(l4_match, sniHosts, F_STRS), F(l4_match, gateways, F_STRS), F(l4_match, port, F_INT),

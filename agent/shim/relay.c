@@ -80,12 +80,7 @@ static void tun_kill(struct tun *t)
 	if (t->b.fd >= 0)
 		close(t->b.fd);
 	t->a.fd = t->b.fd = -1;
-	if (t->prev)
-		t->prev->next = t->next;
-	else
-		t->s->tuns = t->next;
-	if (t->next)
-		t->next->prev = t->prev;
+	LIST_UNLINK(t->s->tuns, t);
 	shim_defer_free(t->s, t, tun_free);
 }
 
@@ -435,19 +430,12 @@ static void outbound_route(struct tun *t)
 	}
 	t->dst = e->ka;
 	t->dst_port = e->port;
-	if (tls && !same && e->has_node) { /* the pod's node's inbound side, told which pod */
-		unsigned char pp[64];
-		size_t n = proxy_v2_build(pp, &t->peer, t->peer_port, &e->ka, e->port);
-
-		if (connect_b(t, &e->node, s->o.in_port)) {
-			refuse(t, &s->st.out_refused, 0, "connect failed to", e->address);
-			return;
-		}
-		buf_put(&t->b.out, pp, n);
-	} else if (connect_b(t, &e->ka, e->port)) {
+	if (shim_connect_ep(s, &t->b, e, tls && !same, &t->peer, t->peer_port)) {
 		refuse(t, &s->st.out_refused, 0, "connect failed to", e->address);
 		return;
 	}
+	ep_set(s, t->b.fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP, &t->h, true);
+	t->state = T_CONNECT;
 	if (tls && !same) {
 		char osni[300];
 
@@ -784,10 +772,7 @@ static struct tun *tun_new(struct shim *s, int fd, const struct sockaddr_in6 *pe
 	memcpy(&t->local, &local.sin6_addr, 16);
 	t->local_port = ntohs(local.sin6_port);
 	t->deadline = now_ms() + SHIM_SETUP_MS;
-	t->next = s->tuns;
-	if (s->tuns)
-		s->tuns->prev = t;
-	s->tuns = t;
+	LIST_PUSH(s->tuns, t);
 	ep_set(s, fd, EPOLLIN | EPOLLRDHUP, &t->h, true);
 	return t;
 }

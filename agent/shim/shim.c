@@ -252,12 +252,7 @@ static void conn_kill(struct conn *c)
 		up_drop(c->up);
 	c->up = NULL;
 	c->dead = true;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		c->s->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	LIST_UNLINK(c->s->conns, c);
 	shim_defer_free(c->s, c, conn_free);
 }
 
@@ -546,6 +541,28 @@ static uint64_t rule_hash(const struct peer_rule *r)
 	return h;
 }
 
+/*
+ * Connects sd towards a mesh endpoint: through its node's inbound port, a
+ * PROXY v2 header naming it (and the client src) first, when mutual TLS goes
+ * to a pod of another node; else directly (a gateway, a plain or same-node
+ * pod). 0, or -errno.
+ */
+int shim_connect_ep(const struct shim *s, struct side *sd, const struct c_endpoint *e,
+		    bool via_node, const struct ks_addr *src, uint16_t sport)
+{
+	unsigned char pp[64];
+	size_t n;
+	int err;
+
+	if (!via_node || !e->has_node)
+		return side_connect(sd, &e->ka, e->port, s->o.mark);
+	n = proxy_v2_build(pp, src, sport, &e->ka, e->port);
+	err = side_connect(sd, &e->node, s->o.in_port, s->o.mark);
+	if (!err)
+		buf_put(&sd->out, pp, n);
+	return err;
+}
+
 /* The next remembered endpoint of this request: a pooled connection to it, or a new one. */
 static int upstream_start(struct conn *c)
 {
@@ -586,21 +603,13 @@ static int upstream_start(struct conn *c)
 		return -ENOMEM;
 	u->s = s;
 	snprintf(u->key, sizeof(u->key), "%s", key);
-	if (!c->tls || e->same_node) {
-		/* plain: to the pod itself */
-		err = side_connect(&u->sd, &e->addr, e->port, s->o.mark);
-		s->st.same_node += c->tls;
-	} else if (e->has_node) {
-		/* to the pod's node's inbound port; a PROXY header says which pod */
-		unsigned char pp[64];
-		size_t n = proxy_v2_build(pp, &c->peer, c->peer_port, &e->addr, e->port);
+	{
+		struct c_endpoint ce = { .ka = e->addr, .port = e->port, .has_node = e->has_node,
+					 .node = e->node };
 
-		err = side_connect(&u->sd, &e->node, s->o.in_port, s->o.mark);
-		if (!err)
-			buf_put(&u->sd.out, pp, n);
-	} else {
-		/* to a gateway (or another peer that speaks mutual TLS itself) */
-		err = side_connect(&u->sd, &e->addr, e->port, s->o.mark);
+		err = shim_connect_ep(s, &u->sd, &ce, c->tls && !e->same_node, &c->peer,
+				      c->peer_port);
+		s->st.same_node += c->tls && e->same_node;
 	}
 	if (err) {
 		free(u);
@@ -852,6 +861,185 @@ static void rewrite_path(struct buf *b, const char *uri, const struct http_match
 		buf_put(b, path + plen, strlen(path + plen));
 	else
 		buf_put(b, path + 1, strlen(path) - 1);
+}
+
+/* ---- mirrors: a copy of a bodiless request to another destination, answer dropped ---- */
+
+struct mirror {
+	struct evh h;
+	struct shim *s;
+	struct mirror *prev, *next;
+	struct side sd;
+	bool tls, tls_done, dead;
+	struct buf req;
+	uint64_t deadline;
+};
+
+static void mirror_free(void *p)
+{
+	struct mirror *m = p;
+
+	side_close(&m->sd);
+	buf_free(&m->req);
+	free(m);
+}
+
+static void mirror_kill(struct mirror *m, bool failed)
+{
+	if (m->dead)
+		return;
+	m->dead = true;
+	m->s->st.mirror_failed += failed;
+	if (m->sd.fd >= 0)
+		close(m->sd.fd);
+	m->sd.fd = -1;
+	LIST_UNLINK(m->s->mirrors, m);
+	shim_defer_free(m->s, m, mirror_free);
+}
+
+static void mirror_event(struct evh *h, uint32_t events)
+{
+	struct mirror *m = (struct mirror *)h;
+	char buf[SHIM_BUF], why[160];
+	ssize_t n;
+	int r;
+
+	(void)events;
+	if (m->dead)
+		return;
+	if (!m->sd.connected && (r = side_connect_done(&m->sd)) <= 0) {
+		if (r < 0)
+			mirror_kill(m, true);
+		return;
+	}
+	if (m->tls && !m->tls_done) {
+		r = side_handshake(&m->sd, why, sizeof(why));
+		if (!side_flush(&m->sd) || r < 0) {
+			mirror_kill(m, true);
+			return;
+		}
+		if (!r)
+			goto arm;
+		m->tls_done = true;
+	}
+	if (m->req.len) {
+		if (!side_write(&m->sd, m->req.p, m->req.len)) {
+			mirror_kill(m, true);
+			return;
+		}
+		m->req.len = 0;
+		m->s->st.mirrored++;
+	}
+	if (!side_flush(&m->sd)) {
+		mirror_kill(m, true);
+		return;
+	}
+	while ((n = side_read(&m->sd, buf, sizeof(buf))) > 0)
+		; /* the answer, dropped */
+	if (n == 0 || (n < 0 && n != -EAGAIN)) { /* answered and closed ("connection: close") */
+		mirror_kill(m, false);
+		return;
+	}
+arm:
+	ep_set(m->s, m->sd.fd, EPOLLIN | EPOLLRDHUP | (m->sd.out.len ? EPOLLOUT : 0), &m->h,
+	       false);
+}
+
+/* The head that went upstream, as its shadow: host "-shadow" (before any port), and closed. */
+static void shadow_head(const struct buf *head, struct buf *out)
+{
+	const char *p = head->p, *end = p + head->len;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = (size_t)((nl ? nl + 1 : end) - p);
+
+		if (len <= 2) /* the blank line ending the head */
+			break;
+		if (!strncasecmp(p, "host:", 5)) {
+			const char *v = p + 5, *colon;
+
+			while (*v == ' ')
+				v++;
+			colon = memchr(v, ':', (size_t)(p + len - v));
+			buf_put(out, "host: ", 6);
+			buf_put(out, v, (size_t)((colon ? colon : p + len - 2) - v));
+			buf_put(out, "-shadow", 7);
+			if (colon)
+				buf_put(out, colon, (size_t)(p + len - 2 - colon));
+			buf_put(out, "\r\n", 2);
+		} else if (strncasecmp(p, "connection:", 11)) {
+			buf_put(out, p, len);
+		}
+		p += len;
+	}
+	buf_put(out, "connection: close\r\n\r\n", 21);
+}
+
+/* Sends a copy of the request now in c->to_up to one endpoint of the mirror's destination. */
+static void mirror_start(struct conn *c, const struct c_mirror *mi, uint32_t draw)
+{
+	struct shim *s = c->s;
+	const struct c_dest *d = &mi->d;
+	const struct c_endpoint *e = NULL;
+	const struct c_pod *me = plan_pod(s->plan, &c->peer);
+	const struct ids_entry *id = NULL;
+	struct peer_rule rule = {0};
+	uint32_t n_ip = 0;
+	bool tls = d->tls_mode && !strcmp(d->tls_mode, "ISTIO_MUTUAL"), same = false;
+	struct mirror *m;
+	int err;
+
+	for (uint32_t k = 0; k < d->n_eps; k++)
+		n_ip += d->eps[k].is_ip;
+	if (!n_ip || (d->tls_mode && strcmp(d->tls_mode, "DISABLE") && !tls)) {
+		s->st.mirror_failed++;
+		return;
+	}
+	draw %= n_ip;
+	for (uint32_t k = 0; k < d->n_eps; k++)
+		if (d->eps[k].is_ip && !draw--) {
+			e = &d->eps[k];
+			break;
+		}
+	if (tls) {
+		rule.trust_domain = s->ids.trust_domain;
+		for (uint32_t k = 0; d->tls_sans && k < d->tls_sans->n && k < PEER_MAX_SANS; k++)
+			snprintf(rule.sans[rule.n_sans++], sizeof(rule.sans[0]), "%s", d->tls_sans->v[k]);
+		same = me && me->has_node && e->has_node && s->o.inbound &&
+		       !memcmp(&me->node, &e->node, sizeof(e->node));
+		if ((same && shim_same_node_check(s, &rule, &e->ka)) ||
+		    (!same && !(me && s->ids.have_ca && (id = ids_get(&s->ids, me->ns, me->sa))))) {
+			s->st.mirror_failed++;
+			return;
+		}
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return;
+	m->h.fn = mirror_event;
+	m->s = s;
+	err = shim_connect_ep(s, &m->sd, e, tls && !same, &c->peer, c->peer_port);
+	if (err) {
+		free(m);
+		s->st.mirror_failed++;
+		return;
+	}
+	if (tls && !same) {
+		char sni[300];
+
+		shim_sni(s, d, sni, sizeof(sni));
+		m->sd.rule = rule;
+		if (side_tls(&m->sd, id->client, true, sni, NULL, 0)) {
+			mirror_free(m); /* closes the socket too */
+			return;
+		}
+		m->tls = true;
+	}
+	shadow_head(&c->to_up, &m->req);
+	m->deadline = now_ms() + SHIM_CONNECT_MS;
+	LIST_PUSH(s->mirrors, m);
+	ep_set(s, m->sd.fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP, &m->h, true);
 }
 
 /* CORS, as Envoy's filter does it for Istio: does the policy allow this Origin? */
@@ -1149,6 +1337,15 @@ static void route_request(struct conn *c)
 	    (c->rq.content_length == 0 || c->rq.content_length == ULLONG_MAX)) {
 		c->req_done = true;
 		buf_put(&c->replay, c->to_up.p, c->to_up.len);
+	}
+	/* mirrors: copies of a bodiless request, as Envoy's shadowing; answers dropped */
+	for (uint32_t i = 0; c->req_done && !c->abort_status && i < r->n_mirrors; i++) {
+		uint32_t pick[2];
+
+		if (getrandom(pick, sizeof(pick), 0) != sizeof(pick))
+			pick[0] = pick[1] = (uint32_t)rand();
+		if ((double)pick[0] / 4294967296.0 * 100.0 < r->mirrors[i].percent)
+			mirror_start(c, &r->mirrors[i], pick[1]);
 	}
 	if (c->hold_until)
 		shim_hold(c->s, c->hold_until); /* route_start then */
@@ -1599,10 +1796,7 @@ static void accept_outbound(struct shim *s, int lfd)
 	c->orig_port = ntohs(od.port);
 	http_parser_init(&c->rq, HTTP_REQUEST);
 	c->rq.data = c;
-	c->next = s->conns;
-	if (s->conns)
-		s->conns->prev = c;
-	s->conns = c;
+	LIST_PUSH(s->conns, c);
 	ep_set(s, fd, EPOLLIN | EPOLLRDHUP, &c->h, true);
 }
 
@@ -1703,6 +1897,11 @@ static void tick_event(struct evh *h, uint32_t events)
 		}
 		if (!c->dead)
 			conn_step(c);
+	}
+	for (struct mirror *m = s->mirrors, *nx; m; m = nx) {
+		nx = m->next;
+		if (now > m->deadline)
+			mirror_kill(m, true);
 	}
 	tun_tick(s, now);
 }
@@ -1904,7 +2103,7 @@ void shim_print_json(const struct shim *s, FILE *f)
 		"{\"requests\":%lu,\"localResponses\":%lu,\"upstreamTlsOk\":%lu,"
 		"\"upstreamTlsFailed\":%lu,\"sameNode\":%lu,\"poolReused\":%lu,\"pooledIdle\":%u,"
 		"\"faults\":{\"delayed\":%lu,\"aborted\":%lu},\"outlierEjections\":%lu,"
-		"\"retriedAnswers\":%lu,"
+		"\"retriedAnswers\":%lu,\"mirrored\":%lu,\"mirrorFailed\":%lu,"
 		"\"gateway\":{\"accepted\":%lu,\"routed\":%lu,\"spliced\":%lu,\"copied\":%lu,"
 		"\"refusedHello\":%lu,"
 		"\"refusedSni\":%lu,\"refusedExposure\":%lu,\"refusedTarget\":%lu},"
@@ -1915,7 +2114,7 @@ void shim_print_json(const struct shim *s, FILE *f)
 		"\"dns\":{\"queries\":%lu,\"answered\":%lu,\"forwarded\":%lu,\"bad\":%lu}}",
 		t->requests, t->responses_local, t->upstream_tls_ok, t->upstream_tls_failed,
 		t->same_node, t->pool_reused, s->n_pool, t->faults_delayed, t->faults_aborted, t->ejections,
-		t->retried_answers, t->gw_accepted, t->gw_routed, t->gw_spliced, t->gw_copied,
+		t->retried_answers, t->mirrored, t->mirror_failed, t->gw_accepted, t->gw_routed, t->gw_spliced, t->gw_copied,
 		t->gw_refused_hello,
 		t->gw_refused_sni, t->gw_refused_exposure, t->gw_refused_target, t->in_accepted,
 		t->in_ok, t->in_refused_proxy, t->in_refused_pod, t->in_refused_tls, t->out_accepted,
@@ -1936,6 +2135,8 @@ void shim_close(struct shim *s)
 		pool_unlink(s, u);
 		up_drop(u);
 	}
+	while (s->mirrors)
+		mirror_kill(s->mirrors, false);
 	tun_close_all(s);
 	for (unsigned i = 0; i < s->n_dead; i++)
 		s->dead[i].fn(s->dead[i].obj);

@@ -91,6 +91,7 @@ struct shim_stats {
 	uint64_t faults_delayed, faults_aborted; /* VirtualService fault injection */
 	uint64_t ejections; /* outlier detection */
 	uint64_t retried_answers; /* answers retryOn named, not passed on: tried again */
+	uint64_t mirrored, mirror_failed; /* VirtualService mirror copies sent, and lost */
 	uint64_t gw_accepted, gw_routed, gw_refused_hello, gw_refused_sni, gw_refused_exposure,
 		gw_refused_target;
 	uint64_t in_accepted, in_ok, in_refused_proxy, in_refused_pod, in_refused_tls;
@@ -114,6 +115,7 @@ enum { LST_OUTBOUND, LST_INBOUND, LST_GATEWAY, LST_DNS, LST_DNS_UPSTREAM };
 #define SHIM_MAX_LISTENERS 16
 
 struct tun;
+struct mirror;
 struct conn;
 struct up;
 
@@ -134,6 +136,7 @@ struct shim {
 	SSL_CTX *peek_ctx;
 	struct conn *conns; /* all outbound connections: for deadlines */
 	struct tun *tuns;
+	struct mirror *mirrors; /* mirrored requests in flight, their answers dropped */
 	struct up *pool; /* idle upstream connections */
 	unsigned n_pool;
 	struct {
@@ -169,12 +172,32 @@ struct shim {
 	uint64_t hold_next;
 };
 
+/* The shim's lists of connections, tunnels and mirrors: doubly linked, through prev/next. */
+#define LIST_PUSH(head, x)                                                                         \
+	do {                                                                                       \
+		(x)->next = (head);                                                                \
+		if (head)                                                                          \
+			(head)->prev = (x);                                                        \
+		(head) = (x);                                                                      \
+	} while (0)
+#define LIST_UNLINK(head, x)                                                                       \
+	do {                                                                                       \
+		if ((x)->prev)                                                                     \
+			(x)->prev->next = (x)->next;                                               \
+		else                                                                               \
+			(head) = (x)->next;                                                        \
+		if ((x)->next)                                                                     \
+			(x)->next->prev = (x)->prev;                                               \
+	} while (0)
+
 uint64_t now_ms(void);
 void ep_set(struct shim *s, int fd, uint32_t ev, struct evh *h, bool add);
 void shim_defer_free(struct shim *s, void *obj, void (*fn)(void *));
 
 /* shim.c, for relay.c's outbound streams */
 void shim_sni(const struct shim *s, const struct c_dest *d, char *out, size_t len);
+int shim_connect_ep(const struct shim *s, struct side *sd, const struct c_endpoint *e,
+		    bool via_node, const struct ks_addr *src, uint16_t sport);
 int shim_same_node_check(const struct shim *s, struct peer_rule *rule, const struct ks_addr *pod_addr);
 
 /* dnsio.c */

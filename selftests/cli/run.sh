@@ -108,11 +108,11 @@ if expect "route actions validated" 1 "$KSTEER" check -f "$tmp/actions.yaml"; th
 	has "direct response status refused" "$tmp/err" "http[1].directResponse.status: must be in the range [200, 599]"
 fi
 vs_http "$tmp/later.yaml" <<'Y'
-  - mirror: {host: r}
+  - rewrite: {uriRegexRewrite: {match: "^/a", rewrite: "/b"}}
     route: [{destination: {host: r}}]
 Y
 if expect "what is not applied yet is valid" 0 "$KSTEER" check -f "$tmp/later.yaml"; then
-	has "mirror: said not applied" "$tmp/err" "http[0]: mirror is not applied by ksteer yet: the route is taken without it"
+	has "uriRegexRewrite: said not applied" "$tmp/err" "http[0].rewrite: uriRegexRewrite is not applied by ksteer yet"
 fi
 
 # a bad file next to good ones: the whole batch is refused

@@ -143,6 +143,22 @@ for f in "$tmp/kit/cluster1/02-destinationrule-global.yaml" "$tmp/kit/cluster1/0
 	"$KSTEER" lab apply cluster1 -n hello -f "$f" >/dev/null || bad "restore $f"
 done
 
+# mirror across clusters: everyone else's requests also copied to v2 in cluster2, through
+# the gateway in mutual TLS (the copy's host "-shadow", its answer dropped)
+sed 's|^        subset: v1$|        subset: v1\n    mirror: {host: helloworld.hello.global, subset: v2}|' \
+	"$tmp/kit/cluster1/04-virtualservice.yaml" >"$tmp/mirror.yaml"
+"$KSTEER" lab apply cluster1 -n hello -f "$tmp/mirror.yaml" >"$tmp/apply" 2>&1 || bad "apply the mirror" "$(cat "$tmp/apply")"
+v2ip=$("$KSTEER" lab status -o json | python3 -c 'import json,sys; print([p["ip"] for c in json.load(sys.stdin)["clusters"] for p in c["pods"] if p["name"].startswith("helloworld-v2")][0])')
+served() { "$KSTEER" lab exec cluster2 hello/helloworld-v2-0 -- curl -s -m 3 "http://$v2ip:5000/served"; }
+read -r m0 _ <<<"$(served)"
+requests cluster1 hello/sleep http://helloworld.hello:5000/hello 20 >"$tmp/mo"
+sleep 0.5
+read -r m1 mhost <<<"$(served)"
+only "$tmp/mo" v1 && [ "$((m1 - m0))" = 20 ] && [ "$mhost" = "helloworld.hello-shadow:5000" ] &&
+	ok "mirror to helloworld.hello.global v2: 20 answers from v1, 20 copies reached v2 in cluster2 through the gateway" ||
+	bad "cross-cluster mirror" "$(shares "$tmp/mo")" "v2 served $m0 -> $m1, last host $mhost"
+"$KSTEER" lab apply cluster1 -n hello -f "$tmp/kit/cluster1/04-virtualservice.yaml" >/dev/null 2>&1 || bad "restore the VirtualService"
+
 # ---- the gateway's refusals ----
 gw=172.30.2.1
 "$KSTEER" cert mint --ca /run/ksteer-lab/cluster1/cacerts --ns hello --sa sleep --out "$tmp/good" >/dev/null

@@ -351,6 +351,25 @@ grep -qx "actual 200 https://a.example None None true x-exposed Hello" "$tmp/cor
 	ok "CORS: an allowed origin's answer carries allow-origin and expose headers, another origin's none" || bad "CORS actual" "$(cat "$tmp/cors")"
 "$KSTEER" lab apply cluster1 -n hello -f "$tmp/routes.yaml" >/dev/null 2>&1
 
+# mirror: every request to v1 also copied to v2 (host "-shadow", answer dropped)
+python3 - "$tmp/routes.yaml" >"$tmp/mirror.yaml" <<'PY'
+import sys
+old = "  - route: [{destination: {host: helloworld, subset: v1}}]\n"
+y = open(sys.argv[1]).read()
+print(y.replace(old, old + "    mirror: {host: helloworld, subset: v2}\n    mirrorPercentage: {value: 100}\n", 1), end="")
+PY
+"$KSTEER" lab apply cluster1 -n hello -f "$tmp/mirror.yaml" >"$tmp/o" 2>&1 || bad "apply mirror" "$(cat "$tmp/o")"
+V2=$("$KSTEER" lab status -o json | python3 -c 'import json,sys; print([p["ip"] for c in json.load(sys.stdin)["clusters"] for p in c["pods"] if p["name"].startswith("helloworld-v2")][0])')
+read -r n0 _ <<<"$("$KSTEER" lab exec cluster1 hello/sleep -- curl -s -m 3 "http://$V2:5000/served")"
+"$KSTEER" lab exec cluster1 hello/sleep -- bash -c \
+	"for i in \$(seq 20); do curl -s -m 3 http://$HW:5000/hello || echo FAIL; echo; done" | grep -v '^$' >"$tmp/mi"
+sleep 0.5
+read -r n1 host1 <<<"$("$KSTEER" lab exec cluster1 hello/sleep -- curl -s -m 3 "http://$V2:5000/served")"
+[ "$(shares "$tmp/mi")" = "v1=100.0 n=20" ] && [ "$((n1 - n0))" = 20 ] && [ "$host1" = "$HW-shadow:5000" ] &&
+	ok "mirror: 20 of 20 answered by v1, v2 got the 20 copies (host $host1)" ||
+	bad "mirror" "$(shares "$tmp/mi")" "v2 served $n0 -> $n1, last host $host1"
+"$KSTEER" lab apply cluster1 -n hello -f "$tmp/routes.yaml" >/dev/null 2>&1
+
 reused=$("$KSTEER" status --instance $NODE | sed -n 's/^shim //p' | python3 -c 'import json,sys; print(json.load(sys.stdin)["poolReused"])')
 [ "$reused" -gt 100 ] && ok "upstream connections pooled and reused ($reused reuses so far)" || bad "pool reuse" "$reused"
 
