@@ -118,7 +118,7 @@ iperf_pid=
 # ---- the scenario's paths in the lab, against direct pod-to-pod ----
 echo "-- the scenario in the lab: requests per second on keep-alive connections (wrk -t1 -c4)"
 "$K" lab down >/dev/null 2>&1 || true
-"$K" lab up >/dev/null
+"$K" lab up --splice >/dev/null # splice off by default; the gateway rows switch it per run
 eval "$("$K" lab env)"
 ex=manifests/examples
 "$K" lab apply cluster1 -n hello -f $ex/sleep.yaml >/dev/null

@@ -355,7 +355,7 @@ int cmd_agent(int argc, char **argv)
 	struct agent ag = { .ns = NULL, .epfd = -1, .inofd = -1, .sigfd = -1, .ctlfd = -1,
 			    .timerfd = -1 };
 	struct dp_opts o = { .self_mark = 0x6b73 /* "ks" */, .shim_port = 15001, .dns_port = 15053,
-			     .sockmap = true, .splice = true };
+			     .sockmap = true, .splice = false };
 	const char *ready = NULL, *shim = "127.0.0.1", *netns = NULL;
 	struct shim_opts so = { .outbound = true, .out_port = 15001, .in_port = 15008,
 				.gateway_labels = "istio=ingressgateway",

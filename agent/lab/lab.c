@@ -55,7 +55,7 @@ struct lab {
 	char cert_ttl[32], sni_form[16]; /* for the agents lab up starts */
 	bool guard; /* XDP guards on the uplinks (lab up --no-guard: none) */
 	bool sockmap; /* app <-> shim sockets joined in the kernel (lab up --no-sockmap: not) */
-	bool splice; /* gateway tunnels joined in the kernel (lab up --no-splice: copied) */
+	bool splice; /* gateway tunnels joined in the kernel (lab up --splice); else copied */
 };
 
 /* ---- running things ---- */
@@ -465,9 +465,10 @@ static int lab_up(int argc, char **argv)
 					      { "no-guard", no_argument, NULL, 'G' },
 					      { "no-sockmap", no_argument, NULL, 'K' },
 					      { "no-splice", no_argument, NULL, 'J' },
+					      { "splice", no_argument, NULL, 'j' },
 					      { NULL, 0, NULL, 0 } };
 	const char *cert_ttl = "24h", *sni_form = "global";
-	bool guard = true, sockmap = true, splice = true;
+	bool guard = true, sockmap = true, splice = false; /* splice: see README, Benchmarks */
 
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "f:", opts, NULL)) != -1)
@@ -483,6 +484,8 @@ static int lab_up(int argc, char **argv)
 			sockmap = false;
 		else if (c == 'J')
 			splice = false;
+		else if (c == 'j')
+			splice = true;
 		else
 			return 2;
 	if (lab_init(&lab))

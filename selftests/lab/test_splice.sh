@@ -9,7 +9,7 @@ scenario_kit "$tmp/kit"
 
 for mode in on off; do
 	"$KSTEER" lab down >/dev/null 2>&1
-	"$KSTEER" lab up $([ $mode = off ] && echo --no-splice) >"$tmp/up" 2>&1 || { bad "lab up ($mode)" "$(cat "$tmp/up")"; continue; }
+	"$KSTEER" lab up $([ $mode = on ] && echo --splice) >"$tmp/up" 2>&1 || { bad "lab up ($mode)" "$(cat "$tmp/up")"; continue; }
 	scenario_apply "$tmp/kit" cluster1 cluster2 hello service=helloworld version=v1 version=v2 version=v3 || bad "apply the scenario ($mode)" "$(cat "$tmp/apply")"
 	gw() { shimstat lab-cluster2-gateway "gateway.$1"; }
 	"$KSTEER" status --instance lab-cluster2-gateway | grep -q "^splice $mode" && ok "splice $mode at the gateway" ||
