@@ -350,14 +350,14 @@ static void check_endpoint(struct vctx *v, const struct workload_entry *e, bool 
 	for (uint32_t i = 0; i < e->ports.n; i++) {
 		const struct kv *p = &e->ports.v[i];
 		const char *path = arena_printf(&v->p->a, "%s", sub_path(v, &e->o, "ports"));
-		char *end;
-		long n = strtol(p->v, &end, 10);
+		char *end = NULL;
+		long n = p->v ? strtol(p->v, &end, 10) : 0; /* no scalar: a list or a map */
 
 		if (!is_dns1123_label(p->k))
 			verr_at(v, p->pos, path, "Invalid value: port name \"%s\"", p->k);
-		if (end == p->v || *end || n < 1 || n > 65535)
+		if (!p->v || end == p->v || *end || n < 1 || n > 65535)
 			verr_at(v, p->pos, arena_printf(&v->p->a, "%s.%s", path, p->k),
-				"port must be between 1-65535, got \"%s\"", p->v);
+				"port must be between 1-65535, got \"%s\"", p->v ? p->v : "a list or a map");
 		if (se) {
 			bool found = false;
 

@@ -115,6 +115,21 @@ if expect "what is not applied yet is valid" 0 "$KSTEER" check -f "$tmp/later.ya
 	has "uriRegexRewrite: said not applied" "$tmp/err" "http[0].rewrite: uriRegexRewrite is not applied by ksteer yet"
 fi
 
+# a port entry whose key is a mapping and whose value is null (YAML's "? k: v"; the
+# fuzzer's find, it crashed strtol): an error, no crash
+cat >"$tmp/we.yaml" <<'Y'
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: we}
+spec:
+  address: 10.0.0.1
+  ports:
+   ? "http": 80
+Y
+if expect "a port without a value refused" 1 "$KSTEER" check -f "$tmp/we.yaml"; then
+	has "a port without a value: said so" "$tmp/err" 'port must be between 1-65535, got "a list or a map"'
+fi
+
 # a bad file next to good ones: the whole batch is refused
 cp "$SCEN"/cluster1/*.yaml "$tmp/" 2>/dev/null
 printf 'apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {ports: [{port: 0}]}\n' >"$tmp/05-bad.yaml"
