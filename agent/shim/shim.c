@@ -404,7 +404,7 @@ static void reply_fault(struct conn *c)
 
 /* Whether a fault applies to this request: percentage (0-100, fractions too), else the
  * deprecated integer percent, else every request. */
-static bool fault_hits(struct shim *s, const struct obj *o, const struct percent *pct,
+static bool fault_hits(const struct obj *o, const struct percent *pct,
 		       int64_t percent)
 {
 	double want = pct ? pct->value : obj_has(o, "percent") ? (double)percent : 100.0;
@@ -412,7 +412,6 @@ static bool fault_hits(struct shim *s, const struct obj *o, const struct percent
 
 	if (getrandom(&draw, sizeof(draw), 0) != sizeof(draw))
 		draw = (uint32_t)rand();
-	(void)s;
 	return (double)draw / 4294967296.0 * 100.0 < want;
 }
 
@@ -1170,10 +1169,10 @@ static void route_request(struct conn *c)
 		const struct fault_delay *fd = r->http->fault->delay;
 		const struct fault_abort *fa = r->http->fault->abort;
 
-		if (fd && fd->fixedDelay > 0 && fault_hits(c->s, &fd->o, fd->percentage, fd->percent))
+		if (fd && fd->fixedDelay > 0 && fault_hits(&fd->o, fd->percentage, fd->percent))
 			c->hold_until = now_ms() + (uint64_t)fd->fixedDelay;
 		if (fa && fa->httpStatus >= 200 && fa->httpStatus <= 599 &&
-		    fault_hits(c->s, &fa->o, fa->percentage, 0))
+		    fault_hits(&fa->o, fa->percentage, 0))
 			c->abort_status = (int)fa->httpStatus;
 		c->s->st.faults_delayed += c->hold_until != 0;
 	}

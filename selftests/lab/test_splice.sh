@@ -42,18 +42,26 @@ for mode in on off; do
 	# still have both legs)
 	legs() { ip netns exec ksl-c2-gw ss -tnH state established "$1" | wc -l; }
 	"$KSTEER" cert mint --ca /run/ksteer-lab/cluster1/cacerts --ns hello --sa sleep --out "$tmp/c" >/dev/null
-	ip netns exec ksl-c1-gw python3 - "$tmp/c" >"$tmp/hc" 2>&1 <<'PY'
-import socket, ssl, sys, time
-d = sys.argv[1]
+	# both clients below dial the gateway as cluster1's sleep, SNI subset v2
+	cat >"$tmp/c/dial.py" <<'PY'
+import os, socket, ssl
+d = os.path.dirname(os.path.abspath(__file__))
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 ctx.load_cert_chain(d + "/cert-chain.pem", d + "/key.pem")
 ctx.load_verify_locations("/run/ksteer-lab/ca/root-cert.pem")
 ctx.check_hostname = False
-def half_close(path, pause):
-    raw = socket.create_connection(("172.30.2.1", 15443), timeout=10)
+def dial(timeout):
+    raw = socket.create_connection(("172.30.2.1", 15443), timeout=timeout)
     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    print("port", raw.getsockname()[1], flush=True)
-    s = ctx.wrap_socket(raw, server_hostname="outbound_.5000_.v2_.helloworld.hello.global")
+    return ctx.wrap_socket(raw, server_hostname="outbound_.5000_.v2_.helloworld.hello.global")
+PY
+	ip netns exec ksl-c1-gw python3 - "$tmp/c" >"$tmp/hc" 2>&1 <<'PY'
+import socket, ssl, sys, time
+sys.path.insert(0, sys.argv[1])
+from dial import dial
+def half_close(path, pause):
+    s = dial(10)
+    print("port", s.getsockname()[1], flush=True)
     s.sendall(b"GET %s HTTP/1.0\r\n\r\n" % path)
     time.sleep(pause)
     socket.socket.shutdown(s, socket.SHUT_WR)  # a TCP half-close under the TLS session
@@ -80,20 +88,16 @@ PY
 	# backpressure: a reader that stalls for 3 s holds the sender back (kernel TCP
 	# memory stays bounded, as socket buffers bound it), then gets every byte
 	ip netns exec ksl-c1-gw python3 - "$tmp/c" >"$tmp/bp" 2>&1 <<'PY'
-import hashlib, socket, ssl, sys, time
-d = sys.argv[1]
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.load_cert_chain(d + "/cert-chain.pem", d + "/key.pem")
-ctx.load_verify_locations("/run/ksteer-lab/ca/root-cert.pem")
-ctx.check_hostname = False
+import hashlib, sys, time
+sys.path.insert(0, sys.argv[1])
+from dial import dial
 def tcp_mem_kib():
     for l in open("/proc/net/sockstat"):
         if l.startswith("TCP:"):
             return int(l.split()[-1]) * 4
 n = 40000000
 m0 = tcp_mem_kib()
-raw = socket.create_connection(("172.30.2.1", 15443), timeout=30)
-s = ctx.wrap_socket(raw, server_hostname="outbound_.5000_.v2_.helloworld.hello.global")
+s = dial(30)
 s.sendall(b"GET /bytes/%d HTTP/1.0\r\n\r\n" % n)
 data = bytearray(s.recv(65536))
 time.sleep(3)
