@@ -7,11 +7,16 @@ CLANG ?= clang
 BPFTOOL ?= bpftool
 SHARED ?= $(abspath ../shared)
 
+# llhttp, as Debian's node-llhttp ships it (C sources), built strict into the binary.
+LLHTTP_SRC ?= /usr/share/llhttp
+LLHTTP_INC ?= /usr/share/include/llhttp
+LLHTTP_OBJ := $(addprefix $(OUT)/llhttp/,api.o http.o llhttp.o)
+
 ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 CFLAGS ?= -g -O2
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-format-truncation -MMD -MP \
-	  -I$(OUT) -I. -D_GNU_SOURCE
-LDLIBS := -lbpf -lelf -lz -lyaml -ljansson -lmicrohttpd -lhttp_parser -lldns -lssl -lcrypto -lm
+	  -I$(OUT) -I. -I$(LLHTTP_INC) -D_GNU_SOURCE
+LDLIBS := -lbpf -lelf -lz -lyaml -ljansson -lmicrohttpd -lldns -lssl -lcrypto -lm
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
@@ -19,7 +24,7 @@ endif
 BPF_CFLAGS := -g -O2 --target=bpf -D__TARGET_ARCH_$(ARCH) -D__BPF__ -Wall -Werror -I. -MMD -MP
 
 AGENT_SRC := $(sort $(shell find agent -name '*.c'))
-AGENT_OBJ := $(AGENT_SRC:%.c=$(OUT)/%.o)
+AGENT_OBJ := $(AGENT_SRC:%.c=$(OUT)/%.o) $(LLHTTP_OBJ)
 LIB_OBJ := $(filter-out $(OUT)/agent/cli/main.o,$(AGENT_OBJ))
 BPF_SRC := $(sort $(wildcard bpf/*.bpf.c))
 BPF_OBJ := $(BPF_SRC:bpf/%.bpf.c=$(OUT)/%.bpf.o)
@@ -42,8 +47,12 @@ ksteer: $(OUT)/ksteer
 $(OUT)/ksteer: $(AGENT_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(LLHTTP_OBJ): $(OUT)/llhttp/%.o: $(LLHTTP_SRC)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -g -DLLHTTP_STRICT_MODE=1 -I$(LLHTTP_INC) $(filter -fsanitize%,$(CFLAGS)) -c -o $@ $<
+
 # Every agent object may include a skeleton: generate them first.
-$(AGENT_OBJ): $(OUT)/%.o: %.c | $(SKELS)
+$(filter-out $(LLHTTP_OBJ),$(AGENT_OBJ)): $(OUT)/%.o: %.c | $(SKELS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 

@@ -350,6 +350,7 @@ int cmd_agent(int argc, char **argv)
 		{ "sockmap", required_argument, NULL, 'K' },
 		{ "splice", required_argument, NULL, 'J' },
 		{ "dns-upstream", required_argument, NULL, 'U' },
+		{ "limit", required_argument, NULL, 'l' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct agent ag = { .ns = NULL, .epfd = -1, .inofd = -1, .sigfd = -1, .ctlfd = -1,
@@ -453,6 +454,13 @@ int cmd_agent(int argc, char **argv)
 			so.dns_upstream_port = 53;
 			break;
 		}
+		case 'l':
+			if (shim_limit_set(&so.lim, optarg)) {
+				fprintf(stderr, "Error: --limit %s: NAME=VALUE, one of:\n", optarg);
+				shim_limits_print(NULL, stderr);
+				return 2;
+			}
+			break;
 		case 'S':
 			if (strcmp(optarg, "global") && strcmp(optarg, "local")) {
 				fprintf(stderr, "Error: --sni-form: global (outbound_.P_.S_.H.global, "

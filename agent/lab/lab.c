@@ -43,6 +43,7 @@
 #include "../policy/decode.h"
 #include "../policy/policy.h"
 #include "../cli/cli.h"
+#include "../shim/shim.h"
 #include "lab.h"
 
 #define STATE LAB_DIR "/state.json"
@@ -56,6 +57,8 @@ struct lab {
 	bool guard; /* XDP guards on the uplinks (lab up --no-guard: none) */
 	bool sockmap; /* app <-> shim sockets joined in the kernel (lab up --no-sockmap: not) */
 	bool splice; /* gateway tunnels joined in the kernel (lab up --splice); else copied */
+	const char *limits[16]; /* lab up --limit NAME=VALUE: passed to every agent */
+	unsigned n_limits;
 };
 
 /* ---- running things ---- */
@@ -415,9 +418,25 @@ static pid_t start_agent(struct lab *lab, const char *cname, const char *instanc
 			  * 0.26x throughput, generic 0.96x; make bench)
 			  */
 			 "--sockmap", lab->sockmap ? "on" : "off", "--splice", lab->splice ? "on" : "off",
-			 lab->guard ? "--xdp-dev" : NULL, gateway ? "wan" : "uplink", "--xdp-mode",
-			 "generic", NULL };
+			 /* room for the guard's four and two per --limit */
+			 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+			 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+			 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+	size_t end = 0;
 	pid_t pid;
+
+	while (args[end])
+		end++;
+	if (lab->guard) {
+		args[end++] = "--xdp-dev";
+		args[end++] = gateway ? "wan" : "uplink";
+		args[end++] = "--xdp-mode";
+		args[end++] = "generic";
+	}
+	for (unsigned i = 0; i < lab->n_limits; i++) {
+		args[end++] = "--limit";
+		args[end++] = (char *)lab->limits[i];
+	}
 
 	snprintf(ca, sizeof(ca), LAB_DIR "/%s/cacerts", cname);
 	snprintf(policy, sizeof(policy), LAB_DIR "/%s/policy", cname);
@@ -466,9 +485,11 @@ static int lab_up(int argc, char **argv)
 					      { "no-sockmap", no_argument, NULL, 'K' },
 					      { "no-splice", no_argument, NULL, 'J' },
 					      { "splice", no_argument, NULL, 'j' },
+					      { "limit", required_argument, NULL, 'l' },
 					      { NULL, 0, NULL, 0 } };
-	const char *cert_ttl = "24h", *sni_form = "global";
+	const char *cert_ttl = "24h", *sni_form = "global", *limits[16];
 	bool guard = true, sockmap = true, splice = false; /* splice: see README, Benchmarks */
+	unsigned n_limits = 0;
 
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "f:", opts, NULL)) != -1)
@@ -486,6 +507,8 @@ static int lab_up(int argc, char **argv)
 			splice = false;
 		else if (c == 'j')
 			splice = true;
+		else if (c == 'l' && n_limits < 16 && !shim_limit_set(&(struct shim_limits){0}, optarg))
+			limits[n_limits++] = optarg;
 		else
 			return 2;
 	if (lab_init(&lab))
@@ -499,6 +522,8 @@ static int lab_up(int argc, char **argv)
 	lab.guard = guard;
 	lab.sockmap = sockmap;
 	lab.splice = splice;
+	memcpy(lab.limits, limits, sizeof(limits));
+	lab.n_limits = n_limits;
 	if (file) {
 		if (read_labfile(file, &a, &diag, &spec)) {
 			diag_print(&diag, stderr);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include "route.h"
 
+#include <ctype.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,23 @@ static const char *query_get(const char *path, const char *name, size_t *len)
 	return NULL;
 }
 
+/*
+ * Host names compare case-insensitively (RFC 9110 4.2.3) and a client may or
+ * may not write the port: the authority matches with it or without it.
+ */
+static bool authority_matches(const struct string_match *m, const char *a, struct regex_cache *rc)
+{
+	size_t len, host;
+	const char *colon;
+
+	if (!a)
+		return false;
+	len = strlen(a);
+	colon = a[0] == '[' ? strstr(a, "]:") : strrchr(a, ':');
+	host = colon ? (size_t)(colon - a) + (a[0] == '[') : len;
+	return string_matches(m, a, len, true, rc) || string_matches(m, a, host, true, rc);
+}
+
 static bool block_matches(const struct http_match *m, const struct http_request *rq,
 			  struct regex_cache *rc)
 {
@@ -107,8 +125,7 @@ static bool block_matches(const struct http_match *m, const struct http_request 
 		return false;
 	if (m->scheme && !string_matches(m->scheme, rq->scheme, strlen(rq->scheme), false, rc))
 		return false;
-	if (m->authority && !string_matches(m->authority, rq->authority,
-					    rq->authority ? strlen(rq->authority) : 0, false, rc))
+	if (m->authority && !authority_matches(m->authority, rq->authority, rc))
 		return false;
 	for (uint32_t i = 0; i < m->headers.n; i++) {
 		const char *v = header_get(rq, m->headers.v[i].k);
@@ -175,4 +192,65 @@ const struct c_dest *route_pick_dest(const struct c_route *r, uint32_t draw)
 			return &r->dests[i];
 	}
 	return NULL;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)(c | 0x20);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* RFC 3986 5.2.4, in place on a path that starts with '/'. */
+static void remove_dot_segments(char *p)
+{
+	char *in = p, *out = p;
+
+	while (*in) {
+		if (in[0] == '/' && in[1] == '.' && (in[2] == '/' || !in[2])) {
+			in += 2;
+		} else if (in[0] == '/' && in[1] == '.' && in[2] == '.' && (in[3] == '/' || !in[3])) {
+			while (out > p && *--out != '/')
+				;
+			in += 3;
+		} else {
+			do
+				*out++ = *in++;
+			while (*in && *in != '/');
+			continue;
+		}
+		if (!*in)
+			*out++ = '/';
+	}
+	*out = 0;
+}
+
+void route_normalize_path(const char *in, char *out)
+{
+	size_t plen = strcspn(in, "?"), o = 0;
+
+	for (size_t i = 0; i < plen; i++) {
+		int hi = in[i] == '%' && i + 2 < plen ? hexval(in[i + 1]) : -1;
+		int lo = hi >= 0 ? hexval(in[i + 2]) : -1;
+		char ch = (char)(hi * 16 + lo);
+
+		if (lo < 0) {
+			out[o++] = in[i];
+		} else if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+			   (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
+			   ch == '~') {
+			out[o++] = ch; /* an unreserved character needs no escape */
+			i += 2;
+		} else { /* other escapes stay, their hex digits upper-cased */
+			out[o++] = '%';
+			out[o++] = (char)toupper((unsigned char)in[i + 1]);
+			out[o++] = (char)toupper((unsigned char)in[i + 2]);
+			i += 2;
+		}
+	}
+	out[o] = 0;
+	if (out[0] == '/')
+		remove_dot_segments(out);
+	strcat(out, in + plen); /* the query as it came */
 }

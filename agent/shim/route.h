@@ -48,4 +48,12 @@ const struct http_match *route_block(const struct c_route *r, const struct http_
 /* The destination a draw in [0, 2^32) picks by weight, or NULL when all weights are 0. */
 const struct c_dest *route_pick_dest(const struct c_route *r, uint32_t draw);
 
+/*
+ * The path as Istio's default normalization (BASE) gives it to routing and the
+ * upstream: percent-escapes of unreserved characters decoded, others upper-cased,
+ * dot segments removed (RFC 3986 6.2.2, 5.2.4); the query as it came. out has
+ * room for strlen(in) + 1 bytes.
+ */
+void route_normalize_path(const char *in, char *out);
+
 #endif

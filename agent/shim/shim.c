@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -29,26 +30,30 @@
 
 #include "../lib/log.h"
 #include "../policy/decode.h"
+#include "h1.h"
 #include "shim_int.h"
 
-#define SHIM_MAX_HEAD (64 * 1024) /* a bigger request head gets 431 */
-#define SHIM_MAX_HEADERS 128
+#define SHIM_MAX_HEADERS H1_MAX_FIELDS
 #define SHIM_BUF (64 * 1024)
 #define SHIM_MAX_TRIES 8       /* endpoints remembered per request for retries */
 #define SHIM_DEFAULT_RETRIES 2 /* Istio's default: 2 retries, connect-failure among them */
+#define SHIM_MAX_RETRIES 10    /* retries.attempts above this are cut to it */
 #define SHIM_CONNECT_MS 10000  /* Istio's default connectTimeout */
 #define SHIM_POOL_MAX 512
-#define SHIM_POOL_IDLE_MS 60000
 #define SHIM_TICK_MS 200
+#define SHIM_MAX_MIRRORS 256 /* mirrored requests in flight; more are not sent */
+#define SHIM_LINGER_MS 2000  /* after a last answer, the client's unread bytes are drained this long */
 
-/* An upstream connection: in use by one conn, or idle in the pool. */
+/* An upstream connection: in use by one conn (owner), or idle in the pool. */
 struct up {
-	struct evh h; /* while idle in the pool */
+	struct evh h;
 	struct shim *s;
+	struct conn *owner;
 	struct side sd;
 	char key[512]; /* endpoint, SNI and client identity: who may reuse it */
 	uint64_t id_gen; /* the client certificate's generation */
 	bool tls, tls_done, reused, pooled;
+	uint32_t armed; /* the events epoll watches for, 0: not in the set */
 	uint64_t idle_since, deadline;
 	struct up *next;
 };
@@ -60,31 +65,47 @@ struct ep {
 	bool same_node; /* mutual TLS to a pod of this very node: the in-process fast path */
 };
 
+/*
+ * A client connection carries one request at a time: its head is read
+ * (REQ_HEAD), routed, its body passed on as it came (REQ_BODY) until it ends
+ * (REQ_DONE); the answer's head is read, held until complete and passed on
+ * (RESP_HEAD, 1xx answers passed on as they come), then its body (RESP_BODY)
+ * until it ends (RESP_DONE). Then the next request, pipelined or not. A 101
+ * turns both into a tunnel; a close after the last answer lingers.
+ */
+enum req_state { REQ_HEAD, REQ_BODY, REQ_DONE, REQ_TUNNEL };
+enum resp_state { RESP_NONE, RESP_HEAD, RESP_BODY, RESP_DONE, RESP_TUNNEL };
+
 struct conn {
 	struct evh h;
 	struct shim *s;
 	struct conn *prev, *next;
 	int cfd;
+	uint32_t armed; /* the client socket's events in epoll, 0: not in the set */
 	struct up *up;
 	struct ks_addr peer;
 	uint16_t peer_port;
 	struct ks_addr orig;
 	uint16_t orig_port;
-	http_parser rq, rs;
+	enum req_state req;
+	enum resp_state resp;
+	struct h1 rq, rs;
+	bool client_keep;  /* the client keeps the connection after this answer */
+	bool upstream_keep; /* the upstream does */
+	bool discard_body; /* the request body has nowhere to go (a local answer): read, dropped */
+	bool is_head;      /* this request's method is HEAD */
+	bool lingering;    /* answered, closing: the write side is shut, input drained */
+	bool resp_sent;    /* bytes of this request's answer went to the client */
+	bool up_eof, up_shut, client_shut; /* a tunnel's ends: EOF read, EOF passed on */
+	int resp_status;   /* the status of the answer being read */
+	uint64_t linger_until;
 	struct buf in; /* client bytes not yet taken by the request parser */
 	struct buf to_up, to_client;
 	struct buf replay; /* a complete request without body: resent if a reused upstream died */
-	/* the request head being read */
-	struct buf head; /* url, header names and values, NUL-separated */
-	size_t url_off, url_len;
-	struct {
-		size_t name, name_len, value, value_len;
-	} hdr[SHIM_MAX_HEADERS];
-	unsigned nh;
-	bool in_value, head_done, req_done, resp_done, close_after, client_eof, dead;
-	bool after_lf; /* the head's last byte seen was LF: a following SP/HT is obs-fold */
-	bool routed;   /* this request's head went through route_request */
+	bool close_after, client_eof, dead;
 	size_t resp_bytes;
+	uint64_t head_start; /* when this request's head began to arrive; 0: not yet */
+	uint64_t last_io;    /* the last byte read or written, either side */
 	uint64_t deadline; /* the route's timeout; 0: none */
 	uint64_t timeout;  /* the route's timeout, counted from when the upstream starts */
 	uint64_t per_try_ms, try_deadline; /* retries.perTryTimeout, and this try's end */
@@ -101,9 +122,8 @@ struct conn {
 		uint64_t base_ms;
 	} od;
 	/* the route's response header operations: names dropped (NUL-separated), lines added;
-	 * the response head is held until complete when there are any */
+	 * the response head is held until complete, then passed on with them */
 	struct buf resp_drop, resp_add, resp_head;
-	bool resp_head_seen, resp_head_done;
 	/* where this request may go: copied, as a reload may free the plan meanwhile */
 	struct ep eps[SHIM_MAX_TRIES];
 	unsigned n_eps, next_ep, tries_left;
@@ -144,7 +164,29 @@ void shim_defer_free(struct shim *s, void *obj, void (*fn)(void *))
 	s->dead[s->n_dead++].fn = fn;
 }
 
+/*
+ * What epoll watches on fd, as *armed remembers: EPOLLHUP and EPOLLERR are
+ * reported whatever the mask, so a socket nobody wants to hear from leaves
+ * the set, or a closed peer would wake the loop for ever.
+ */
+static void arm(struct shim *s, int fd, uint32_t *armed, uint32_t want, struct evh *h)
+{
+	struct epoll_event e = {.events = want, .data.ptr = h};
+
+	if (fd < 0)
+		return;
+	if (!want) {
+		if (*armed)
+			epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+	} else {
+		epoll_ctl(s->epfd, *armed ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &e);
+	}
+	*armed = want;
+}
+
 /* ---- upstream connections and their pool ---- */
+
+static void conn_step(struct conn *c);
 
 static void up_free(void *p)
 {
@@ -160,6 +202,7 @@ static void up_drop(struct up *u)
 		close(u->sd.fd); /* out of the epoll set now; the memory after this batch */
 		u->sd.fd = -1;
 	}
+	u->owner = NULL;
 	shim_defer_free(u->s, u, up_free);
 }
 
@@ -175,14 +218,20 @@ static void pool_unlink(struct shim *s, struct up *u)
 	u->next = NULL;
 }
 
-/* An idle pooled connection spoke: a close, a reset, or bytes nobody asked for. */
-static void pool_event(struct evh *h, uint32_t events)
+/* An upstream spoke: to the request using it, or, idle in the pool, a close, a reset or
+ * bytes nobody asked for. */
+static void up_event(struct evh *h, uint32_t events)
 {
 	struct up *u = (struct up *)h;
 	char tmp[512];
 	ssize_t n;
 
 	(void)events;
+	if (u->owner) {
+		if (!u->owner->dead)
+			conn_step(u->owner);
+		return;
+	}
 	if (!u->pooled)
 		return;
 	n = side_read(&u->sd, tmp, sizeof(tmp));
@@ -203,13 +252,13 @@ static void pool_put(struct shim *s, struct up *u)
 		pool_unlink(s, old);
 		up_drop(old);
 	}
-	u->h.fn = pool_event;
+	u->owner = NULL;
 	u->pooled = true;
 	u->idle_since = now_ms();
 	u->next = s->pool;
 	s->pool = u;
 	s->n_pool++;
-	ep_set(s, u->sd.fd, EPOLLIN | EPOLLRDHUP, &u->h, false);
+	arm(s, u->sd.fd, &u->armed, EPOLLIN | EPOLLRDHUP, &u->h);
 }
 
 static struct up *pool_take(struct shim *s, const char *key, uint64_t id_gen)
@@ -229,17 +278,20 @@ static void conn_free(void *p)
 {
 	struct conn *c = p;
 
+	h1_free(&c->rq);
+	h1_free(&c->rs);
 	buf_free(&c->in);
 	buf_free(&c->to_up);
 	buf_free(&c->to_client);
 	buf_free(&c->replay);
-	buf_free(&c->head);
 	buf_free(&c->local);
 	buf_free(&c->resp_drop);
 	buf_free(&c->resp_add);
 	buf_free(&c->resp_head);
 	free(c);
 }
+
+static void src_release(struct shim *s, const struct ks_addr *a);
 
 static void conn_kill(struct conn *c)
 {
@@ -252,6 +304,8 @@ static void conn_kill(struct conn *c)
 		up_drop(c->up);
 	c->up = NULL;
 	c->dead = true;
+	c->s->n_conns--;
+	src_release(c->s, &c->peer);
 	LIST_UNLINK(c->s->conns, c);
 	shim_defer_free(c->s, c, conn_free);
 }
@@ -358,6 +412,11 @@ static void health_result(struct conn *c, int status)
 	}
 }
 
+/*
+ * The shim's own answer to this request, the connection closing after it: a
+ * body still on its way is read and dropped meanwhile (a close with unread
+ * bytes would reset the connection and could destroy the answer).
+ */
 static void reply_error(struct conn *c, int status, const char *reason, const char *detail)
 {
 	char msg[768];
@@ -367,39 +426,43 @@ static void reply_error(struct conn *c, int status, const char *reason, const ch
 			 status, reason, detail, strlen(detail) > 300 ? 301 : strlen(detail) + 1,
 			 detail);
 
+	c->to_up.len = 0;
 	buf_put(&c->to_client, msg, (size_t)n);
 	c->s->st.responses_local++;
 	c->close_after = true;
-	c->resp_done = true;
-	c->req_done = true;
+	c->resp = RESP_DONE;
+	c->req = REQ_DONE;
+	c->discard_body = true;
 	if (c->up) {
 		up_drop(c->up);
 		c->up = NULL;
 	}
 }
 
-/*
- * An injected abort, answered as Envoy's fault filter answers it; the
- * connection stays open when the whole request was read and the client keeps
- * it alive.
- */
+/* A local answer (fault abort, redirect, direct response, preflight) in c->to_client: the
+ * request's body, if any, is read and dropped; keep-alive as the client asked. */
+static void local_answered(struct conn *c)
+{
+	c->to_up.len = 0;
+	c->s->st.responses_local++;
+	c->resp = RESP_DONE;
+	c->discard_body = true;
+	c->close_after |= !c->client_keep;
+}
+
+/* An injected abort, answered as Envoy's fault filter answers it. */
 static void reply_fault(struct conn *c)
 {
 	char msg[256];
-	bool keep = c->req_done && !c->close_after;
 	int n = snprintf(msg, sizeof(msg),
 			 "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: 18\r\n%s\r\n"
 			 "fault filter abort",
 			 c->abort_status, c->abort_status < 500 ? "Client Error" : "Server Error",
-			 keep ? "" : "connection: close\r\n");
+			 c->client_keep ? "" : "connection: close\r\n");
 
-	c->to_up.len = 0;
 	buf_put(&c->to_client, msg, (size_t)n);
-	c->s->st.responses_local++;
 	c->s->st.faults_aborted++;
-	c->close_after = !keep;
-	c->resp_done = true;
-	c->req_done = true;
+	local_answered(c);
 }
 
 /* Whether a fault applies to this request: percentage (0-100, fractions too), else the
@@ -413,89 +476,6 @@ static bool fault_hits(const struct obj *o, const struct percent *pct,
 	if (getrandom(&draw, sizeof(draw), 0) != sizeof(draw))
 		draw = (uint32_t)rand();
 	return (double)draw / 4294967296.0 * 100.0 < want;
-}
-
-/* ---- request parsing ---- */
-
-static int on_url(http_parser *p, const char *at, size_t n)
-{
-	struct conn *c = p->data;
-
-	if (!c->url_len)
-		c->url_off = c->head.len;
-	c->url_len += n;
-	return buf_put(&c->head, at, n);
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t n)
-{
-	struct conn *c = p->data;
-
-	if (c->in_value || !c->nh) { /* a new header */
-		if (c->nh == SHIM_MAX_HEADERS)
-			return -1;
-		if (c->nh || c->url_len)
-			buf_put(&c->head, "", 1);
-		c->hdr[c->nh].name = c->head.len;
-		c->hdr[c->nh].name_len = 0;
-		c->hdr[c->nh].value_len = 0;
-		c->nh++;
-		c->in_value = false;
-	}
-	c->hdr[c->nh - 1].name_len += n;
-	return buf_put(&c->head, at, n);
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t n)
-{
-	struct conn *c = p->data;
-
-	/* obs-fold (RFC 9112 5.2) and control bytes: a proxy must refuse them */
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)at[i] < 0x20 && at[i] != '\t')
-			return -1;
-	if (!c->in_value) {
-		buf_put(&c->head, "", 1);
-		c->hdr[c->nh - 1].value = c->head.len;
-		c->in_value = true;
-	}
-	c->hdr[c->nh - 1].value_len += n;
-	return buf_put(&c->head, at, n);
-}
-
-static int on_headers_complete(http_parser *p)
-{
-	struct conn *c = p->data;
-
-	c->head_done = true;
-	http_parser_pause(p, 1); /* route before any body byte is taken */
-	return 0;
-}
-
-static int on_message_complete(http_parser *p)
-{
-	struct conn *c = p->data;
-
-	c->req_done = true;
-	http_parser_pause(p, 1); /* the next request waits for this response */
-	return 0;
-}
-
-static int on_response_headers(http_parser *p)
-{
-	struct conn *c = p->data;
-
-	c->resp_head_seen = true;
-	health_result(c, (int)p->status_code);
-	return 0;
-}
-
-static int on_response_complete(http_parser *p)
-{
-	struct conn *c = p->data;
-
-	c->resp_done = true;
-	return 0;
 }
 
 /* ---- routing a request ---- */
@@ -562,6 +542,18 @@ int shim_connect_ep(const struct shim *s, struct side *sd, const struct c_endpoi
 	return err;
 }
 
+/* A fresh response codec for this try: the answer is read from its first byte. */
+static void resp_reset(struct conn *c)
+{
+	h1_free(&c->rs);
+	h1_init(&c->rs, true);
+	c->rs.skip_body = c->is_head;
+	c->resp_head.len = 0;
+	c->resp_bytes = 0;
+	c->resp_sent = false;
+	c->resp = RESP_HEAD;
+}
+
 /* The next remembered endpoint of this request: a pooled connection to it, or a new one. */
 static int upstream_start(struct conn *c)
 {
@@ -590,11 +582,13 @@ static int upstream_start(struct conn *c)
 		 c->tls ? c->id_sa : "", c->tls ? rule_hash(&c->rule) : 0);
 	c->tries_left--;
 	c->try_deadline = c->per_try_ms ? now_ms() + c->per_try_ms : 0;
+	resp_reset(c);
 	u = pool_take(s, key, id ? id->gen : 0);
 	if (u) {
 		s->st.pool_reused++;
 		c->up = u;
-		ep_set(s, u->sd.fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP, &c->h, false);
+		u->owner = c;
+		arm(s, u->sd.fd, &u->armed, EPOLLIN | EPOLLOUT | EPOLLRDHUP, &u->h);
 		return 0;
 	}
 	u = calloc(1, sizeof(*u));
@@ -624,8 +618,10 @@ static int upstream_start(struct conn *c)
 		u->sd.rule = c->rule;
 	}
 	u->deadline = now_ms() + SHIM_CONNECT_MS;
+	u->h.fn = up_event;
+	u->owner = c;
 	c->up = u;
-	ep_set(s, u->sd.fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP, &c->h, true);
+	arm(s, u->sd.fd, &u->armed, EPOLLIN | EPOLLOUT | EPOLLRDHUP, &u->h);
 	return 0;
 }
 
@@ -682,8 +678,7 @@ static bool retry_answer_wanted(const struct conn *c, unsigned status)
 /* Does the request carry a body (its head alone does not complete it)? */
 static bool has_body(const struct conn *c)
 {
-	return (c->rq.flags & F_CHUNKED) ||
-	       (c->rq.content_length != 0 && c->rq.content_length != ULLONG_MAX);
+	return c->rq.has_body;
 }
 
 /*
@@ -694,8 +689,7 @@ static bool has_body(const struct conn *c)
 static void local_response(struct conn *c, const struct http_route *hr,
 			   const struct http_request *rq)
 {
-	bool keep = http_should_keep_alive(&c->rq) && !has_body(c);
-	const char *conn_hdr = keep ? "" : "connection: close\r\n";
+	const char *conn_hdr = c->client_keep ? "" : "connection: close\r\n";
 	struct buf *b = &c->local;
 	char line[160];
 	int n;
@@ -761,7 +755,6 @@ static void local_response(struct conn *c, const struct http_route *hr,
 			buf_put(b, body, blen);
 		free(raw);
 	}
-	c->close_after = !keep;
 }
 
 /* A request header list as it goes upstream: header operations applied (remove, set, add). */
@@ -808,38 +801,6 @@ static bool resp_dropped(const struct conn *c, const char *name, size_t len)
 		if (strlen(c->resp_drop.p + o) == len && !strncasecmp(c->resp_drop.p + o, name, len))
 			return true;
 	return false;
-}
-
-/* The held response head, complete: out with the operations applied, then what followed it. */
-static void resp_head_out(struct conn *c)
-{
-	const char *p = c->resp_head.p, *end = p + c->resp_head.len;
-	const char *crlf = memmem(p, c->resp_head.len, "\r\n\r\n", 4);
-	const char *lf = memmem(p, c->resp_head.len, "\n\n", 2);
-	const char *term = crlf && (!lf || crlf < lf) ? crlf : lf;
-	size_t tl = term == crlf ? 4 : 2;
-	bool first = true;
-
-	if (!term) { /* the parser said complete: cannot happen; pass it as it came */
-		buf_put(&c->to_client, p, c->resp_head.len);
-		return;
-	}
-	for (const char *l = p; l < term;) {
-		const char *nl = memchr(l, '\n', (size_t)(term - l));
-		size_t len = (size_t)((nl ? nl : term) - l);
-
-		if (len && l[len - 1] == '\r')
-			len--;
-		if (first || !resp_dropped(c, l, strcspn(l, ":") < len ? strcspn(l, ":") : len)) {
-			buf_put(&c->to_client, l, len);
-			buf_put(&c->to_client, "\r\n", 2);
-		}
-		first = false;
-		l = nl ? nl + 1 : term;
-	}
-	buf_put(&c->to_client, c->resp_add.p, c->resp_add.len);
-	buf_put(&c->to_client, "\r\n", 2);
-	buf_put(&c->to_client, term + tl, (size_t)(end - term - tl));
 }
 
 /*
@@ -892,6 +853,7 @@ static void mirror_kill(struct mirror *m, bool failed)
 	if (m->sd.fd >= 0)
 		close(m->sd.fd);
 	m->sd.fd = -1;
+	m->s->n_mirrors--;
 	LIST_UNLINK(m->s->mirrors, m);
 	shim_defer_free(m->s, m, mirror_free);
 }
@@ -989,6 +951,10 @@ static void mirror_start(struct conn *c, const struct c_mirror *mi, uint32_t dra
 	struct mirror *m;
 	int err;
 
+	if (s->n_mirrors >= SHIM_MAX_MIRRORS) {
+		s->st.mirrors_dropped++; /* a shadow must never cost the real traffic */
+		return;
+	}
 	for (uint32_t k = 0; k < d->n_eps; k++)
 		n_ip += d->eps[k].is_ip;
 	if (!n_ip || (d->tls_mode && strcmp(d->tls_mode, "DISABLE") && !tls)) {
@@ -1037,6 +1003,7 @@ static void mirror_start(struct conn *c, const struct c_mirror *mi, uint32_t dra
 	}
 	shadow_head(&c->to_up, &m->req);
 	m->deadline = now_ms() + SHIM_CONNECT_MS;
+	s->n_mirrors++;
 	LIST_PUSH(s->mirrors, m);
 	ep_set(s, m->sd.fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP, &m->h, true);
 }
@@ -1090,11 +1057,50 @@ static void cors_headers(struct buf *b, const struct cors_policy *cp, const char
 	}
 }
 
+static void route_decide(struct conn *c, const struct c_frontend *fe,
+			 const struct http_request *rqp);
+
+/* The head just read: normalized, matched against the frontend's routes. */
 static void route_request(struct conn *c)
 {
 	struct http_header hs[SHIM_MAX_HEADERS];
 	struct http_request rq = {0};
 	const struct c_frontend *fe = plan_frontend(c->s->plan, &c->orig, c->orig_port);
+	unsigned nh = c->rq.n_f;
+	char *path;
+
+	c->s->st.requests++;
+	for (unsigned i = 0; i < nh; i++) {
+		hs[i].name = h1_name(&c->rq, i);
+		hs[i].value = h1_value(&c->rq, i);
+	}
+	path = malloc(c->rq.target_len + 2);
+	if (!path) {
+		reply_error(c, 503, "Service Unavailable", "out of memory");
+		return;
+	}
+	route_normalize_path(h1_target(&c->rq), path);
+	rq.authority = h1_get(&c->rq, "host");
+	rq.method = llhttp_method_name((llhttp_method_t)c->rq.p.method);
+	rq.path = path;
+	rq.scheme = "http";
+	rq.headers = hs;
+	rq.n_headers = nh;
+	rq.port = c->orig_port;
+	route_decide(c, fe, &rq);
+	free(path);
+}
+
+/*
+ * The filters in Istio's order (CORS, fault, local answers, router), then the
+ * request head for the upstream: the route's rewrite and header operations
+ * applied, hop-by-hop fields left out.
+ */
+static void route_decide(struct conn *c, const struct c_frontend *fe, const struct http_request *rqp)
+{
+	const struct http_header *hs = rqp->headers;
+	struct http_request rq = *rqp;
+	unsigned nh = rq.n_headers;
 	const struct c_route *r;
 	const struct c_dest *d;
 	const struct cors_policy *cp;
@@ -1104,24 +1110,6 @@ static void route_request(struct conn *c)
 	char line[64];
 	int n;
 
-	c->s->st.requests++;
-	c->routed = true;
-	buf_put(&c->head, "", 1); /* terminates the last value (or the url) */
-	for (unsigned i = 0; i < c->nh; i++) {
-		hs[i].name = c->head.p + c->hdr[i].name;
-		hs[i].value = c->head.p + c->hdr[i].value;
-		c->head.p[c->hdr[i].name + c->hdr[i].name_len] = 0;
-		c->head.p[c->hdr[i].value + c->hdr[i].value_len] = 0;
-		if (!strcasecmp(hs[i].name, "host"))
-			rq.authority = hs[i].value;
-	}
-	c->head.p[c->url_off + c->url_len] = 0;
-	rq.method = http_method_str((enum http_method)c->rq.method);
-	rq.path = c->head.p + c->url_off;
-	rq.scheme = "http";
-	rq.headers = hs;
-	rq.n_headers = c->nh;
-	rq.port = c->orig_port;
 	if (!fe) {
 		reply_error(c, 503, "Service Unavailable", "no frontend for this destination");
 		return;
@@ -1133,29 +1121,25 @@ static void route_request(struct conn *c)
 	}
 	/* CORS before faults, as Istio orders the filters: preflights answered here */
 	cp = r->http ? r->http->corsPolicy : NULL;
-	for (unsigned i = 0; cp && i < c->nh; i++)
+	for (unsigned i = 0; cp && i < nh; i++)
 		if (!strcasecmp(hs[i].name, "origin"))
 			origin = hs[i].value;
 	cors_ok = cp && cors_allows(cp, origin, &c->s->rc);
 	if (cp && origin && !strcmp(rq.method, "OPTIONS")) {
 		bool preflight = false;
 
-		for (unsigned i = 0; i < c->nh; i++)
+		for (unsigned i = 0; i < nh; i++)
 			preflight |= !strcasecmp(hs[i].name, "access-control-request-method");
 		if (preflight && (cors_ok || (cp->unmatchedPreflights &&
 					      !strcmp(cp->unmatchedPreflights, "IGNORE")))) {
-			bool keep = http_should_keep_alive(&c->rq) && !has_body(c);
-
 			c->local.len = 0;
 			buf_put(&c->local, "HTTP/1.1 200 OK\r\n", strlen("HTTP/1.1 200 OK\r\n"));
 			header_put(&c->local, "content-length", "0");
 			if (cors_ok)
 				cors_headers(&c->local, cp, origin, true);
-			if (!keep)
+			if (!c->client_keep)
 				header_put(&c->local, "connection", "close");
 			buf_put(&c->local, "\r\n", 2);
-			c->close_after = !keep;
-			c->req_done = !has_body(c);
 			c->hold_until = 0;
 			c->abort_status = 0;
 			route_start(c);
@@ -1178,7 +1162,6 @@ static void route_request(struct conn *c)
 	}
 	if (r->http && (r->http->redirect || r->http->directResponse)) {
 		local_response(c, r->http, &rq);
-		c->req_done = !has_body(c);
 		if (c->hold_until)
 			shim_hold(c->s, c->hold_until);
 		else
@@ -1268,6 +1251,10 @@ static void route_request(struct conn *c)
 	    1 + (r->http && r->http->retries && obj_has(&r->http->retries->o, "attempts")
 		     ? (unsigned)r->http->retries->attempts
 		     : SHIM_DEFAULT_RETRIES);
+	if (c->tries_left > 1 + SHIM_MAX_RETRIES) {
+		c->tries_left = 1 + SHIM_MAX_RETRIES;
+		c->s->st.retries_capped++;
+	}
 	retry_on_parse(c, r->http && r->http->retries ? r->http->retries->retryOn : NULL);
 	c->per_try_ms = r->http && r->http->retries && r->http->retries->perTryTimeout > 0
 			    ? (uint64_t)r->http->retries->perTryTimeout
@@ -1292,8 +1279,8 @@ static void route_request(struct conn *c)
 			    : NULL,
 			r->http && r->http->headers ? r->http->headers->request : NULL };
 
-		n = snprintf(line, sizeof(line), " HTTP/%u.%u\r\n", c->rq.http_major,
-			     c->rq.http_minor);
+		n = snprintf(line, sizeof(line), " HTTP/%u.%u\r\n", c->rq.p.http_major,
+			     c->rq.p.http_minor);
 		buf_put(&c->to_up, rq.method, strlen(rq.method));
 		buf_put(&c->to_up, " ", 1);
 		if (rw && rw->uri)
@@ -1301,10 +1288,12 @@ static void route_request(struct conn *c)
 		else
 			buf_put(&c->to_up, rq.path, strlen(rq.path));
 		buf_put(&c->to_up, line, (size_t)n);
-		for (unsigned i = 0; i < c->nh; i++) {
+		for (unsigned i = 0; i < nh; i++) {
 			bool host = !strcasecmp(hs[i].name, "host");
 
 			if (header_removed(ops[0], hs[i].name) || header_removed(ops[1], hs[i].name))
+				continue;
+			if (h1_hop_by_hop(&c->rq, i))
 				continue;
 			header_put(&c->to_up, hs[i].name,
 				   host && rw && rw->authority ? rw->authority : hs[i].value);
@@ -1313,6 +1302,10 @@ static void route_request(struct conn *c)
 			header_put(&c->to_up, "host", rw->authority);
 		header_ops_put(&c->to_up, ops[0]);
 		header_ops_put(&c->to_up, ops[1]);
+		if (c->rq.upgrade) { /* asked end to end: a tunnel after a 101 */
+			header_put(&c->to_up, "connection", "upgrade");
+			header_put(&c->to_up, "upgrade", h1_get(&c->rq, "upgrade"));
+		}
 		buf_put(&c->to_up, "\r\n", 2);
 		/* and for the response: the destination's, then the route's */
 		c->resp_drop.len = c->resp_add.len = c->resp_head.len = 0;
@@ -1322,23 +1315,12 @@ static void route_request(struct conn *c)
 		resp_ops_take(c, r->http && r->http->headers ? r->http->headers->response : NULL);
 		if (cors_ok)
 			cors_headers(&c->resp_add, cp, origin, false);
-		c->resp_head_seen = false;
-		/* held until complete when it is rewritten, or may be retried */
-		c->resp_head_done = !c->resp_drop.len && !c->resp_add.len && !c->retry_5xx &&
-				    !c->retry_gw && !c->n_retry_codes;
 	}
-	c->close_after = !http_should_keep_alive(&c->rq);
-	http_parser_init(&c->rs, HTTP_RESPONSE);
-	c->rs.data = c;
 	c->replay.len = 0;
-	/* without Content-Length or chunking a request has no body: it is complete */
-	if (!(c->rq.flags & F_CHUNKED) &&
-	    (c->rq.content_length == 0 || c->rq.content_length == ULLONG_MAX)) {
-		c->req_done = true;
+	if (!has_body(c)) /* the whole request: it can be sent again */
 		buf_put(&c->replay, c->to_up.p, c->to_up.len);
-	}
 	/* mirrors: copies of a bodiless request, as Envoy's shadowing; answers dropped */
-	for (uint32_t i = 0; c->req_done && !c->abort_status && i < r->n_mirrors; i++) {
+	for (uint32_t i = 0; !has_body(c) && !c->abort_status && i < r->n_mirrors; i++) {
 		uint32_t pick[2];
 
 		if (getrandom(pick, sizeof(pick), 0) != sizeof(pick))
@@ -1363,12 +1345,9 @@ static void route_start(struct conn *c)
 		return;
 	}
 	if (c->local.len) {
-		c->to_up.len = 0;
 		buf_put(&c->to_client, c->local.p, c->local.len);
 		c->local.len = 0;
-		c->s->st.responses_local++;
-		c->resp_done = true;
-		c->req_done = true;
+		local_answered(c);
 		return;
 	}
 	c->deadline = c->timeout ? now_ms() + c->timeout : 0;
@@ -1433,68 +1412,81 @@ static void hold_event(struct evh *h, uint32_t events)
 		holds_run(s);
 }
 
-/* Feeds client bytes to the request parser; body bytes go upstream as they came. */
+/* Bytes the upstream still owes its socket for this connection. */
+static size_t up_owed(const struct conn *c)
+{
+	return c->to_up.len + (c->up ? c->up->sd.out.len : 0);
+}
+
+static const char *status_reason(int status)
+{
+	switch (status) {
+	case 408: return "Request Timeout";
+	case 431: return "Request Header Fields Too Large";
+	case 501: return "Not Implemented";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Bad Request";
+	}
+}
+
+/*
+ * Client bytes through the request codec: the head is routed when complete,
+ * body bytes go upstream as they came (or are dropped after a local answer),
+ * and parsing stops at the end of the request until it is answered.
+ */
 static void take_client_bytes(struct conn *c)
 {
-	while (c->in.len && !c->req_done) {
+	while (!c->dead && (c->req == REQ_HEAD || c->req == REQ_BODY)) {
+		bool body = c->req == REQ_BODY;
+		enum h1_event ev;
 		size_t used;
 
-		if (HTTP_PARSER_ERRNO(&c->rq) == HPE_PAUSED)
-			http_parser_pause(&c->rq, 0);
-		bool in_head = !c->head_done;
-
-		used = http_parser_execute(&c->rq, &c->s->req_cb, c->in.p, c->in.len);
-		/* obs-fold: http-parser joins folded lines; a proxy must refuse them (RFC 9112 5.2)
-		 */
-		for (size_t i = 0; in_head && i < used; i++) {
-			if (c->after_lf && (c->in.p[i] == ' ' || c->in.p[i] == '\t') && c->nh) {
-				reply_error(c, 400, "Bad Request", "obs-fold in the request head");
-				return;
-			}
-			c->after_lf = c->in.p[i] == '\n';
-		}
-		if (HTTP_PARSER_ERRNO(&c->rq) != HPE_OK &&
-		    HTTP_PARSER_ERRNO(&c->rq) != HPE_PAUSED) {
-			reply_error(c, 400, "Bad Request",
-				    HTTP_PARSER_ERRNO(&c->rq) == HPE_CB_header_value
-					? "control character or obs-fold in a header value"
-					: http_errno_name(HTTP_PARSER_ERRNO(&c->rq)));
-			return;
-		}
-		if (!c->head_done) {
-			if (c->head.len > SHIM_MAX_HEAD) {
-				reply_error(c, 431, "Request Header Fields Too Large",
-					    "request head over 64 KiB");
-				return;
-			}
-			buf_drop(&c->in, used);
-			continue;
-		}
-		if (!c->routed) { /* the head just completed */
-			buf_drop(&c->in, used);
-			route_request(c);
-			if (c->resp_done)
-				return;
-			continue;
-		}
-		buf_put(&c->to_up, c->in.p, used); /* body bytes, framing untouched */
-		buf_drop(&c->in, used);
-		if (!used)
+		/* a bodiless request completes without another byte */
+		if (!c->in.len && !(body && !c->rq.has_body))
 			break;
+		if (body && !c->discard_body && up_owed(c) >= c->s->lim.buf_bytes) {
+			c->s->st.backpressured++;
+			break; /* the upstream is behind: the client waits */
+		}
+		ev = h1_feed(&c->rq, c->in.p, c->in.len, &used);
+		if (body && !c->discard_body)
+			buf_put(&c->to_up, c->in.p, used); /* framing and all, as it came */
+		buf_drop(&c->in, used);
+		switch (ev) {
+		case H1_MORE:
+			break;
+		case H1_ERROR:
+			c->s->st.bad_requests++;
+			pr_debug("shim: refused a request: %s\n", c->rq.why);
+			reply_error(c, c->rq.status, status_reason(c->rq.status), c->rq.why);
+			c->in.len = 0;
+			return;
+		case H1_HEAD:
+			c->req = REQ_BODY;
+			c->head_start = 0;
+			c->client_keep = c->rq.keep_alive;
+			c->is_head = c->rq.p.method == HTTP_HEAD;
+			route_request(c);
+			break;
+		case H1_DONE:
+			c->req = REQ_DONE;
+			break;
+		}
 	}
 }
 
 static void next_request(struct conn *c)
 {
-	c->head.len = 0;
-	c->url_len = 0;
-	c->nh = 0;
-	c->in_value = c->head_done = c->req_done = c->resp_done = c->after_lf = c->routed = false;
+	c->req = REQ_HEAD;
+	c->resp = RESP_NONE;
+	h1_head_reset(&c->rq);
 	c->to_up.len = 0;
 	c->local.len = 0;
-	c->deadline = 0;
-	http_parser_init(&c->rq, HTTP_REQUEST);
-	c->rq.data = c;
+	c->deadline = c->try_deadline = 0;
+	c->discard_body = c->resp_sent = false;
+	c->resp_bytes = 0;
+	if (c->in.len)
+		c->head_start = now_ms();
 	take_client_bytes(c);
 }
 
@@ -1517,8 +1509,8 @@ static void upstream_failed(struct conn *c, const char *why)
 		up_drop(u);
 		c->up = NULL;
 	}
-	if (c->resp_bytes) {
-		conn_kill(c); /* a response was half sent: only closing tells the client */
+	if (c->resp_sent) {
+		conn_kill(c); /* an answer was half sent: only closing tells the client */
 		return;
 	}
 	if (reused && c->replay.len) {
@@ -1534,7 +1526,6 @@ static void upstream_failed(struct conn *c, const char *why)
 	if (!err)
 		return;
 	pr_debug("shim: upstream: %s\n", why);
-	c->to_up.len = 0;
 	if (sent)
 		reply_error(c, 502, "Bad Gateway", why);
 	else
@@ -1602,27 +1593,138 @@ static void retry_answer(struct conn *c)
 
 	up_drop(c->up);
 	c->up = NULL;
-	c->resp_head.len = 0;
-	c->resp_bytes = 0;
-	c->resp_head_seen = c->resp_done = false;
-	http_parser_init(&c->rs, HTTP_RESPONSE);
-	c->rs.data = c;
 	c->to_up.len = 0;
 	buf_put(&c->to_up, c->replay.p, c->replay.len);
 	c->s->st.retried_answers++;
 	err = upstream_start(c);
 	while (err && err != -ENOKEY && c->tries_left)
 		err = upstream_start(c);
-	if (err) {
-		c->to_up.len = 0;
+	if (err)
 		reply_error(c, 503, "Service Unavailable", "upstream connect error (retrying an answer)");
-	}
 }
 
+/*
+ * The answer's head, complete and final, as the client gets it: the status
+ * line as it came, the fields but hop-by-hop ones and those the route drops,
+ * the route's and CORS's additions, and this hop's own Connection.
+ */
+static void resp_head_out(struct conn *c)
+{
+	const struct h1 *h = &c->rs;
+	const char *p = c->resp_head.p;
+	const char *nl = memchr(p, '\n', c->resp_head.len);
+	size_t l = nl ? (size_t)(nl - p) : 0;
+
+	if (l && p[l - 1] == '\r')
+		l--;
+	buf_put(&c->to_client, p, l);
+	buf_put(&c->to_client, "\r\n", 2);
+	for (unsigned i = 0; i < h->n_f; i++) {
+		const char *name = h1_name(h, i);
+
+		if (h1_hop_by_hop(h, i) || resp_dropped(c, name, strlen(name)))
+			continue;
+		header_put(&c->to_client, name, h1_value(h, i));
+	}
+	buf_put(&c->to_client, c->resp_add.p, c->resp_add.len);
+	if (c->close_after)
+		header_put(&c->to_client, "connection", "close");
+	else if (c->rq.p.http_minor == 0)
+		header_put(&c->to_client, "connection", "keep-alive");
+	buf_put(&c->to_client, "\r\n", 2);
+}
+
+/* A response head is complete: false when the request went elsewhere (a retry, an error). */
+static bool resp_head_done(struct conn *c)
+{
+	int status = c->rs.p.status_code;
+
+	c->resp_status = status;
+	if (status == 101 && !c->rq.upgrade) {
+		reply_error(c, 502, "Bad Gateway", "upstream switched protocols unasked");
+		return false;
+	}
+	if (status < 200) { /* interim (100 Continue, 103, a 101 before the tunnel): as it came */
+		if (c->rq.p.http_minor >= 1 || status == 101) /* HTTP/1.0 clients get none */
+			buf_put(&c->to_client, c->resp_head.p, c->resp_head.len);
+		c->resp_sent = true;
+		c->resp_head.len = 0;
+		return true;
+	}
+	health_result(c, status);
+	if (c->tries_left && c->req == REQ_DONE && c->replay.len &&
+	    retry_answer_wanted(c, (unsigned)status)) {
+		retry_answer(c);
+		return false;
+	}
+	c->upstream_keep = c->rs.keep_alive;
+	if (llhttp_message_needs_eof(&c->rs.p))
+		c->close_after = true; /* the body ends with the upstream's close: so must ours */
+	c->close_after |= !c->client_keep;
+	resp_head_out(c);
+	c->resp_sent = true;
+	c->resp_head.len = 0;
+	c->resp = RESP_BODY;
+	return true;
+}
+
+/* Upstream bytes through the response codec; false when the connection changed course. */
+static bool resp_take(struct conn *c, const char *p, size_t n)
+{
+	size_t off = 0, used;
+
+	while (off < n) {
+		enum h1_event ev;
+
+		if (c->resp == RESP_TUNNEL) {
+			buf_put(&c->to_client, p + off, n - off);
+			return true;
+		}
+		if (c->resp == RESP_DONE) { /* bytes after a complete answer: nobody asked */
+			c->upstream_keep = false;
+			return true;
+		}
+		ev = h1_feed(&c->rs, p + off, n - off, &used);
+		buf_put(c->resp == RESP_HEAD ? &c->resp_head : &c->to_client, p + off, used);
+		off += used;
+		switch (ev) {
+		case H1_MORE:
+			break;
+		case H1_ERROR:
+			c->s->st.bad_responses++;
+			pr_debug("shim: upstream answer refused: %s\n", c->rs.why);
+			if (c->resp_sent) {
+				conn_kill(c);
+			} else {
+				health_result(c, 502);
+				reply_error(c, 502, "Bad Gateway", "upstream sent a malformed answer");
+			}
+			return false;
+		case H1_HEAD:
+			if (!resp_head_done(c))
+				return false;
+			break;
+		case H1_DONE:
+			if (c->resp_status == 101) { /* both ways raw from here */
+				c->resp = RESP_TUNNEL;
+				c->req = REQ_TUNNEL;
+				c->s->st.upgraded++;
+			} else if (c->resp_status < 200) {
+				h1_head_reset(&c->rs); /* the final answer follows */
+			} else {
+				c->resp = RESP_DONE;
+			}
+			break;
+		}
+	}
+	return true;
+}
+
+/* This request's upstream: its bytes out, its answer in, while the client's queue has room. */
 static void conn_upstream(struct conn *c)
 {
 	char buf[SHIM_BUF];
-	ssize_t n;
+	ssize_t n = -EAGAIN;
 	int r = upstream_ready(c);
 
 	if (r <= 0)
@@ -1637,106 +1739,152 @@ static void conn_upstream(struct conn *c)
 		upstream_failed(c, "upstream write failed");
 		return;
 	}
-	while ((n = side_read(&c->up->sd, buf, sizeof(buf))) > 0) {
-		size_t used = http_parser_execute(&c->rs, &c->s->resp_cb, buf, (size_t)n);
-
+	while (c->up && !c->up_eof && c->resp != RESP_DONE &&
+	       c->to_client.len < c->s->lim.buf_bytes &&
+	       (n = side_read(&c->up->sd, buf, sizeof(buf))) > 0) {
 		c->resp_bytes += (size_t)n;
-		if (c->resp_head_done) {
-			buf_put(&c->to_client, buf, (size_t)n);
-		} else {
-			buf_put(&c->resp_head, buf, (size_t)n);
-			if (c->resp_head_seen && c->tries_left && c->req_done && c->replay.len &&
-			    retry_answer_wanted(c, c->rs.status_code)) {
-				retry_answer(c);
-				return;
-			}
-			if (c->resp_head_seen) {
-				if (c->resp_drop.len || c->resp_add.len)
-					resp_head_out(c);
-				else /* held only for its status: as it came */
-					buf_put(&c->to_client, c->resp_head.p, c->resp_head.len);
-				c->resp_head_done = true;
-			}
-		}
-		if (used != (size_t)n && HTTP_PARSER_ERRNO(&c->rs) != HPE_OK) {
-			if (!c->resp_head_done) /* what came, as it came */
-				buf_put(&c->to_client, c->resp_head.p, c->resp_head.len);
-			c->resp_head_done = true;
-			c->close_after = true;
-			c->resp_done = true;
-			break;
-		}
-		if (c->resp_done)
-			break;
+		c->last_io = now_ms();
+		if (!resp_take(c, buf, (size_t)n))
+			return;
 	}
-	if (n == 0 && !c->resp_done) {
+	if (!c->up)
+		return;
+	if (n == 0 && c->resp == RESP_TUNNEL) {
+		c->up_eof = true;
+	} else if (n == 0 && c->resp != RESP_DONE) {
 		if (!c->resp_bytes) {
 			upstream_failed(c, "upstream closed the connection before a response");
 			return;
 		}
-		/* upstream EOF ends a response without a length */
-		http_parser_execute(&c->rs, &c->s->resp_cb, NULL, 0);
-		c->close_after = true;
-		c->resp_done = true;
-	} else if (n < 0 && n != -EAGAIN && !c->resp_done) {
+		if (c->resp != RESP_BODY || h1_eof(&c->rs) != H1_DONE) {
+			c->s->st.cut_responses++;
+			conn_kill(c); /* an answer cut short: only closing tells the client */
+			return;
+		}
+		c->resp = RESP_DONE; /* a close-delimited answer ended */
+		c->upstream_keep = false;
+	} else if (n < 0 && n != -EAGAIN && c->resp != RESP_DONE) {
 		upstream_failed(c, "upstream connection reset");
 		return;
 	}
-	if (c->resp_done && c->up) {
+	if (c->resp == RESP_DONE) {
 		/* the upstream connection is free again: pooled when both ends keep it alive */
-		if (c->req_done && n != 0 && !c->up->sd.eof && http_should_keep_alive(&c->rs) &&
-		    !c->up->sd.out.len)
+		if (c->req == REQ_DONE && c->upstream_keep && !c->up->sd.eof && !c->up->sd.out.len)
 			pool_put(c->s, c->up);
 		else
 			up_drop(c->up);
 		c->up = NULL;
+		if (c->req != REQ_DONE)
+			c->discard_body = true; /* answered early: the rest of the body has nowhere to go */
 	}
+}
+
+/* After a 101: bytes both ways as they come, each EOF passed on once its side is flushed. */
+static void tunnel_step(struct conn *c)
+{
+	if (c->in.len && up_owed(c) < c->s->lim.buf_bytes) {
+		buf_put(&c->to_up, c->in.p, c->in.len);
+		c->in.len = 0;
+	}
+	if (c->up && c->client_eof && !c->in.len && !c->up_shut && !up_owed(c)) {
+		side_shutdown_write(&c->up->sd);
+		if (side_flush(&c->up->sd) && !c->up->sd.out.len) {
+			shutdown(c->up->sd.fd, SHUT_WR);
+			c->up_shut = true;
+		}
+	}
+	if (c->up_eof && !c->to_client.len && !c->client_shut) {
+		shutdown(c->cfd, SHUT_WR);
+		c->client_shut = true;
+	}
+}
+
+static void conn_arm(struct conn *c)
+{
+	uint32_t cap = c->s->lim.buf_bytes, want = 0;
+
+	if (!c->client_eof && c->in.len < cap)
+		want |= EPOLLIN | EPOLLRDHUP;
+	if (c->to_client.len)
+		want |= EPOLLOUT;
+	arm(c->s, c->cfd, &c->armed, want, &c->h);
+	if (!c->up)
+		return;
+	want = 0;
+	if (!c->up->sd.connected || c->up->sd.out.len || c->to_up.len)
+		want |= EPOLLOUT;
+	if (!c->up_eof && c->resp != RESP_DONE && c->to_client.len < cap)
+		want |= EPOLLIN | EPOLLRDHUP;
+	arm(c->s, c->up->sd.fd, &c->up->armed, want, &c->up->h);
 }
 
 static void conn_step(struct conn *c)
 {
+	struct shim *s = c->s;
 	char buf[SHIM_BUF];
-	ssize_t n = -1;
+	uint64_t now = now_ms();
+	ssize_t n;
 
-	/* client -> parser */
-	while (!c->client_eof && (n = recv(c->cfd, buf, sizeof(buf), 0)) != 0) {
+	while (!c->client_eof && c->in.len < s->lim.buf_bytes) {
+		n = recv(c->cfd, buf, sizeof(buf), 0);
 		if (n < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				goto done;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			goto done;
+		}
+		if (n == 0) {
+			c->client_eof = true;
 			break;
 		}
+		c->last_io = now;
+		if (c->lingering)
+			continue; /* after the last answer: drained and dropped */
+		if (c->req == REQ_HEAD && !c->head_start)
+			c->head_start = now;
 		buf_put(&c->in, buf, (size_t)n);
-		if (c->in.len > SHIM_MAX_HEAD + SHIM_BUF)
-			break; /* back-pressure: stop reading until the upstream drains */
 	}
-	if (n == 0)
-		c->client_eof = true;
-	if (!c->req_done)
-		take_client_bytes(c);
-	/* this request's upstream, then the next request's, while answers go out whole */
+	if (c->lingering) {
+		if (c->client_eof || now > c->linger_until)
+			goto done;
+		conn_arm(c);
+		return;
+	}
+	take_client_bytes(c);
 	for (;;) {
+		if (c->req == REQ_TUNNEL)
+			tunnel_step(c);
 		if (c->up)
 			conn_upstream(c);
 		if (c->dead)
 			return;
 		if (!flush_fd(c->cfd, &c->to_client))
 			goto done;
-		if (!c->resp_done || !c->req_done || c->to_client.len)
+		if (c->req == REQ_TUNNEL) {
+			tunnel_step(c);
+			if (c->up_shut && c->client_shut)
+				goto done;
+			if (!c->up && !c->to_client.len)
+				goto done;
 			break;
-		if (c->close_after)
-			goto done;
+		}
+		if (c->resp != RESP_DONE || c->req != REQ_DONE || c->to_client.len)
+			break;
+		if (c->close_after) { /* drain what the client still sends, so the answer is not reset */
+			shutdown(c->cfd, SHUT_WR);
+			c->lingering = true;
+			c->linger_until = now + SHIM_LINGER_MS;
+			c->in.len = 0;
+			if (c->client_eof)
+				goto done;
+			conn_arm(c);
+			return;
+		}
 		next_request(c);
 	}
-	if (c->client_eof && !c->in.len && !c->up && !c->to_client.len)
+	/* the client went: between requests, or inside one that can no longer complete */
+	if (c->client_eof && !c->in.len && (c->req == REQ_HEAD || c->req == REQ_BODY))
 		goto done;
-	ep_set(c->s, c->cfd, EPOLLIN | EPOLLRDHUP | (c->to_client.len ? EPOLLOUT : 0), &c->h,
-	       false);
-	if (c->up)
-		ep_set(
-		    c->s, c->up->sd.fd,
-		    EPOLLIN | EPOLLRDHUP |
-			(c->up->sd.out.len || c->to_up.len || !c->up->sd.connected ? EPOLLOUT : 0),
-		    &c->h, false);
+	conn_arm(c);
 	return;
 done:
 	conn_kill(c);
@@ -1751,18 +1899,99 @@ static void conn_event(struct evh *h, uint32_t events)
 		conn_step(c);
 }
 
-static void accept_outbound(struct shim *s, int lfd)
+/* ---- connections per source: one pod must not take the node's share ---- */
+
+static unsigned src_slot(const struct shim *s, const struct ks_addr *a)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	const unsigned char *p = (const unsigned char *)a;
+
+	for (size_t i = 0; i < sizeof(*a); i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	return (unsigned)(h & (s->src_cap - 1));
+}
+
+/* The count of a, created at 0 when asked; NULL when absent or out of memory. */
+static struct src_count *src_get(struct shim *s, const struct ks_addr *a, bool create)
+{
+	unsigned i;
+
+	if (create && (s->src_used + 1) * 2 > s->src_cap) { /* grow; rehash the live ones */
+		unsigned cap = s->src_cap ? s->src_cap * 2 : 64, old_cap = s->src_cap;
+		struct src_count *old = s->src, *nv;
+
+		while (cap < 64 || (s->src_live + 1) * 4 > cap)
+			cap *= 2;
+		nv = calloc(cap, sizeof(*nv));
+		if (!nv)
+			return NULL;
+		s->src = nv;
+		s->src_cap = cap;
+		s->src_used = 0;
+		for (unsigned k = 0; k < old_cap; k++)
+			if (old[k].n) {
+				for (i = src_slot(s, &old[k].a); nv[i].used; i = (i + 1) & (cap - 1))
+					;
+				nv[i] = old[k];
+				s->src_used++;
+			}
+		free(old);
+	}
+	if (!s->src_cap)
+		return NULL;
+	for (i = src_slot(s, a); s->src[i].used; i = (i + 1) & (s->src_cap - 1))
+		if (!memcmp(&s->src[i].a, a, sizeof(*a)))
+			return &s->src[i];
+	if (!create)
+		return NULL;
+	s->src[i].used = true;
+	s->src[i].a = *a;
+	s->src_used++;
+	return &s->src[i];
+}
+
+static void src_release(struct shim *s, const struct ks_addr *a)
+{
+	struct src_count *e = src_get(s, a, false);
+
+	if (e && e->n && !--e->n)
+		s->src_live--; /* the slot stays, as a tombstone, until the next rehash */
+}
+
+/* Refused at the door: an HTTP answer that says why, then the close. */
+static void refuse(int fd, bool http, const char *why)
+{
+	char msg[256];
+	int n = snprintf(msg, sizeof(msg),
+			 "HTTP/1.1 503 Service Unavailable\r\nx-ksteer-reason: %s\r\n"
+			 "content-length: %zu\r\nconnection: close\r\n\r\n%s\n",
+			 why, strlen(why) + 1, why);
+
+	if (http && send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		pr_debug("shim: refusing: %s\n", strerror(errno));
+	close(fd);
+}
+
+static void listener_pause(struct shim *s, struct listener *l);
+
+static void accept_outbound(struct shim *s, struct listener *l)
 {
 	struct sockaddr_in6 peer;
 	socklen_t pl = sizeof(peer);
 	struct ks_peer_key key = {0};
 	struct ks_origdst od;
 	const struct c_frontend *fe;
+	struct src_count *src;
 	struct conn *c;
-	int fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int fd = accept4(l->fd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-	if (fd < 0)
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			s->st.accept_no_fd++; /* out of descriptors: pause, not spin */
+			listener_pause(s, l);
+		}
 		return;
+	}
 	sock_nodelay(fd);
 	memcpy(&key.addr, &peer.sin6_addr, 16);
 	key.port = peer.sin6_port;
@@ -1781,11 +2010,25 @@ static void accept_outbound(struct shim *s, int lfd)
 		tun_outbound(s, fd, &peer, &od.addr, ntohs(od.port), fe);
 		return;
 	}
+	if (s->n_conns >= s->lim.max_conns) {
+		s->st.refused_agent_limit++;
+		refuse(fd, true, "the node agent's connection limit is reached");
+		return;
+	}
+	src = src_get(s, (const struct ks_addr *)&peer.sin6_addr, true);
+	if (src && src->n >= s->lim.max_conns_per_pod) {
+		s->st.refused_pod_limit++;
+		refuse(fd, true, "this pod's connection limit is reached");
+		return;
+	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(fd);
 		return;
 	}
+	if (src && !src->n++)
+		s->src_live++;
+	s->n_conns++;
 	c->h.fn = conn_event;
 	c->s = s;
 	c->cfd = fd;
@@ -1793,10 +2036,89 @@ static void accept_outbound(struct shim *s, int lfd)
 	c->peer_port = ntohs(peer.sin6_port);
 	c->orig = od.addr;
 	c->orig_port = ntohs(od.port);
-	http_parser_init(&c->rq, HTTP_REQUEST);
-	c->rq.data = c;
+	c->last_io = now_ms();
+	h1_init(&c->rq, false);
+	h1_init(&c->rs, true);
 	LIST_PUSH(s->conns, c);
-	ep_set(s, fd, EPOLLIN | EPOLLRDHUP, &c->h, true);
+	arm(s, fd, &c->armed, EPOLLIN | EPOLLRDHUP, &c->h);
+}
+
+/* ---- limits ---- */
+
+static const struct {
+	const char *name;
+	size_t off;
+	uint32_t def;
+	char unit; /* 'n' count, 'b' bytes, 't' milliseconds */
+	const char *what;
+} limits[] = {
+	{"max-conns", offsetof(struct shim_limits, max_conns), 16384, 'n',
+	 "HTTP client connections of the agent"},
+	{"max-conns-per-pod", offsetof(struct shim_limits, max_conns_per_pod), 1024, 'n',
+	 "of them from one source address"},
+	{"buffer", offsetof(struct shim_limits, buf_bytes), 256 * 1024, 'b',
+	 "bytes queued per direction of a connection before its reader waits"},
+	{"header-timeout", offsetof(struct shim_limits, head_ms), 10000, 't',
+	 "a request head must arrive within this from its first byte (408)"},
+	{"idle-timeout", offsetof(struct shim_limits, idle_ms), 3600000, 't',
+	 "an HTTP connection without a request (Istio's idleTimeout default)"},
+	{"stream-idle-timeout", offsetof(struct shim_limits, stream_idle_ms), 300000, 't',
+	 "a request without a byte either way (Envoy's stream_idle_timeout)"},
+	{"pool-idle-timeout", offsetof(struct shim_limits, pool_idle_ms), 3600000, 't',
+	 "an unused pooled upstream connection (Istio's connectionPool idleTimeout)"},
+};
+
+int shim_limit_set(struct shim_limits *l, const char *nv)
+{
+	const char *eq = strchr(nv, '=');
+
+	if (!eq)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+		uint32_t *f = (uint32_t *)((char *)l + limits[i].off);
+		int64_t ms;
+		char *end;
+		unsigned long v;
+
+		if (strlen(limits[i].name) != (size_t)(eq - nv) ||
+		    strncmp(limits[i].name, nv, (size_t)(eq - nv)))
+			continue;
+		if (limits[i].unit == 't') {
+			if (parse_duration_ms(eq + 1, &ms) || ms <= 0 || ms > UINT32_MAX)
+				return -EINVAL;
+			*f = (uint32_t)ms;
+			return 0;
+		}
+		errno = 0;
+		v = strtoul(eq + 1, &end, 10);
+		if (errno || end == eq + 1 || *end || !v || v > UINT32_MAX)
+			return -EINVAL;
+		*f = (uint32_t)v;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+void shim_limits_fill(struct shim_limits *l)
+{
+	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+		uint32_t *f = (uint32_t *)((char *)l + limits[i].off);
+
+		if (!*f)
+			*f = limits[i].def;
+	}
+}
+
+void shim_limits_print(const struct shim_limits *l, FILE *f)
+{
+	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+		uint32_t v = l ? *(const uint32_t *)((const char *)l + limits[i].off) : limits[i].def;
+
+		if (limits[i].unit == 't')
+			fprintf(f, "  %-20s %ums  %s\n", limits[i].name, v, limits[i].what);
+		else
+			fprintf(f, "  %-20s %u  %s\n", limits[i].name, v, limits[i].what);
+	}
 }
 
 /* ---- listeners, the timer, the loop ---- */
@@ -1807,7 +2129,7 @@ static void listener_event(struct evh *h, uint32_t events)
 
 	(void)events;
 	if (l->kind == LST_OUTBOUND)
-		accept_outbound(l->s, l->fd);
+		accept_outbound(l->s, l);
 	else if (l->kind == LST_DNS)
 		dns_query(l->s, l->fd);
 	else if (l->kind == LST_DNS_UPSTREAM)
@@ -1849,6 +2171,45 @@ static int listen_on(struct shim *s, int kind, const struct ks_addr *addr, uint1
 	return 0;
 }
 
+static void listener_pause(struct shim *s, struct listener *l)
+{
+	if (l->paused)
+		return;
+	epoll_ctl(s->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+	l->paused = true;
+}
+
+/* Connections a request or a tunnel holds past a limit: the tick's scan. */
+static void conn_timeouts(struct shim *s, struct conn *c, uint64_t now)
+{
+	const struct shim_limits *l = &s->lim;
+
+	if (c->lingering) {
+		if (now > c->linger_until)
+			conn_kill(c);
+	} else if (c->req == REQ_HEAD && c->head_start && now - c->head_start > l->head_ms) {
+		s->st.head_timeouts++;
+		reply_error(c, 408, "Request Timeout", "the request head did not arrive in time");
+		conn_step(c);
+	} else if (c->req == REQ_HEAD && !c->head_start && c->resp == RESP_NONE &&
+		   now - c->last_io > l->idle_ms) {
+		s->st.idle_closed++;
+		conn_kill(c);
+	} else if (c->req != REQ_HEAD && now - c->last_io > (c->req == REQ_TUNNEL
+								   ? l->idle_ms
+								   : l->stream_idle_ms)) {
+		s->st.stream_timeouts++;
+		if (c->resp_sent || c->req == REQ_TUNNEL) {
+			conn_kill(c);
+		} else {
+			reply_error(c, c->req == REQ_DONE ? 504 : 408,
+				    c->req == REQ_DONE ? "Gateway Timeout" : "Request Timeout",
+				    "stream idle timeout");
+			conn_step(c);
+		}
+	}
+}
+
 static void tick_event(struct evh *h, uint32_t events)
 {
 	struct shim *s = (struct shim *)h;
@@ -1858,9 +2219,14 @@ static void tick_event(struct evh *h, uint32_t events)
 	if (read(s->timerfd, &x, sizeof(x)) < 0)
 		return;
 	ids_tick(&s->ids, time(NULL));
+	for (unsigned i = 0; i < s->n_lst; i++)
+		if (s->lst[i].paused) {
+			s->lst[i].paused = false;
+			ep_set(s, s->lst[i].fd, EPOLLIN, &s->lst[i].h, true);
+		}
 	for (struct up *u = s->pool, *nx; u; u = nx) {
 		nx = u->next;
-		if (now - u->idle_since > SHIM_POOL_IDLE_MS) {
+		if (now - u->idle_since > s->lim.pool_idle_ms) {
 			pool_unlink(s, u);
 			up_drop(u);
 		}
@@ -1871,27 +2237,27 @@ static void tick_event(struct evh *h, uint32_t events)
 		    (!c->up->sd.connected || (c->up->tls && !c->up->tls_done)) &&
 		    now > c->up->deadline) {
 			upstream_failed(c, "upstream connect timeout");
-		} else if (c->try_deadline && now > c->try_deadline && !c->resp_done &&
-			   !c->resp_bytes && c->up) {
+		} else if (c->try_deadline && now > c->try_deadline && c->resp == RESP_HEAD &&
+			   !c->resp_sent && c->up) {
 			/* this try took too long: a 504 of the endpoint, tried again when
 			 * retryOn takes 504s and the request can be sent again */
 			health_result(c, 504);
-			if (c->tries_left && c->req_done && c->replay.len &&
+			if (c->tries_left && c->req == REQ_DONE && c->replay.len &&
 			    retry_answer_wanted(c, 504)) {
 				retry_answer(c);
 			} else {
-				c->to_up.len = 0;
 				reply_error(c, 504, "Gateway Timeout", "upstream per-try timeout");
 			}
-		} else if (c->deadline && now > c->deadline && !c->resp_done) {
-			if (c->resp_bytes) {
+		} else if (c->deadline && now > c->deadline && c->resp != RESP_DONE &&
+			   c->resp != RESP_TUNNEL) {
+			if (c->resp_sent) {
 				conn_kill(c);
 				continue;
 			}
-			c->to_up.len = 0;
 			health_result(c, 504);
 			reply_error(c, 504, "Gateway Timeout", "upstream request timeout");
 		} else {
+			conn_timeouts(s, c, now);
 			continue;
 		}
 		if (!c->dead)
@@ -1905,6 +2271,18 @@ static void tick_event(struct evh *h, uint32_t events)
 	tun_tick(s, now);
 }
 
+/* Every client connection holds up to two descriptors: take what the hard limit allows. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		pr_warn("shim: raise RLIMIT_NOFILE: %s\n", strerror(errno));
+}
+
 int shim_open(struct shim **out, const struct shim_opts *o)
 {
 	struct shim *s = calloc(1, sizeof(*s));
@@ -1915,6 +2293,9 @@ int shim_open(struct shim **out, const struct shim_opts *o)
 	if (!s)
 		return -ENOMEM;
 	s->o = *o;
+	s->lim = o->lim;
+	shim_limits_fill(&s->lim);
+	raise_nofile();
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	s->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	s->origdst_fd = o->origdst_fd;
@@ -1975,13 +2356,6 @@ int shim_open(struct shim **out, const struct shim_opts *o)
 			}
 		}
 	}
-	s->req_cb.on_url = on_url;
-	s->req_cb.on_header_field = on_header_field;
-	s->req_cb.on_header_value = on_header_value;
-	s->req_cb.on_headers_complete = on_headers_complete;
-	s->req_cb.on_message_complete = on_message_complete;
-	s->resp_cb.on_message_complete = on_response_complete;
-	s->resp_cb.on_headers_complete = on_response_headers;
 	*out = s;
 	return 0;
 fail:
@@ -2110,7 +2484,12 @@ void shim_print_json(const struct shim *s, FILE *f)
 		"\"refusedTls\":%lu},"
 		"\"streams\":{\"accepted\":%lu,\"routed\":%lu,\"refused\":%lu},"
 		"\"certificates\":{\"identities\":%u,\"minted\":%lu,\"rotated\":%lu,\"ttl\":%ld},"
-		"\"dns\":{\"queries\":%lu,\"answered\":%lu,\"forwarded\":%lu,\"bad\":%lu}}",
+		"\"dns\":{\"queries\":%lu,\"answered\":%lu,\"forwarded\":%lu,\"bad\":%lu},"
+		"\"http\":{\"connections\":%u,\"badRequests\":%lu,\"badResponses\":%lu,"
+		"\"cutResponses\":%lu,\"upgraded\":%lu,\"backpressured\":%lu,\"headTimeouts\":%lu,"
+		"\"idleClosed\":%lu,\"streamTimeouts\":%lu,\"refusedPodLimit\":%lu,"
+		"\"refusedAgentLimit\":%lu,\"acceptNoFd\":%lu,\"retriesCapped\":%lu,"
+		"\"mirrorsDropped\":%lu}}",
 		t->requests, t->responses_local, t->upstream_tls_ok, t->upstream_tls_failed,
 		t->same_node, t->pool_reused, s->n_pool, t->faults_delayed, t->faults_aborted, t->ejections,
 		t->retried_answers, t->mirrored, t->mirror_failed, t->gw_accepted, t->gw_routed, t->gw_spliced, t->gw_copied,
@@ -2119,7 +2498,10 @@ void shim_print_json(const struct shim *s, FILE *f)
 		t->in_ok, t->in_refused_proxy, t->in_refused_pod, t->in_refused_tls, t->out_accepted,
 		t->out_routed, t->out_refused, s->ids.n,
 		s->ids.minted, s->ids.rotated, s->ids.ttl, t->dns_queries, t->dns_answered,
-		t->dns_forwarded, t->dns_bad);
+		t->dns_forwarded, t->dns_bad, s->n_conns, t->bad_requests, t->bad_responses,
+		t->cut_responses, t->upgraded, t->backpressured, t->head_timeouts, t->idle_closed,
+		t->stream_timeouts, t->refused_pod_limit, t->refused_agent_limit, t->accept_no_fd,
+		t->retries_capped, t->mirrors_dropped);
 }
 
 void shim_close(struct shim *s)
@@ -2141,6 +2523,7 @@ void shim_close(struct shim *s)
 		s->dead[i].fn(s->dead[i].obj);
 	free(s->dead);
 	free(s->health);
+	free(s->src);
 	for (unsigned i = 0; i < s->n_lst; i++)
 		close(s->lst[i].fd);
 	if (s->epfd >= 0)

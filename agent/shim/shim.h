@@ -20,7 +20,29 @@
 #include "../../maps/ksteer_maps.h"
 #include "../compile/compile.h"
 
+/*
+ * Bounds and timeouts of the user-space data path (README "Limits"); a 0
+ * field takes its default, shim_limit_set parses "name=value" into one.
+ */
+struct shim_limits {
+	uint32_t max_conns;         /* HTTP client connections of the agent */
+	uint32_t max_conns_per_pod; /* of them from one source address */
+	uint32_t buf_bytes;         /* queued per direction of a connection before its reader waits */
+	uint32_t head_ms;           /* a request head, from its first byte */
+	uint32_t idle_ms;           /* an HTTP connection between requests */
+	uint32_t stream_idle_ms;    /* a request without a byte moving either way */
+	uint32_t pool_idle_ms;      /* an unused pooled upstream connection */
+};
+
+/* "name=value" (a count, bytes, or a duration such as 10s or 500ms): 0 or -EINVAL. */
+int shim_limit_set(struct shim_limits *l, const char *nv);
+/* The limits with every 0 replaced by its default. */
+void shim_limits_fill(struct shim_limits *l);
+/* One line per limit, "name value", for --help and the README. */
+void shim_limits_print(const struct shim_limits *l, FILE *f);
+
 struct shim_opts {
+	struct shim_limits lim;
 	bool outbound; /* listen on out_addr:out_port */
 	struct ks_addr out_addr;
 	uint16_t out_port;

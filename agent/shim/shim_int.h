@@ -9,7 +9,6 @@
 #ifndef KSTEER_SHIM_INT_H
 #define KSTEER_SHIM_INT_H
 
-#include <http_parser.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
@@ -17,6 +16,7 @@
 #include <stdint.h>
 
 #include "../../maps/ksteer_maps.h"
+#include "../lib/buf.h"
 #include "../compile/compile.h"
 #include "route.h"
 #include "shim.h"
@@ -25,14 +25,6 @@
 #define SHIM_SETUP_MS 10000 /* a tunnel must be set up (headers, handshakes) within this */
 #define SIDE_HIGH_WATER (256 * 1024) /* stop reading a peer while the other side owes this */
 
-struct buf {
-	char *p;
-	size_t len, cap;
-};
-
-int buf_put(struct buf *b, const void *p, size_t n);
-void buf_drop(struct buf *b, size_t n);
-void buf_free(struct buf *b);
 
 /* Everything registered in the shim's epoll set starts with this. */
 struct evh {
@@ -98,6 +90,18 @@ struct shim_stats {
 	uint64_t out_accepted, out_routed, out_refused; /* outbound streams (not HTTP) */
 	uint64_t dns_queries, dns_answered, dns_forwarded, dns_bad;
 	uint64_t gw_spliced, gw_copied;
+	/* the HTTP proxy's bounds and protocol errors (README "Limits") */
+	uint64_t bad_requests, bad_responses, cut_responses, upgraded, backpressured;
+	uint64_t head_timeouts, idle_closed, stream_timeouts;
+	uint64_t refused_pod_limit, refused_agent_limit, accept_no_fd;
+	uint64_t retries_capped, mirrors_dropped;
+};
+
+/* Clients of one source address, for the per-pod connection cap. */
+struct src_count {
+	struct ks_addr a;
+	uint32_t n;
+	bool used;
 };
 
 struct listener {
@@ -106,6 +110,7 @@ struct listener {
 	int fd;
 	int kind; /* LST_* */
 	uint16_t port;
+	bool paused; /* out of descriptors: out of the epoll set until the next tick */
 };
 
 enum { LST_OUTBOUND, LST_INBOUND, LST_GATEWAY, LST_DNS, LST_DNS_UPSTREAM };
@@ -123,12 +128,15 @@ struct shim {
 	struct evh tick; /* the timer */
 	int epfd, timerfd, origdst_fd;
 	struct shim_opts o;
+	struct shim_limits lim; /* o.lim with the defaults filled in */
+	unsigned n_conns, n_mirrors;
+	struct src_count *src; /* open addressing by address */
+	unsigned src_cap, src_used, src_live;
 	struct ks_addr out_addr;
 	struct listener lst[SHIM_MAX_LISTENERS];
 	unsigned n_lst;
 	const struct plan *plan;
 	struct regex_cache rc;
-	http_parser_settings req_cb, resp_cb;
 	struct ids ids;
 	char gw_label_buf[256];
 	const char *gw_labels[16]; /* "k=v": this gateway's labels, for Gateway selectors */
