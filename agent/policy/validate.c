@@ -348,7 +348,8 @@ static const char *authority_error(const char *s)
 		return "empty";
 	for (const char *c = s; *c; c++)
 		if (!isalnum((unsigned char)*c) && !strchr("-._~%!$&'()*+,;=:[]", *c))
-			return "only host[:port]: no '/', '@', '?', '#', space or control character";
+			return "only host[:port]: no '/', '@', '?', '#', space or control "
+			       "character";
 	if (s[0] == '[') { /* an IPv6 literal */
 		const char *close = strchr(s, ']');
 		char ip[64];
@@ -357,7 +358,7 @@ static const char *authority_error(const char *s)
 			return "an IPv6 address in [] is not closed";
 		memcpy(ip, s + 1, (size_t)(close - s - 1));
 		ip[close - s - 1] = 0;
-		if (inet_pton(AF_INET6, ip, &(struct in6_addr){ 0 }) != 1)
+		if (inet_pton(AF_INET6, ip, &(struct in6_addr){0}) != 1)
 			return "not an IPv6 address in []";
 		port = close + 1;
 	} else {
@@ -386,8 +387,7 @@ static void check_uri(struct vctx *v, const struct obj *o, const char *field, co
 		verr(v, o, field, "\"%s\" has a space or a control character", shown(v, uri));
 }
 
-static void check_authority(struct vctx *v, const struct obj *o, const char *field,
-			    const char *a)
+static void check_authority(struct vctx *v, const struct obj *o, const char *field, const char *a)
 {
 	const char *e;
 
@@ -415,7 +415,8 @@ static void check_header_name(struct vctx *v, struct pos pos, const char *path, 
 			"!#$%%&'*+-.^_`|~)",
 			shown(v, name));
 	else if (!host_ok && !strcasecmp(name, "host"))
-		verr_at(v, pos, path, "invalid header \"%s\": Host can only be set on a request", name);
+		verr_at(v, pos, path, "invalid header \"%s\": Host can only be set on a request",
+			name);
 }
 
 /* Headers.HeaderOperations: tokens for names; values without CR, LF, NUL or other controls. */
@@ -433,15 +434,17 @@ static void check_header_ops(struct vctx *v, const struct header_ops *ops, bool 
 
 			check_header_name(v, h->pos, path, h->k, request);
 			if (h->v && has_ctl(h->v))
-				verr_at(v, h->pos, path,
-					"header value \"%s\" has a control character (CR, LF, NUL...)",
-					shown(v, h->v));
+				verr_at(
+				    v, h->pos, path,
+				    "header value \"%s\" has a control character (CR, LF, NUL...)",
+				    shown(v, h->v));
 		}
 	}
 	for (uint32_t i = 0; i < ops->remove.n; i++)
-		check_header_name(v, ops->remove.pos[i],
-				  arena_printf(&v->p->a, "%s[%u]", sub_path(v, &ops->o, "remove"), i),
-				  ops->remove.v[i], false);
+		check_header_name(
+		    v, ops->remove.pos[i],
+		    arena_printf(&v->p->a, "%s[%u]", sub_path(v, &ops->o, "remove"), i),
+		    ops->remove.v[i], false);
 }
 
 static void check_headers(struct vctx *v, const struct headers *h)
@@ -455,9 +458,9 @@ static void check_headers(struct vctx *v, const struct headers *h)
 /* CorsPolicy as Istio validates it; every value here is copied into an answer's headers. */
 static void check_cors(struct vctx *v, const struct cors_policy *c)
 {
-	static const char *const methods[] = {"GET",	 "HEAD",    "POST",  "PUT", "PATCH",
-					      "DELETE", "CONNECT", "OPTIONS", "TRACE", "*",
-					      NULL};
+	static const char *const methods[] = {"GET",   "HEAD",	 "POST",    "PUT",
+					      "PATCH", "DELETE", "CONNECT", "OPTIONS",
+					      "TRACE", "*",	 NULL};
 	const struct strs *names[] = {&c->allowHeaders, &c->exposeHeaders};
 
 	for (uint32_t i = 0; i < c->allowOrigins.n; i++) {
@@ -466,41 +469,42 @@ static void check_cors(struct vctx *v, const struct cors_policy *c)
 
 		check_string_match(v, m, false);
 		if (val && !*val)
-			verr(v, &m->o, NULL, "an empty origin is not a valid match for CORS allow "
-					     "origins");
+			verr(v, &m->o, NULL,
+			     "an empty origin is not a valid match for CORS allow "
+			     "origins");
 		else if (val && val != m->regex && has_ctl(val))
 			verr(v, &m->o, m->exact ? "exact" : "prefix",
 			     "origin \"%s\" has a control character", shown(v, val));
 	}
 	for (uint32_t i = 0; i < c->allowOrigin.n; i++)
 		if (has_ctl(c->allowOrigin.v[i]))
-			verr_at(v, c->allowOrigin.pos[i],
-				arena_printf(&v->p->a, "%s[%u]", sub_path(v, &c->o, "allowOrigin"), i),
-				"origin \"%s\" has a control character",
-				shown(v, c->allowOrigin.v[i]));
+			verr_at(
+			    v, c->allowOrigin.pos[i],
+			    arena_printf(&v->p->a, "%s[%u]", sub_path(v, &c->o, "allowOrigin"), i),
+			    "origin \"%s\" has a control character", shown(v, c->allowOrigin.v[i]));
 	for (uint32_t i = 0; i < c->allowMethods.n; i++)
 		if (!one_of(c->allowMethods.v[i], methods))
-			verr_at(v, c->allowMethods.pos[i],
-				arena_printf(&v->p->a, "%s[%u]", sub_path(v, &c->o, "allowMethods"),
-					     i),
-				"\"%s\" is not a supported HTTP method (GET, HEAD, POST, PUT, PATCH, "
-				"DELETE, CONNECT, OPTIONS, TRACE or *)",
-				shown(v, c->allowMethods.v[i]));
+			verr_at(
+			    v, c->allowMethods.pos[i],
+			    arena_printf(&v->p->a, "%s[%u]", sub_path(v, &c->o, "allowMethods"), i),
+			    "\"%s\" is not a supported HTTP method (GET, HEAD, POST, PUT, PATCH, "
+			    "DELETE, CONNECT, OPTIONS, TRACE or *)",
+			    shown(v, c->allowMethods.v[i]));
 	for (size_t k = 0; k < 2; k++)
 		for (uint32_t i = 0; i < names[k]->n; i++) {
 			const char *n = names[k]->v[i];
-			const char *path = arena_printf(&v->p->a, "%s[%u]",
-							sub_path(v, &c->o,
-								 k ? "exposeHeaders" : "allowHeaders"),
-							i);
+			const char *path = arena_printf(
+			    &v->p->a, "%s[%u]",
+			    sub_path(v, &c->o, k ? "exposeHeaders" : "allowHeaders"), i);
 
 			if (!*n)
 				verr_at(v, names[k]->pos[i], path, "header name cannot be empty");
 			else if (strcmp(n, "*") && !is_http_token(n))
-				verr_at(v, names[k]->pos[i], path,
-					"header name \"%s\" is not an HTTP token (letters, digits and "
-					"!#$%%&'*+-.^_`|~)",
-					shown(v, n));
+				verr_at(
+				    v, names[k]->pos[i], path,
+				    "header name \"%s\" is not an HTTP token (letters, digits and "
+				    "!#$%%&'*+-.^_`|~)",
+				    shown(v, n));
 		}
 	if (obj_has(&c->o, "maxAge") && c->maxAge % 1000)
 		verr(v, &c->o, "maxAge", "max_age duration is accurate only to seconds precision");
@@ -514,7 +518,8 @@ static void check_redirect(struct vctx *v, const struct http_redirect *rd)
 	check_uri(v, &rd->o, "uri", rd->uri);
 	check_authority(v, &rd->o, "authority", rd->authority);
 	if (rd->scheme && *rd->scheme && strcmp(rd->scheme, "http") && strcmp(rd->scheme, "https"))
-		verr(v, &rd->o, "scheme", "invalid redirect scheme \"%s\", must be \"http\" or \"https\"",
+		verr(v, &rd->o, "scheme",
+		     "invalid redirect scheme \"%s\", must be \"http\" or \"https\"",
 		     shown(v, rd->scheme));
 	check_port(v, &rd->o, "port", rd->port);
 	if (rd->derivePort &&
@@ -529,11 +534,13 @@ static void check_rewrite(struct vctx *v, const struct http_rewrite *rw)
 {
 	if (!(rw->uri && *rw->uri) && !(rw->authority && *rw->authority) &&
 	    !obj_has(&rw->o, "uriRegexRewrite"))
-		verr(v, &rw->o, NULL, "rewrite must specify at least one of URI, UriRegexRewrite, "
-				      "or authority");
+		verr(v, &rw->o, NULL,
+		     "rewrite must specify at least one of URI, UriRegexRewrite, "
+		     "or authority");
 	if (rw->uri && *rw->uri && obj_has(&rw->o, "uriRegexRewrite"))
-		verr(v, &rw->o, "uriRegexRewrite", "rewrite may only contain one of URI or "
-						   "UriRegexRewrite");
+		verr(v, &rw->o, "uriRegexRewrite",
+		     "rewrite may only contain one of URI or "
+		     "UriRegexRewrite");
 	check_uri(v, &rw->o, "uri", rw->uri);
 	check_authority(v, &rw->o, "authority", rw->authority);
 }
@@ -711,7 +718,8 @@ static void check_client_tls(struct vctx *v, const struct client_tls *t)
 		verr(v, &t->o, "mode",
 		     "unknown mode \"%s\" (DISABLE, SIMPLE, MUTUAL, ISTIO_MUTUAL)", t->mode);
 	if (t->sni && (has_ctl(t->sni) || strpbrk(t->sni, " \t"))) /* sent in the ClientHello */
-		verr(v, &t->o, "sni", "\"%s\" has a space or a control character", shown(v, t->sni));
+		verr(v, &t->o, "sni", "\"%s\" has a space or a control character",
+		     shown(v, t->sni));
 	if (t->mode && !strcmp(t->mode, "ISTIO_MUTUAL") &&
 	    (t->clientCertificate || t->privateKey || t->caCertificates || t->credentialName))
 		verr(v, &t->o, "mode",
