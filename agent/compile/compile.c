@@ -250,6 +250,16 @@ static const struct kvs *res_labels(const struct resource *r)
 	return r->metadata ? &r->metadata->labels : &no_labels;
 }
 
+/* A pod's service account as Kubernetes reads it: an empty name is no name. */
+static const char *pod_sa(const struct pod_spec *ps)
+{
+	if (ps && ps->serviceAccountName && *ps->serviceAccountName)
+		return ps->serviceAccountName;
+	if (ps && ps->serviceAccount && *ps->serviceAccount)
+		return ps->serviceAccount;
+	return NULL;
+}
+
 static void add_workload(struct cctx *c, struct c_service *s, const struct resource *r)
 {
 	struct c_wl *w = PUSH(c->a, s->wls, s->n_wls, s->cap_wls);
@@ -268,9 +278,7 @@ static void add_workload(struct cctx *c, struct c_service *s, const struct resou
 		w->address = r->status ? r->status->podIP : NULL;
 		w->host_ip = r->status ? r->status->hostIP : NULL;
 		w->pod = r->spec;
-		if (w->pod)
-			w->sa = w->pod->serviceAccountName ? w->pod->serviceAccountName
-							   : w->pod->serviceAccount;
+		w->sa = pod_sa(w->pod);
 	} else {
 		const struct workload_entry *we = r->spec;
 
@@ -1134,9 +1142,7 @@ static void pods_build(struct cctx *c)
 		memset(pod, 0, sizeof(*pod));
 		pod->ns = r->ns;
 		pod->name = r->name;
-		pod->sa = ps && ps->serviceAccountName ? ps->serviceAccountName
-			  : ps && ps->serviceAccount   ? ps->serviceAccount
-						       : "default";
+		pod->sa = pod_sa(ps) ? pod_sa(ps) : "default";
 		if (!addr_parse(r->status->podIP, &pod->addr[0]))
 			pod->n_addr = 1;
 		for (uint32_t k = 0; k < r->status->podIPs.n && pod->n_addr < 2; k++) {

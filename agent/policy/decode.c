@@ -336,6 +336,11 @@ static int dec_map(struct dec *d, yaml_node_t *n, const char *path, const struct
 		}
 		e->k = arena_strndup(d->a, scalar(k), k->data.scalar.length);
 		e->pos = node_pos(v);
+		/* a NUL would cut the C string short of what the user wrote */
+		if (memchr(scalar(k), 0, k->data.scalar.length)) {
+			dec_error(d, k, path, "map key contains a NUL byte");
+			err = -EINVAL;
+		}
 		for (uint32_t j = 0; j < i; j++)
 			if (out->v[j].k && !strcmp(out->v[j].k, e->k)) {
 				dec_error(d, k, path, "duplicate key \"%s\"", e->k);
@@ -351,6 +356,10 @@ static int dec_map(struct dec *d, yaml_node_t *n, const char *path, const struct
 				((struct obj *)e->o)->pos = e->pos;
 		} else if (v->type != YAML_SCALAR_NODE) {
 			dec_error(d, v, sub_path, "expected a string");
+			e->v = "";
+			err = -EINVAL;
+		} else if (memchr(scalar(v), 0, v->data.scalar.length)) {
+			dec_error(d, v, sub_path, "string contains a NUL byte");
 			e->v = "";
 			err = -EINVAL;
 		} else {

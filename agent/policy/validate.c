@@ -100,6 +100,45 @@ static bool is_dns1123_subdomain(const char *s)
 	return isalnum((unsigned char)s[0]) && isalnum((unsigned char)s[n - 1]);
 }
 
+/* RFC 9110 tchar: what a header name or a method is made of. */
+static bool is_http_token(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s))
+			return false;
+	return true;
+}
+
+/* A control character other than HTAB, DEL included: a CR or LF would end a header line. */
+static bool has_ctl(const char *s)
+{
+	for (; *s; s++)
+		if (((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7f)
+			return true;
+	return false;
+}
+
+/* A user's value in a message, control characters escaped: one error stays one line. */
+static const char *shown(struct vctx *v, const char *s)
+{
+	char *out = arena_alloc(&v->p->a, strlen(s) * 4 + 1), *o = out;
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '\r' || c == '\n' || c == '\t')
+			o += sprintf(o, "\\%c", c == '\r' ? 'r' : c == '\n' ? 'n' : 't');
+		else if (c < 0x20 || c == 0x7f)
+			o += sprintf(o, "\\x%02x", c);
+		else
+			*o++ = (char)c;
+	}
+	*o = 0;
+	return out;
+}
+
 static bool is_ip(const char *s)
 {
 	unsigned char buf[16];
@@ -296,6 +335,226 @@ static void check_string_match(struct vctx *v, const struct string_match *m, boo
 		verr(v, &m->o, "regex", "%s: \"%s\"", e, m->regex);
 }
 
+/* ---- values that reach the wire: header lines, URLs, certificate SANs ---- */
+
+/* Why `s` is not an authority (RFC 3986 host[:port], no userinfo), or NULL when it is. */
+static const char *authority_error(const char *s)
+{
+	const char *port;
+	char *end;
+	long n;
+
+	if (!*s)
+		return "empty";
+	for (const char *c = s; *c; c++)
+		if (!isalnum((unsigned char)*c) && !strchr("-._~%!$&'()*+,;=:[]", *c))
+			return "only host[:port]: no '/', '@', '?', '#', space or control "
+			       "character";
+	if (s[0] == '[') { /* an IPv6 literal */
+		const char *close = strchr(s, ']');
+		char ip[64];
+
+		if (!close || (size_t)(close - s - 1) >= sizeof(ip))
+			return "an IPv6 address in [] is not closed";
+		memcpy(ip, s + 1, (size_t)(close - s - 1));
+		ip[close - s - 1] = 0;
+		if (inet_pton(AF_INET6, ip, &(struct in6_addr){0}) != 1)
+			return "not an IPv6 address in []";
+		port = close + 1;
+	} else {
+		port = s + strcspn(s, ":[]");
+		if (port == s)
+			return "the host is empty";
+	}
+	if (!*port)
+		return NULL;
+	if (*port != ':')
+		return "'[', ']' only around an IPv6 address";
+	n = strtol(port + 1, &end, 10);
+	if (end == port + 1 || *end || !isdigit((unsigned char)port[1]) || n < 1 || n > 65535)
+		return "the port is not 1-65535";
+	return NULL;
+}
+
+/* A path for the request line or Location: absolute, nothing that would split the line. */
+static void check_uri(struct vctx *v, const struct obj *o, const char *field, const char *uri)
+{
+	if (!uri || !*uri)
+		return;
+	if (uri[0] != '/')
+		verr(v, o, field, "\"%s\" must start with '/'", shown(v, uri));
+	else if (has_ctl(uri) || strpbrk(uri, " \t"))
+		verr(v, o, field, "\"%s\" has a space or a control character", shown(v, uri));
+}
+
+static void check_authority(struct vctx *v, const struct obj *o, const char *field, const char *a)
+{
+	const char *e;
+
+	if (a && *a && (e = authority_error(a)))
+		verr(v, o, field, "invalid authority \"%s\": %s", shown(v, a), e);
+}
+
+/*
+ * A header name in an operation. Host may be set on a request (it is the authority) but,
+ * as in Istio, not removed nor set on an answer; pseudo-headers do not exist in HTTP/1.1.
+ */
+static void check_header_name(struct vctx *v, struct pos pos, const char *path, const char *name,
+			      bool host_ok)
+{
+	if (!*name)
+		verr_at(v, pos, path, "header name cannot be empty");
+	else if (name[0] == ':')
+		verr_at(v, pos, path,
+			"\"%s\" is a pseudo-header, not an HTTP/1.1 header (rewrite.authority sets "
+			"the authority)",
+			shown(v, name));
+	else if (!is_http_token(name))
+		verr_at(v, pos, path,
+			"header name \"%s\" is not an HTTP token (letters, digits and "
+			"!#$%%&'*+-.^_`|~)",
+			shown(v, name));
+	else if (!host_ok && !strcasecmp(name, "host"))
+		verr_at(v, pos, path, "invalid header \"%s\": Host can only be set on a request",
+			name);
+}
+
+/* Headers.HeaderOperations: tokens for names; values without CR, LF, NUL or other controls. */
+static void check_header_ops(struct vctx *v, const struct header_ops *ops, bool request)
+{
+	if (!ops)
+		return;
+	for (int k = 0; k < 2; k++) {
+		const struct kvs *m = k ? &ops->add : &ops->set;
+		const char *base = sub_path(v, &ops->o, k ? "add" : "set");
+
+		for (uint32_t i = 0; i < m->n; i++) {
+			const struct kv *h = &m->v[i];
+			const char *path = arena_printf(&v->p->a, "%s.%s", base, shown(v, h->k));
+
+			check_header_name(v, h->pos, path, h->k, request);
+			if (h->v && has_ctl(h->v))
+				verr_at(
+				    v, h->pos, path,
+				    "header value \"%s\" has a control character (CR, LF, NUL...)",
+				    shown(v, h->v));
+		}
+	}
+	for (uint32_t i = 0; i < ops->remove.n; i++)
+		check_header_name(
+		    v, ops->remove.pos[i],
+		    arena_printf(&v->p->a, "%s[%u]", sub_path(v, &ops->o, "remove"), i),
+		    ops->remove.v[i], false);
+}
+
+static void check_headers(struct vctx *v, const struct headers *h)
+{
+	if (!h)
+		return;
+	check_header_ops(v, h->request, true);
+	check_header_ops(v, h->response, false);
+}
+
+/* CorsPolicy as Istio validates it; every value here is copied into an answer's headers. */
+static void check_cors(struct vctx *v, const struct cors_policy *c)
+{
+	static const char *const methods[] = {"GET",   "HEAD",	 "POST",    "PUT",
+					      "PATCH", "DELETE", "CONNECT", "OPTIONS",
+					      "TRACE", "*",	 NULL};
+	const struct strs *names[] = {&c->allowHeaders, &c->exposeHeaders};
+
+	for (uint32_t i = 0; i < c->allowOrigins.n; i++) {
+		const struct string_match *m = &c->allowOrigins.v[i];
+		const char *val = m->exact ? m->exact : m->prefix ? m->prefix : m->regex;
+
+		check_string_match(v, m, false);
+		if (val && !*val)
+			verr(v, &m->o, NULL,
+			     "an empty origin is not a valid match for CORS allow "
+			     "origins");
+		else if (val && val != m->regex && has_ctl(val))
+			verr(v, &m->o, m->exact ? "exact" : "prefix",
+			     "origin \"%s\" has a control character", shown(v, val));
+	}
+	for (uint32_t i = 0; i < c->allowOrigin.n; i++)
+		if (has_ctl(c->allowOrigin.v[i]))
+			verr_at(
+			    v, c->allowOrigin.pos[i],
+			    arena_printf(&v->p->a, "%s[%u]", sub_path(v, &c->o, "allowOrigin"), i),
+			    "origin \"%s\" has a control character", shown(v, c->allowOrigin.v[i]));
+	for (uint32_t i = 0; i < c->allowMethods.n; i++)
+		if (!one_of(c->allowMethods.v[i], methods))
+			verr_at(
+			    v, c->allowMethods.pos[i],
+			    arena_printf(&v->p->a, "%s[%u]", sub_path(v, &c->o, "allowMethods"), i),
+			    "\"%s\" is not a supported HTTP method (GET, HEAD, POST, PUT, PATCH, "
+			    "DELETE, CONNECT, OPTIONS, TRACE or *)",
+			    shown(v, c->allowMethods.v[i]));
+	for (size_t k = 0; k < 2; k++)
+		for (uint32_t i = 0; i < names[k]->n; i++) {
+			const char *n = names[k]->v[i];
+			const char *path = arena_printf(
+			    &v->p->a, "%s[%u]",
+			    sub_path(v, &c->o, k ? "exposeHeaders" : "allowHeaders"), i);
+
+			if (!*n)
+				verr_at(v, names[k]->pos[i], path, "header name cannot be empty");
+			else if (strcmp(n, "*") && !is_http_token(n))
+				verr_at(
+				    v, names[k]->pos[i], path,
+				    "header name \"%s\" is not an HTTP token (letters, digits and "
+				    "!#$%%&'*+-.^_`|~)",
+				    shown(v, n));
+		}
+	if (obj_has(&c->o, "maxAge") && c->maxAge % 1000)
+		verr(v, &c->o, "maxAge", "max_age duration is accurate only to seconds precision");
+}
+
+static void check_redirect(struct vctx *v, const struct http_redirect *rd)
+{
+	if (!(rd->uri && *rd->uri) && !(rd->authority && *rd->authority) &&
+	    !(rd->scheme && *rd->scheme) && !obj_has(&rd->o, "port") && !rd->derivePort)
+		verr(v, &rd->o, NULL, "redirect must specify URI, authority, scheme, or port");
+	check_uri(v, &rd->o, "uri", rd->uri);
+	check_authority(v, &rd->o, "authority", rd->authority);
+	if (rd->scheme && *rd->scheme && strcmp(rd->scheme, "http") && strcmp(rd->scheme, "https"))
+		verr(v, &rd->o, "scheme",
+		     "invalid redirect scheme \"%s\", must be \"http\" or \"https\"",
+		     shown(v, rd->scheme));
+	check_port(v, &rd->o, "port", rd->port);
+	if (rd->derivePort &&
+	    !one_of(rd->derivePort,
+		    (const char *const[]){"FROM_PROTOCOL_DEFAULT", "FROM_REQUEST_PORT", NULL}))
+		verr(v, &rd->o, "derivePort",
+		     "unknown derivePort \"%s\" (FROM_PROTOCOL_DEFAULT, FROM_REQUEST_PORT)",
+		     shown(v, rd->derivePort));
+}
+
+static void check_rewrite(struct vctx *v, const struct http_rewrite *rw)
+{
+	if (!(rw->uri && *rw->uri) && !(rw->authority && *rw->authority) &&
+	    !obj_has(&rw->o, "uriRegexRewrite"))
+		verr(v, &rw->o, NULL,
+		     "rewrite must specify at least one of URI, UriRegexRewrite, "
+		     "or authority");
+	if (rw->uri && *rw->uri && obj_has(&rw->o, "uriRegexRewrite"))
+		verr(v, &rw->o, "uriRegexRewrite",
+		     "rewrite may only contain one of URI or "
+		     "UriRegexRewrite");
+	check_uri(v, &rw->o, "uri", rw->uri);
+	check_authority(v, &rw->o, "authority", rw->authority);
+}
+
+/* It becomes spiffe://TD/ns/NS/sa/SA in a minted certificate: a ',' would add a SAN. */
+static void check_service_account(struct vctx *v, const struct obj *o, const char *field,
+				  const char *sa)
+{
+	if (sa && *sa && !is_dns1123_subdomain(sa))
+		verr(v, o, field,
+		     "invalid service account name \"%s\": lower-case letters, digits, '-' and '.'",
+		     shown(v, sa));
+}
+
 /* ---- kinds ---- */
 
 static void check_host_list(struct vctx *v, const struct obj *o, const char *field,
@@ -370,6 +629,7 @@ static void check_endpoint(struct vctx *v, const struct workload_entry *e, bool 
 		}
 	}
 	check_labels(v, &e->labels, sub_path(v, &e->o, "labels"), false);
+	check_service_account(v, &e->o, "serviceAccount", e->serviceAccount);
 	if (obj_has(&e->o, "weight") && (e->weight < 0 || e->weight > UINT32_MAX))
 		verr(v, &e->o, "weight", "must be between 0 and 4294967295");
 }
@@ -457,6 +717,9 @@ static void check_client_tls(struct vctx *v, const struct client_tls *t)
 	if (t->mode && !one_of(t->mode, modes))
 		verr(v, &t->o, "mode",
 		     "unknown mode \"%s\" (DISABLE, SIMPLE, MUTUAL, ISTIO_MUTUAL)", t->mode);
+	if (t->sni && (has_ctl(t->sni) || strpbrk(t->sni, " \t"))) /* sent in the ClientHello */
+		verr(v, &t->o, "sni", "\"%s\" has a space or a control character",
+		     shown(v, t->sni));
 	if (t->mode && !strcmp(t->mode, "ISTIO_MUTUAL") &&
 	    (t->clientCertificate || t->privateKey || t->caCertificates || t->credentialName))
 		verr(v, &t->o, "mode",
@@ -615,6 +878,7 @@ static void check_destinations(struct vctx *v, const struct obj *route, const ch
 			if (dst->port)
 				check_port(v, &dst->port->o, "number", dst->port->number);
 		}
+		check_headers(v, d[i].headers);
 		if (d[i].weight < 0)
 			verr(v, &d[i].o, "weight", "must not be negative");
 		else if (d[i].weight > INT32_MAX)
@@ -649,6 +913,13 @@ static void validate_http_route(struct vctx *v, struct http_route *r)
 	    (r->redirect->redirectCode < 300 || r->redirect->redirectCode > 399))
 		verr(v, &r->redirect->o, "redirectCode", "%lld is not a valid redirect code, must be 3xx",
 		     (long long)r->redirect->redirectCode);
+	if (r->redirect)
+		check_redirect(v, r->redirect);
+	if (r->rewrite)
+		check_rewrite(v, r->rewrite);
+	check_headers(v, r->headers);
+	if (r->corsPolicy)
+		check_cors(v, r->corsPolicy);
 	if (r->directResponse && (r->directResponse->status < 200 || r->directResponse->status > 599))
 		verr(v, &r->directResponse->o, "status", "must be in the range [200, 599]");
 	if (r->directResponse && r->directResponse->body && r->directResponse->body->string &&
@@ -834,8 +1105,17 @@ static void validate_k8s_service(struct vctx *v, struct k8s_service *s)
 	}
 }
 
+static void check_pod_spec(struct vctx *v, const struct pod_spec *ps)
+{
+	if (!ps)
+		return;
+	check_service_account(v, &ps->o, "serviceAccountName", ps->serviceAccountName);
+	check_service_account(v, &ps->o, "serviceAccount", ps->serviceAccount);
+}
+
 static void validate_pod(struct vctx *v, struct resource *r)
 {
+	check_pod_spec(v, r->spec);
 	if (r->status && r->status->podIP && !is_ip(r->status->podIP))
 		verr(v, &r->status->o, "podIP", "invalid IP address \"%s\"", r->status->podIP);
 }
@@ -883,10 +1163,17 @@ static void validate_one(struct vctx *v, struct resource *r)
 	}
 	if (!is_dns1123_subdomain(r->name))
 		verr_at(v, obj_fpos(&r->metadata->o, "name"), "metadata.name",
-			"invalid name \"%s\": lower-case letters, digits, '-' and '.'", r->name);
+			"invalid name \"%s\": lower-case letters, digits, '-' and '.'",
+			shown(v, r->name));
+	else if (r->kind == K_NAMESPACE && !is_dns1123_label(r->name))
+		verr_at(v, obj_fpos(&r->metadata->o, "name"), "metadata.name",
+			"invalid namespace name \"%s\": lower-case letters, digits and '-', at "
+			"most 63",
+			r->name);
+	/* the namespace is in every spiffe:// identity minted for the object's workloads */
 	if (*r->ns && !is_dns1123_label(r->ns))
 		verr_at(v, obj_fpos(&r->metadata->o, "namespace"), "metadata.namespace",
-			"invalid namespace \"%s\"", r->ns);
+			"invalid namespace \"%s\"", shown(v, r->ns));
 	if (istio && !r->spec) {
 		verr_at(v, r->o.pos, "spec", "Required value");
 		return;
@@ -915,9 +1202,13 @@ static void validate_one(struct vctx *v, struct resource *r)
 		validate_pod(v, r);
 		break;
 	case K_DEPLOYMENT:
-		if (r->spec)
-			check_nonneg(v, &((struct deployment_spec *)r->spec)->o, "replicas",
-				     ((struct deployment_spec *)r->spec)->replicas);
+		if (r->spec) {
+			const struct deployment_spec *d = r->spec;
+
+			check_nonneg(v, &d->o, "replicas", d->replicas);
+			if (d->template)
+				check_pod_spec(v, d->template->spec);
+		}
 		break;
 	default:
 		break;

@@ -115,6 +115,92 @@ if expect "what is not applied yet is valid" 0 "$KSTEER" check -f "$tmp/later.ya
 	has "uriRegexRewrite: said not applied" "$tmp/err" "http[0].rewrite: uriRegexRewrite is not applied by ksteer yet"
 fi
 
+# values that reach the wire (a header line, a Location, a minted certificate's SAN) are
+# refused: one bad file per class, each error with file:line:col, object and field
+vs_http "$tmp/hdr.yaml" <<'Y'
+  - headers:
+      request: {set: {x-a: "one\r\nX-Evil: 1"}, remove: [host]}
+      response: {add: {"bad name": v}}
+    route:
+    - destination: {host: r}
+      headers: {request: {add: {x-b: "a\u0000b"}}}
+Y
+if expect "header operations refused" 1 "$KSTEER" check -f "$tmp/hdr.yaml"; then
+	has "header value with CR LF: file:line:col, field" "$tmp/err" 'hdr.yaml:8:28: error: VirtualService default/r: http[0].headers.request.set.x-a: header value "one\r\nX-Evil: 1" has a control character'
+	has "Host not removable" "$tmp/err" 'hdr.yaml:8:58: error: VirtualService default/r: http[0].headers.request.remove[0]: invalid header "host"'
+	has "header name not a token" "$tmp/err" 'hdr.yaml:9:36: error: VirtualService default/r: http[0].headers.response.add.bad name: header name "bad name" is not an HTTP token'
+	has "NUL in a destination's header value" "$tmp/err" 'hdr.yaml:12:38: error: VirtualService default/r: http[0].route[0].headers.request.add.x-b: string contains a NUL byte'
+fi
+vs_http "$tmp/redirect.yaml" <<'Y'
+  - redirect: {uri: "/new\r\nSet-Cookie: a=b", authority: "evil.example/x", scheme: "javascript"}
+  - redirect: {uri: "/a", authority: "a@b.example:99999"}
+Y
+if expect "redirect values refused" 1 "$KSTEER" check -f "$tmp/redirect.yaml"; then
+	has "redirect uri" "$tmp/err" 'redirect.yaml:7:21: error: VirtualService default/r: http[0].redirect.uri: "/new\r\nSet-Cookie: a=b" has a space or a control character'
+	has "redirect authority with a path" "$tmp/err" 'redirect.yaml:7:59: error: VirtualService default/r: http[0].redirect.authority: invalid authority "evil.example/x"'
+	has "redirect scheme" "$tmp/err" 'redirect.yaml:7:85: error: VirtualService default/r: http[0].redirect.scheme: invalid redirect scheme "javascript", must be "http" or "https"'
+	has "redirect authority with userinfo" "$tmp/err" 'redirect.yaml:8:38: error: VirtualService default/r: http[1].redirect.authority: invalid authority "a@b.example:99999"'
+fi
+vs_http "$tmp/rewrite.yaml" <<'Y'
+  - rewrite: {uri: "/a b", authority: "x\ny"}
+    route: [{destination: {host: r}}]
+Y
+if expect "rewrite values refused" 1 "$KSTEER" check -f "$tmp/rewrite.yaml"; then
+	has "rewrite uri" "$tmp/err" 'rewrite.yaml:7:20: error: VirtualService default/r: http[0].rewrite.uri: "/a b" has a space or a control character'
+	has "rewrite authority" "$tmp/err" 'rewrite.yaml:7:39: error: VirtualService default/r: http[0].rewrite.authority: invalid authority "x\ny"'
+fi
+vs_http "$tmp/cors.yaml" <<'Y'
+  - route: [{destination: {host: r}}]
+    corsPolicy:
+      allowOrigins: [{exact: "https://a.example\r\n"}]
+      allowMethods: [GET, "GET\r\nX: y"]
+      allowHeaders: ["x y"]
+      exposeHeaders: ["x-ok", "x\n"]
+Y
+if expect "CORS lists refused" 1 "$KSTEER" check -f "$tmp/cors.yaml"; then
+	has "CORS origin with CR LF" "$tmp/err" 'cors.yaml:9:30: error: VirtualService default/r: http[0].corsPolicy.allowOrigins[0].exact: origin "https://a.example\r\n" has a control character'
+	has "CORS method" "$tmp/err" 'cors.yaml:10:27: error: VirtualService default/r: http[0].corsPolicy.allowMethods[1]: "GET\r\nX: y" is not a supported HTTP method'
+	has "CORS allowHeaders" "$tmp/err" 'cors.yaml:11:22: error: VirtualService default/r: http[0].corsPolicy.allowHeaders[0]: header name "x y" is not an HTTP token'
+	has "CORS exposeHeaders" "$tmp/err" 'cors.yaml:12:31: error: VirtualService default/r: http[0].corsPolicy.exposeHeaders[1]: header name "x\n" is not an HTTP token'
+fi
+cat >"$tmp/sa.yaml" <<'Y'
+apiVersion: v1
+kind: Pod
+metadata: {name: p, namespace: hello}
+spec:
+  serviceAccountName: "a,URI:spiffe://cluster.local/ns/kube-system/sa/admin"
+status: {podIP: 10.0.0.1}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: we, namespace: hello}
+spec: {address: 10.0.0.2, serviceAccount: "sa/../x"}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: a.b}
+Y
+if expect "service accounts and namespaces refused" 1 "$KSTEER" check -f "$tmp/sa.yaml"; then
+	has "pod serviceAccountName with a SAN in it" "$tmp/err" 'sa.yaml:5:23: error: Pod hello/p: serviceAccountName: invalid service account name "a,URI:spiffe://cluster.local/ns/kube-system/sa/admin"'
+	has "workload entry serviceAccount" "$tmp/err" 'sa.yaml:11:43: error: WorkloadEntry hello/we: serviceAccount: invalid service account name "sa/../x"'
+	has "namespace name a DNS-1123 label" "$tmp/err" 'sa.yaml:15:18: error: Namespace a.b: metadata.name: invalid namespace name "a.b"'
+fi
+# and what Istio and Envoy take stays valid
+vs_http "$tmp/wire-ok.yaml" <<'Y'
+  - redirect: {uri: "/new?q=1", authority: "[::1]:8443", scheme: https}
+  - rewrite: {uri: /, authority: "rewritten.example:8080"}
+    headers:
+      request: {set: {host: a.example, x-tab: "a\tb"}, remove: [x-drop]}
+      response: {add: {"x-tok!#$%&'*+-.^_`|~": "v é"}}
+    route: [{destination: {host: r}}]
+    corsPolicy:
+      allowOrigins: [{exact: "https://a.example"}, {regex: "https://.*[.]b[.]example"}]
+      allowMethods: ["*", GET, OPTIONS]
+      allowHeaders: ["*"]
+      exposeHeaders: [x-exposed]
+Y
+expect "wire values Istio takes are valid" 0 "$KSTEER" check -f "$tmp/wire-ok.yaml" && ok "wire values Istio takes are valid"
+
 # a port entry whose key is a mapping and whose value is null (YAML's "? k: v"; the
 # fuzzer's find, it crashed strtol): an error, no crash
 cat >"$tmp/we.yaml" <<'Y'

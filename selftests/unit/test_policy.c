@@ -16,6 +16,8 @@
 
 /* ---- error paths: each case must be rejected (or warned) with this exact text ---- */
 
+#define VS_ROUTE "  - route: [{destination: {host: a}}]\n"
+
 struct err_case {
 	const char *name, *yaml;
 	int errors; /* 1: the batch is refused; 0: accepted with the warning */
@@ -170,6 +172,104 @@ static const struct err_case err_cases[] = {
 	{ "tab indentation", VS_HEAD "\thosts: [a]\n", 1, "invalid YAML: found character that cannot start any token" },
 	{ "invalid utf-8", VS_HEAD "  hosts: [\"caf\xc3\x28\"]\n", 1, "invalid YAML: invalid trailing UTF-8 octet" },
 	{ "NUL in a value", VS_HEAD "  hosts: [\"a\\0b\"]\n", 1, "hosts[0]: string contains a NUL byte" },
+	/* values that reach the wire: header lines, Location, SNI, a minted certificate's SAN */
+	{ "header value with LF",
+	  VS_HEAD "  hosts: [a]\n  http:\n" VS_ROUTE "    headers: {request: {add: {x-a: \"1\\nx-b: 2\"}}}\n", 1,
+	  "t.yaml:9:36: error: VirtualService hello/helloworld: http[0].headers.request.add.x-a: header value \"1\\nx-b: 2\" has a control character" },
+	{ "header value with DEL",
+	  VS_HEAD "  hosts: [a]\n  http:\n" VS_ROUTE "    headers: {response: {set: {x-a: \"\\x7f\"}}}\n", 1,
+	  "http[0].headers.response.set.x-a: header value \"\\x7f\" has a control character" },
+	{ "header name empty",
+	  VS_HEAD "  hosts: [a]\n  http:\n" VS_ROUTE "    headers: {request: {set: {\"\": v}}}\n", 1,
+	  "http[0].headers.request.set.: header name cannot be empty" },
+	{ "header name with a colon",
+	  VS_HEAD "  hosts: [a]\n  http:\n" VS_ROUTE "    headers: {request: {set: {\"x-a:\": v}}}\n", 1,
+	  "header name \"x-a:\" is not an HTTP token" },
+	{ "pseudo-header",
+	  VS_HEAD "  hosts: [a]\n  http:\n" VS_ROUTE "    headers: {request: {set: {\":authority\": v}}}\n", 1,
+	  "\":authority\" is a pseudo-header, not an HTTP/1.1 header (rewrite.authority sets the authority)" },
+	{ "host on an answer",
+	  VS_HEAD "  hosts: [a]\n  http:\n" VS_ROUTE "    headers: {response: {add: {Host: v}}}\n", 1,
+	  "http[0].headers.response.add.Host: invalid header \"Host\": Host can only be set on a request" },
+	{ "NUL in a header name",
+	  VS_HEAD "  hosts: [a]\n  http:\n" VS_ROUTE "    headers: {request: {set: {\"x\\0y\": v}}}\n", 1,
+	  "http[0].headers.request.set: map key contains a NUL byte" },
+	{ "destination header name",
+	  VS_HEAD "  hosts: [a]\n  http:\n  - route:\n    - destination: {host: a}\n"
+		  "      headers: {request: {remove: [\"x\\ry\"]}}\n", 1,
+	  "http[0].route[0].headers.request.remove[0]: header name \"x\\ry\" is not an HTTP token" },
+	{ "redirect uri relative",
+	  VS_HEAD "  hosts: [a]\n  http:\n  - redirect: {uri: new}\n", 1,
+	  "t.yaml:8:21: error: VirtualService hello/helloworld: http[0].redirect.uri: \"new\" must start with '/'" },
+	{ "redirect with nothing",
+	  VS_HEAD "  hosts: [a]\n  http:\n  - redirect: {redirectCode: 301}\n", 1,
+	  "http[0].redirect: redirect must specify URI, authority, scheme, or port" },
+	{ "redirect port",
+	  VS_HEAD "  hosts: [a]\n  http:\n  - redirect: {port: 70000}\n", 1,
+	  "http[0].redirect.port: port must be between 1-65535" },
+	{ "redirect scheme",
+	  VS_HEAD "  hosts: [a]\n  http:\n  - redirect: {scheme: HTTPS}\n", 1,
+	  "http[0].redirect.scheme: invalid redirect scheme \"HTTPS\", must be \"http\" or \"https\"" },
+	{ "redirect authority ipv6 unclosed",
+	  VS_HEAD "  hosts: [a]\n  http:\n  - redirect: {authority: \"[::1\"}\n", 1,
+	  "http[0].redirect.authority: invalid authority \"[::1\": an IPv6 address in [] is not closed" },
+	{ "redirect authority empty port",
+	  VS_HEAD "  hosts: [a]\n  http:\n  - redirect: {authority: \"a.example:\"}\n", 1,
+	  "invalid authority \"a.example:\": the port is not 1-65535" },
+	{ "redirect authority empty host",
+	  VS_HEAD "  hosts: [a]\n  http:\n  - redirect: {authority: \":80\"}\n", 1,
+	  "invalid authority \":80\": the host is empty" },
+	{ "rewrite with nothing",
+	  VS_HEAD "  hosts: [a]\n  http:\n" VS_ROUTE "    rewrite: {}\n", 1,
+	  "http[0].rewrite: rewrite must specify at least one of URI, UriRegexRewrite, or authority" },
+	{ "rewrite authority with a tab",
+	  VS_HEAD "  hosts: [a]\n  http:\n" VS_ROUTE "    rewrite: {authority: \"a\\tb\"}\n", 1,
+	  "http[0].rewrite.authority: invalid authority \"a\\tb\"" },
+	{ "cors empty origin",
+	  VS_HEAD "  hosts: [a]\n  http:\n" VS_ROUTE "    corsPolicy: {allowOrigins: [{prefix: \"\"}]}\n", 1,
+	  "http[0].corsPolicy.allowOrigins[0]: an empty origin is not a valid match for CORS allow origins" },
+	{ "cors method lower case",
+	  VS_HEAD "  hosts: [a]\n  http:\n" VS_ROUTE "    corsPolicy: {allowMethods: [get]}\n", 1,
+	  "http[0].corsPolicy.allowMethods[0]: \"get\" is not a supported HTTP method" },
+	{ "cors max age precision",
+	  VS_HEAD "  hosts: [a]\n  http:\n" VS_ROUTE "    corsPolicy: {maxAge: 1500ms}\n", 1,
+	  "http[0].corsPolicy.maxAge: max_age duration is accurate only to seconds precision" },
+	{ "wire values Istio takes",
+	  VS_HEAD "  hosts: [a]\n  http:\n"
+		  "  - redirect: {uri: \"/n?q=1#f\", authority: \"[2001:db8::1]:8443\", scheme: http, port: 8080}\n"
+		  "  - redirect: {authority: \"a-b.example\"}\n"
+		  "  - redirect: {derivePort: FROM_REQUEST_PORT}\n"
+		  VS_ROUTE "    rewrite: {uri: /v2/, authority: \"10.0.0.1:80\"}\n"
+		  "    headers:\n      request: {set: {host: b, x-empty: \"\", x-tab: \"a\\tb\"}, remove: [x-old]}\n"
+		  "      response: {add: {\"x-a_1.b~\": \"\\u00e9\"}, remove: [server]}\n"
+		  "    corsPolicy: {allowOrigins: [{prefix: \"https://\"}], allowMethods: [PATCH, TRACE],\n"
+		  "                 allowHeaders: [\"*\", x-b], exposeHeaders: [x-c], maxAge: 24h}\n",
+	  0, "" },
+	{ "service account in a deployment's pod template",
+	  "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n"
+	  "spec:\n  template:\n    spec: {serviceAccountName: \"a b\"}\n", 1,
+	  "t.yaml:6:32: error: Deployment hello/d: template.spec.serviceAccountName: invalid service account name \"a b\"" },
+	{ "service account of a service entry endpoint",
+	  "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\n"
+	  "spec:\n  hosts: [a.com]\n  resolution: STATIC\n"
+	  "  endpoints: [{address: 1.2.3.4, serviceAccount: \"x,DNS:evil.example\"}]\n", 1,
+	  "endpoints[0].serviceAccount: invalid service account name \"x,DNS:evil.example\"" },
+	{ "service account too long",
+	  "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {serviceAccount: "
+	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}\n", 1, /* 254 */
+	  "serviceAccount: invalid service account name" },
+	{ "service account that Kubernetes takes",
+	  "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {serviceAccountName: bookinfo.reviews-v1}\n",
+	  0, "" },
+	{ "namespace with a slash",
+	  "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: \"a/b\"}\n", 1,
+	  "t.yaml:3:32: error: Pod a/b/p: metadata.namespace: invalid namespace \"a/b\"" },
+	{ "sni with CR LF",
+	  "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+	  "spec:\n  host: a\n  trafficPolicy:\n    tls: {mode: SIMPLE, sni: \"a\\r\\nb\"}\n",
+	  1, "trafficPolicy.tls.sni: \"a\\r\\nb\" has a space or a control character" },
 	{ "unknown kind is a warning",
 	  "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: c}\nspec: {}\n", 0,
 	  "t.yaml:1:1: warning: Certificate c (apiVersion cert-manager.io/v1): kind not handled by ksteer, ignored" },
