@@ -448,6 +448,9 @@ static void local_answered(struct conn *c)
 	c->resp = RESP_DONE;
 	c->discard_body = true;
 	c->close_after |= !c->client_keep;
+	/* a client waiting for 100 Continue sends no body after a final answer: close */
+	if (c->req != REQ_DONE && c->rq.has_body && h1_get(&c->rq, "expect"))
+		c->close_after = true;
 }
 
 /* An injected abort, answered as Envoy's fault filter answers it. */
@@ -1758,6 +1761,10 @@ static void conn_upstream(struct conn *c)
 		}
 		if (c->resp != RESP_BODY || h1_eof(&c->rs) != H1_DONE) {
 			c->s->st.cut_responses++;
+			if (!c->resp_sent) {
+				reply_error(c, 502, "Bad Gateway", "upstream closed inside its answer");
+				return;
+			}
 			conn_kill(c); /* an answer cut short: only closing tells the client */
 			return;
 		}
@@ -1774,8 +1781,10 @@ static void conn_upstream(struct conn *c)
 		else
 			up_drop(c->up);
 		c->up = NULL;
-		if (c->req != REQ_DONE)
-			c->discard_body = true; /* answered early: the rest of the body has nowhere to go */
+		if (c->req != REQ_DONE) { /* answered early: the rest of the body has nowhere to go */
+			c->discard_body = true;
+			c->close_after = true; /* nor can the client be told where it would end */
+		}
 	}
 }
 
@@ -1849,8 +1858,8 @@ static void conn_step(struct conn *c)
 		conn_arm(c);
 		return;
 	}
-	take_client_bytes(c);
 	for (;;) {
+		take_client_bytes(c);
 		if (c->req == REQ_TUNNEL)
 			tunnel_step(c);
 		if (c->up)
@@ -1859,6 +1868,10 @@ static void conn_step(struct conn *c)
 			return;
 		if (!flush_fd(c->cfd, &c->to_client))
 			goto done;
+		/* the upstream took what was queued: more of the client's bytes may follow now */
+		if ((c->req == REQ_BODY || c->req == REQ_TUNNEL) && c->in.len && c->up &&
+		    c->up->sd.connected && up_owed(c) < s->lim.buf_bytes)
+			continue;
 		if (c->req == REQ_TUNNEL) {
 			tunnel_step(c);
 			if (c->up_shut && c->client_shut)
