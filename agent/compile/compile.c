@@ -1302,6 +1302,87 @@ static int cmp_fe(const void *a, const void *b)
 	return c;
 }
 
+/* ---- Istio's defaults, put into the plan so the data path reads no policy objects ---- */
+
+static void dest_fill(struct c_dest *d)
+{
+	const struct outlier_detection *o = d->outlier;
+
+	d->tls = !d->tls_mode			      ? C_TLS_NONE
+		 : !strcmp(d->tls_mode, "DISABLE")      ? C_TLS_DISABLE
+		 : !strcmp(d->tls_mode, "ISTIO_MUTUAL") ? C_TLS_ISTIO_MUTUAL
+							: C_TLS_OTHER;
+	memset(&d->od, 0, sizeof(d->od));
+	if (!o)
+		return;
+	d->od.on = true;
+	d->od.max_5xx = (uint32_t)(obj_has(&o->o, "consecutive5xxErrors") ? o->consecutive5xxErrors
+				   : obj_has(&o->o, "consecutiveErrors")  ? o->consecutiveErrors
+									  : 5);
+	d->od.max_gw = (uint32_t)o->consecutiveGatewayErrors;
+	d->od.base_ms = obj_has(&o->o, "baseEjectionTime") ? (uint64_t)o->baseEjectionTime : 30000;
+	d->od.max_pct = obj_has(&o->o, "maxEjectionPercent") ? (uint32_t)o->maxEjectionPercent : 10;
+}
+
+/* percentage (0-100, fractions too), else the deprecated integer percent, else all. */
+static double fault_pct(const struct obj *o, const struct percent *pct, int64_t percent)
+{
+	return pct ? pct->value : o && obj_has(o, "percent") ? (double)percent : 100.0;
+}
+
+static void http_fill(struct c_http *h, const struct http_route *hr)
+{
+	const struct http_retry *rt = hr ? hr->retries : NULL;
+	const struct http_fault *f = hr ? hr->fault : NULL;
+	char buf[256], *save = NULL;
+
+	memset(h, 0, sizeof(*h));
+	h->attempts = rt && obj_has(&rt->o, "attempts") ? (uint32_t)rt->attempts : 2;
+	if (h->attempts > POLICY_MAX_RETRIES)
+		h->attempts = POLICY_MAX_RETRIES;
+	h->per_try_ms = rt && rt->perTryTimeout > 0 ? (uint64_t)rt->perTryTimeout : 0;
+	h->timeout_ms = hr && hr->timeout > 0 ? (uint64_t)hr->timeout : 0;
+	/* retryOn as Istio passes it to Envoy: "5xx", "gateway-error" and status codes retry
+	 * answers; without it, 503. Connect failures and resets are always retried. */
+	if (!rt || !rt->retryOn) {
+		h->retry_codes[h->n_retry_codes++] = 503;
+	} else {
+		snprintf(buf, sizeof(buf), "%s", rt->retryOn);
+		for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+			if (!strcmp(t, "5xx"))
+				h->retry_5xx = true;
+			else if (!strcmp(t, "gateway-error"))
+				h->retry_gw = true;
+			else if (atoi(t) >= 100 && atoi(t) <= 599 && h->n_retry_codes < 8)
+				h->retry_codes[h->n_retry_codes++] = (uint16_t)atoi(t);
+		}
+	}
+	if (f && f->delay && f->delay->fixedDelay > 0) {
+		h->delay_ms = (uint64_t)f->delay->fixedDelay;
+		h->delay_pct = fault_pct(&f->delay->o, f->delay->percentage, f->delay->percent);
+	}
+	if (f && f->abort && f->abort->httpStatus >= 200 && f->abort->httpStatus <= 599) {
+		h->abort_status = (uint32_t)f->abort->httpStatus;
+		h->abort_pct = fault_pct(&f->abort->o, f->abort->percentage, 0);
+	}
+}
+
+static void defaults_fill(struct plan *plan)
+{
+	for (uint32_t i = 0; i < plan->n_fes; i++)
+		for (uint32_t j = 0; j < plan->fes[i].n_routes; j++) {
+			struct c_route *r = &plan->fes[i].routes[j];
+
+			http_fill(&r->h, r->http);
+			for (uint32_t k = 0; k < r->n_dests; k++)
+				dest_fill(&r->dests[k]);
+			for (uint32_t k = 0; k < r->n_mirrors; k++)
+				dest_fill(&r->mirrors[k].d);
+		}
+	for (uint32_t i = 0; i < plan->n_targets; i++)
+		dest_fill(&plan->targets[i].d);
+}
+
 int plan_compile(struct plan *plan, struct policy *p, struct diag *diag)
 {
 	struct cctx c = { .plan = plan, .p = p, .diag = diag, .a = &plan->a };
@@ -1322,6 +1403,7 @@ int plan_compile(struct plan *plan, struct policy *p, struct diag *diag)
 	if (plan->n_fes)
 		qsort(plan->fes, plan->n_fes, sizeof(*plan->fes), cmp_fe);
 	index_build(&c);
+	defaults_fill(plan);
 	return image_build(&c);
 }
 

@@ -37,7 +37,32 @@ struct c_endpoint {
 	uint32_t weight;
 };
 
+/* The TLS a destination's DestinationRule asks the shim to originate. */
+enum c_tls { C_TLS_NONE, C_TLS_DISABLE, C_TLS_ISTIO_MUTUAL, C_TLS_OTHER };
+
+/* outlierDetection, Istio's defaults filled in (consecutive5xxErrors 5, 30s, 10%). */
+struct c_outlier {
+	bool on;
+	uint32_t max_5xx, max_gw, max_pct;
+	uint64_t base_ms;
+};
+
+/* What an http route does per request, Istio's defaults filled in: the shim's only input. */
+struct c_http {
+	uint32_t attempts; /* retries after the first try: Istio's default 2 */
+	bool retry_5xx, retry_gw; /* retryOn "5xx", "gateway-error" */
+	uint16_t retry_codes[8];  /* retryOn status codes; Istio's default: 503 */
+	uint32_t n_retry_codes;
+	uint64_t per_try_ms, timeout_ms; /* 0: none */
+	uint64_t delay_ms;  /* fault.delay.fixedDelay */
+	double delay_pct;   /* of requests delayed, 0-100 */
+	uint32_t abort_status;
+	double abort_pct;
+};
+
 struct c_dest {
+	enum c_tls tls;
+	struct c_outlier od;
 	const char *host, *subset;
 	uint16_t port; /* 0: the request's port */
 	uint32_t weight;
@@ -68,6 +93,7 @@ struct c_route {
 	uint64_t weight_total;
 	struct c_mirror *mirrors;
 	uint32_t n_mirrors;
+	struct c_http h;
 };
 
 struct c_vip {

@@ -44,4 +44,7 @@ const char *labels_get(const struct kvs *labels, const char *key);
 /* A StringMatch regex (RE2 in Istio) as POSIX ERE anchored to the whole value: 0 or -EINVAL. */
 int policy_regex_compile(const char *re, regex_t *out);
 
+/* retries.attempts above this are cut to it, with a warning: a retry storm has a bound */
+#define POLICY_MAX_RETRIES 10
+
 #endif

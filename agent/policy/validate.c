@@ -952,6 +952,10 @@ static void validate_http_route(struct vctx *v, struct http_route *r)
 		verr(v, &r->o, "timeout", "must not be negative");
 	if (r->retries) {
 		check_nonneg(v, &r->retries->o, "attempts", r->retries->attempts);
+		if (r->retries->attempts > POLICY_MAX_RETRIES)
+			vwarn_at(v, obj_fpos(&r->retries->o, "attempts"),
+				 sub_path(v, &r->retries->o, "attempts"),
+				 "more than %d retries are cut to %d", POLICY_MAX_RETRIES, POLICY_MAX_RETRIES);
 		if (obj_has(&r->retries->o, "perTryTimeout") && r->retries->perTryTimeout < 1)
 			verr(v, &r->retries->o, "perTryTimeout", "must be at least 1ms");
 	}

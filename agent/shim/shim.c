@@ -37,7 +37,6 @@
 #define SHIM_BUF (64 * 1024)
 #define SHIM_MAX_TRIES 8       /* endpoints remembered per request for retries */
 #define SHIM_DEFAULT_RETRIES 2 /* Istio's default: 2 retries, connect-failure among them */
-#define SHIM_MAX_RETRIES 10    /* retries.attempts above this are cut to it */
 #define SHIM_CONNECT_MS 10000  /* Istio's default connectTimeout */
 #define SHIM_POOL_MAX 512
 #define SHIM_TICK_MS 200
@@ -112,15 +111,8 @@ struct conn {
 	uint64_t hold_until; /* an injected delay: the upstream starts then */
 	int abort_status;    /* an injected abort: answered with this status instead */
 	struct buf local;    /* a redirect or direct response, ready to send instead of upstream */
-	/* answers retried (retryOn): any 5xx, gateway errors (502-504), listed codes */
-	bool retry_5xx, retry_gw;
-	uint16_t retry_codes[8];
-	unsigned n_retry_codes;
-	struct {             /* the destination's outlierDetection, copied */
-		bool on;
-		uint32_t max_5xx, max_gw, max_pct;
-		uint64_t base_ms;
-	} od;
+	struct c_http hp;    /* the route's retries, timeouts and faults, copied */
+	struct c_outlier od; /* the destination's outlierDetection, copied */
 	/* the route's response header operations: names dropped (NUL-separated), lines added;
 	 * the response head is held until complete, then passed on with them */
 	struct buf resp_drop, resp_add, resp_head;
@@ -468,17 +460,14 @@ static void reply_fault(struct conn *c)
 	local_answered(c);
 }
 
-/* Whether a fault applies to this request: percentage (0-100, fractions too), else the
- * deprecated integer percent, else every request. */
-static bool fault_hits(const struct obj *o, const struct percent *pct,
-		       int64_t percent)
+/* Whether a fault applies to this request: pct of requests (0-100, fractions too). */
+static bool fault_hits(double pct)
 {
-	double want = pct ? pct->value : obj_has(o, "percent") ? (double)percent : 100.0;
 	uint32_t draw;
 
 	if (getrandom(&draw, sizeof(draw), 0) != sizeof(draw))
 		draw = (uint32_t)rand();
-	return (double)draw / 4294967296.0 * 100.0 < want;
+	return (double)draw / 4294967296.0 * 100.0 < pct;
 }
 
 /* ---- routing a request ---- */
@@ -640,40 +629,15 @@ void shim_sni(const struct shim *s, const struct c_dest *d, char *out, size_t le
 		snprintf(out, len, "outbound_.%u_.%s_.%s", d->port, d->subset ? d->subset : "", h);
 }
 
-/*
- * retryOn, as Istio passes it to Envoy: "5xx", "gateway-error" and status
- * codes retry answers ("retriable-status-codes" is the listed ones); without
- * it, Istio's default: 503. Connect failures and resets are always retried.
- */
-static void retry_on_parse(struct conn *c, const char *on)
-{
-	char buf[256], *save = NULL;
-
-	c->retry_5xx = c->retry_gw = false;
-	c->n_retry_codes = 0;
-	if (!on) {
-		c->retry_codes[c->n_retry_codes++] = 503;
-		return;
-	}
-	snprintf(buf, sizeof(buf), "%s", on);
-	for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-		if (!strcmp(t, "5xx"))
-			c->retry_5xx = true;
-		else if (!strcmp(t, "gateway-error"))
-			c->retry_gw = true;
-		else if (atoi(t) >= 100 && atoi(t) <= 599 && c->n_retry_codes < 8)
-			c->retry_codes[c->n_retry_codes++] = (uint16_t)atoi(t);
-	}
-}
-
+/* Whether retryOn names this answer's status (connect failures are always retried). */
 static bool retry_answer_wanted(const struct conn *c, unsigned status)
 {
-	if (c->retry_5xx && status >= 500 && status <= 599)
+	if (c->hp.retry_5xx && status >= 500 && status <= 599)
 		return true;
-	if (c->retry_gw && status >= 502 && status <= 504)
+	if (c->hp.retry_gw && status >= 502 && status <= 504)
 		return true;
-	for (unsigned i = 0; i < c->n_retry_codes; i++)
-		if (c->retry_codes[i] == status)
+	for (unsigned i = 0; i < c->hp.n_retry_codes; i++)
+		if (c->hp.retry_codes[i] == status)
 			return true;
 	return false;
 }
@@ -950,7 +914,7 @@ static void mirror_start(struct conn *c, const struct c_mirror *mi, uint32_t dra
 	const struct ids_entry *id = NULL;
 	struct peer_rule rule = {0};
 	uint32_t n_ip = 0;
-	bool tls = d->tls_mode && !strcmp(d->tls_mode, "ISTIO_MUTUAL"), same = false;
+	bool tls = d->tls == C_TLS_ISTIO_MUTUAL, same = false;
 	struct mirror *m;
 	int err;
 
@@ -960,7 +924,7 @@ static void mirror_start(struct conn *c, const struct c_mirror *mi, uint32_t dra
 	}
 	for (uint32_t k = 0; k < d->n_eps; k++)
 		n_ip += d->eps[k].is_ip;
-	if (!n_ip || (d->tls_mode && strcmp(d->tls_mode, "DISABLE") && !tls)) {
+	if (!n_ip || d->tls == C_TLS_OTHER) {
 		s->st.mirror_failed++;
 		return;
 	}
@@ -1152,17 +1116,12 @@ static void route_decide(struct conn *c, const struct c_frontend *fe, const stru
 	/* fault injection, as Envoy's fault filter does it for Istio: delay, then abort */
 	c->hold_until = 0;
 	c->abort_status = 0;
-	if (r->http && r->http->fault) {
-		const struct fault_delay *fd = r->http->fault->delay;
-		const struct fault_abort *fa = r->http->fault->abort;
-
-		if (fd && fd->fixedDelay > 0 && fault_hits(&fd->o, fd->percentage, fd->percent))
-			c->hold_until = now_ms() + (uint64_t)fd->fixedDelay;
-		if (fa && fa->httpStatus >= 200 && fa->httpStatus <= 599 &&
-		    fault_hits(&fa->o, fa->percentage, 0))
-			c->abort_status = (int)fa->httpStatus;
-		c->s->st.faults_delayed += c->hold_until != 0;
-	}
+	c->hp = r->h; /* copied: a reload may free the plan while this request lives */
+	if (c->hp.delay_ms && fault_hits(c->hp.delay_pct))
+		c->hold_until = now_ms() + c->hp.delay_ms;
+	if (c->hp.abort_status && fault_hits(c->hp.abort_pct))
+		c->abort_status = (int)c->hp.abort_status;
+	c->s->st.faults_delayed += c->hold_until != 0;
 	if (r->http && (r->http->redirect || r->http->directResponse)) {
 		local_response(c, r->http, &rq);
 		if (c->hold_until)
@@ -1179,8 +1138,8 @@ static void route_decide(struct conn *c, const struct c_frontend *fe, const stru
 			    d && d->problem ? d->problem : "no healthy upstream");
 		return;
 	}
-	c->tls = d->tls_mode && !strcmp(d->tls_mode, "ISTIO_MUTUAL");
-	if (d->tls_mode && strcmp(d->tls_mode, "DISABLE") && !c->tls) {
+	c->tls = d->tls == C_TLS_ISTIO_MUTUAL;
+	if (d->tls == C_TLS_OTHER) {
 		reply_error(c, 503, "Service Unavailable",
 			    "only ISTIO_MUTUAL and DISABLE TLS modes are originated by this shim");
 		return;
@@ -1209,17 +1168,7 @@ static void route_decide(struct conn *c, const struct c_frontend *fe, const stru
 			snprintf(c->rule.sans[c->rule.n_sans++], sizeof(c->rule.sans[0]), "%s",
 				 d->tls_sans->v[k]);
 	}
-	c->od.on = d->outlier != NULL;
-	if (c->od.on) {
-		const struct outlier_detection *o = d->outlier;
-
-		c->od.max_5xx = (uint32_t)(obj_has(&o->o, "consecutive5xxErrors") ? o->consecutive5xxErrors
-					   : obj_has(&o->o, "consecutiveErrors")  ? o->consecutiveErrors
-										  : 5);
-		c->od.max_gw = (uint32_t)o->consecutiveGatewayErrors;
-		c->od.base_ms = obj_has(&o->o, "baseEjectionTime") ? (uint64_t)o->baseEjectionTime : 30000;
-		c->od.max_pct = obj_has(&o->o, "maxEjectionPercent") ? (uint32_t)o->maxEjectionPercent : 10;
-	}
+	c->od = d->od;
 	/* endpoints from a random start; a failed connect moves to the next one. Ejected ones
 	 * are left out, up to maxEjectionPercent of them (one at least, as Envoy) */
 	c->n_eps = 0;
@@ -1250,20 +1199,10 @@ static void route_decide(struct conn *c, const struct c_frontend *fe, const stru
 		c->eps[c->n_eps++].node = e->node;
 	}
 	c->next_ep = 0;
-	c->tries_left =
-	    1 + (r->http && r->http->retries && obj_has(&r->http->retries->o, "attempts")
-		     ? (unsigned)r->http->retries->attempts
-		     : SHIM_DEFAULT_RETRIES);
-	if (c->tries_left > 1 + SHIM_MAX_RETRIES) {
-		c->tries_left = 1 + SHIM_MAX_RETRIES;
-		c->s->st.retries_capped++;
-	}
-	retry_on_parse(c, r->http && r->http->retries ? r->http->retries->retryOn : NULL);
-	c->per_try_ms = r->http && r->http->retries && r->http->retries->perTryTimeout > 0
-			    ? (uint64_t)r->http->retries->perTryTimeout
-			    : 0;
+	c->tries_left = 1 + c->hp.attempts;
+	c->per_try_ms = c->hp.per_try_ms;
 	c->try_deadline = 0;
-	c->timeout = r->http && r->http->timeout > 0 ? (uint64_t)r->http->timeout : 0;
+	c->timeout = c->hp.timeout_ms;
 	c->deadline = 0;
 	c->resp_bytes = 0;
 	if (!c->n_eps && !c->abort_status) {
@@ -2501,7 +2440,7 @@ void shim_print_json(const struct shim *s, FILE *f)
 		"\"http\":{\"connections\":%u,\"badRequests\":%lu,\"badResponses\":%lu,"
 		"\"cutResponses\":%lu,\"upgraded\":%lu,\"backpressured\":%lu,\"headTimeouts\":%lu,"
 		"\"idleClosed\":%lu,\"streamTimeouts\":%lu,\"refusedPodLimit\":%lu,"
-		"\"refusedAgentLimit\":%lu,\"acceptNoFd\":%lu,\"retriesCapped\":%lu,"
+		"\"refusedAgentLimit\":%lu,\"acceptNoFd\":%lu,"
 		"\"mirrorsDropped\":%lu}}",
 		t->requests, t->responses_local, t->upstream_tls_ok, t->upstream_tls_failed,
 		t->same_node, t->pool_reused, s->n_pool, t->faults_delayed, t->faults_aborted, t->ejections,
@@ -2514,7 +2453,7 @@ void shim_print_json(const struct shim *s, FILE *f)
 		t->dns_forwarded, t->dns_bad, s->n_conns, t->bad_requests, t->bad_responses,
 		t->cut_responses, t->upgraded, t->backpressured, t->head_timeouts, t->idle_closed,
 		t->stream_timeouts, t->refused_pod_limit, t->refused_agent_limit, t->accept_no_fd,
-		t->retries_capped, t->mirrors_dropped);
+		t->mirrors_dropped);
 }
 
 void shim_close(struct shim *s)

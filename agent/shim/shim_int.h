@@ -94,7 +94,7 @@ struct shim_stats {
 	uint64_t bad_requests, bad_responses, cut_responses, upgraded, backpressured;
 	uint64_t head_timeouts, idle_closed, stream_timeouts;
 	uint64_t refused_pod_limit, refused_agent_limit, accept_no_fd;
-	uint64_t retries_capped, mirrors_dropped;
+	uint64_t mirrors_dropped;
 };
 
 /* Clients of one source address, for the per-pod connection cap. */
