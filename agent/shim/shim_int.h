@@ -21,6 +21,7 @@
 #include "route.h"
 #include "shim.h"
 #include "tls.h"
+#include "wire.h"
 
 #define SHIM_SETUP_MS 10000 /* a tunnel must be set up (headers, handshakes) within this */
 #define SIDE_HIGH_WATER (256 * 1024) /* stop reading a peer while the other side owes this */
@@ -70,20 +71,6 @@ void side_shutdown_write(struct side *sd);
 int side_connect_done(struct side *sd);
 /* A non-blocking connect to addr:port carrying the agent's mark; -errno. */
 int side_connect(struct side *sd, const struct ks_addr *addr, uint16_t port, uint32_t mark);
-
-/* PROXY protocol v2 header for a TCP connection from src to dst. Returns its length. */
-size_t proxy_v2_build(unsigned char *out, const struct ks_addr *src, uint16_t sport,
-		      const struct ks_addr *dst, uint16_t dport);
-/* 0 need more, n > 0 header length (dst filled), -1 not a PROXY v2 header, -2 malformed. */
-int proxy_v2_parse(const unsigned char *p, size_t n, struct ks_addr *src, uint16_t *sport,
-		   struct ks_addr *dst, uint16_t *dport);
-/* The SNI of a ClientHello at the start of p: 1 found, 0 need more bytes, -1 not TLS or
- * malformed, -2 a ClientHello without SNI. */
-int sni_peek(SSL_CTX *peek_ctx, const void *p, size_t n, char *sni, size_t sni_len);
-SSL_CTX *sni_peek_ctx(void);
-/* outbound_.PORT_.SUBSET_.HOST: 0, or -1 when sni is not of that form. */
-int sni_parse(const char *sni, uint16_t *port, char *subset, size_t subset_len, char *host,
-	      size_t host_len);
 
 struct shim_stats {
 	uint64_t requests, responses_local, upstream_tls_ok, upstream_tls_failed, pool_reused;
