@@ -2110,7 +2110,9 @@ void shim_print_json(const struct shim *s, FILE *f)
 		"\"refusedTls\":%lu},"
 		"\"streams\":{\"accepted\":%lu,\"routed\":%lu,\"refused\":%lu},"
 		"\"certificates\":{\"identities\":%u,\"minted\":%lu,\"rotated\":%lu,\"ttl\":%ld},"
-		"\"dns\":{\"queries\":%lu,\"answered\":%lu,\"forwarded\":%lu,\"bad\":%lu}}",
+		"\"dns\":{\"queries\":%lu,\"answered\":%lu,\"forwarded\":%lu,\"bad\":%lu,"
+		"\"relayed\":%lu,\"overRate\":%lu,\"refused\":%lu,\"timeouts\":%lu,"
+		"\"upstreamFailed\":%lu,\"mismatched\":%lu,\"pending\":%u}}",
 		t->requests, t->responses_local, t->upstream_tls_ok, t->upstream_tls_failed,
 		t->same_node, t->pool_reused, s->n_pool, t->faults_delayed, t->faults_aborted, t->ejections,
 		t->retried_answers, t->mirrored, t->mirror_failed, t->gw_accepted, t->gw_routed, t->gw_spliced, t->gw_copied,
@@ -2119,7 +2121,8 @@ void shim_print_json(const struct shim *s, FILE *f)
 		t->in_ok, t->in_refused_proxy, t->in_refused_pod, t->in_refused_tls, t->out_accepted,
 		t->out_routed, t->out_refused, s->ids.n,
 		s->ids.minted, s->ids.rotated, s->ids.ttl, t->dns_queries, t->dns_answered,
-		t->dns_forwarded, t->dns_bad);
+		t->dns_forwarded, t->dns_bad, t->dns_relayed, t->dns_over_rate, t->dns_refused,
+		t->dns_timeouts, t->dns_upstream_failed, t->dns_mismatched, s->dns.n_fwd);
 }
 
 void shim_close(struct shim *s)
@@ -2137,6 +2140,7 @@ void shim_close(struct shim *s)
 	while (s->mirrors)
 		mirror_kill(s->mirrors, false);
 	tun_close_all(s);
+	dns_close(s);
 	for (unsigned i = 0; i < s->n_dead; i++)
 		s->dead[i].fn(s->dead[i].obj);
 	free(s->dead);

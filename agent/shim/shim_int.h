@@ -18,6 +18,7 @@
 
 #include "../../maps/ksteer_maps.h"
 #include "../compile/compile.h"
+#include "dnsio.h"
 #include "route.h"
 #include "shim.h"
 #include "tls.h"
@@ -84,6 +85,12 @@ struct shim_stats {
 	uint64_t in_accepted, in_ok, in_refused_proxy, in_refused_pod, in_refused_tls;
 	uint64_t out_accepted, out_routed, out_refused; /* outbound streams (not HTTP) */
 	uint64_t dns_queries, dns_answered, dns_forwarded, dns_bad;
+	uint64_t dns_relayed; /* upstream answers passed back */
+	uint64_t dns_over_rate; /* dropped: the client address over its rate */
+	uint64_t dns_refused; /* REFUSED: the client's queries in flight, or all, at their cap */
+	uint64_t dns_timeouts; /* SERVFAIL: no answer from the upstream in time */
+	uint64_t dns_upstream_failed; /* SERVFAIL: no socket, or the upstream refused */
+	uint64_t dns_mismatched; /* upstream packets without the query's ID and question */
 	uint64_t gw_spliced, gw_copied;
 };
 
@@ -96,8 +103,6 @@ struct listener {
 };
 
 enum { LST_OUTBOUND, LST_INBOUND, LST_GATEWAY, LST_DNS, LST_DNS_UPSTREAM };
-
-#define DNS_PENDING 256 /* queries forwarded and not yet answered */
 
 #define SHIM_MAX_LISTENERS 16
 
@@ -132,12 +137,7 @@ struct shim {
 	} *dead; /* closed during this batch of events, which may still name them: freed after */
 	unsigned n_dead, cap_dead;
 	struct shim_stats st;
-	struct {
-		bool used;
-		uint16_t id, client_id;
-		struct sockaddr_in6 client;
-		uint64_t sent;
-	} dns_pending[DNS_PENDING];
+	struct dns_proxy dns;
 	int dns_fd, dns_up_fd;
 	bool splice_off; /* ksteer splice off: new tunnels copied even with the maps there */
 	/* spliced half-closes waiting for the kernel to queue their bytes: re-checked soon */
@@ -186,11 +186,6 @@ void shim_sni(const struct shim *s, const struct c_dest *d, char *out, size_t le
 int shim_connect_ep(const struct shim *s, struct side *sd, const struct c_endpoint *e,
 		    bool via_node, const struct ks_addr *src, uint16_t sport);
 int shim_same_node_check(const struct shim *s, struct peer_rule *rule, const struct ks_addr *pod_addr);
-
-/* dnsio.c */
-void dns_query(struct shim *s, int fd);
-void dns_upstream_reply(struct shim *s, int fd);
-int dns_sockets(struct shim *s, int *fd, int *up_fd);
 
 /* relay.c */
 void tun_accept(struct shim *s, int lfd, int kind);
