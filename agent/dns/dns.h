@@ -18,14 +18,14 @@
 #define DNS_TTL 5 /* seconds: policies change, answers should follow soon */
 
 enum dns_verdict {
-	DNS_REPLY, /* *out holds the answer */
+	DNS_REPLY,   /* *out holds the answer */
 	DNS_FORWARD, /* not a mesh name: ask the upstream resolver */
-	DNS_DROP, /* not even a DNS header: nothing to answer */
+	DNS_DROP,    /* not even a DNS header: nothing to answer */
 };
 
 /* Answers one query; the caller frees *out. forward_ok: an upstream exists. */
-enum dns_verdict dns_answer(const struct plan *plan, const uint8_t *q, size_t qlen,
-			    int forward_ok, uint8_t **out, size_t *out_len);
+enum dns_verdict dns_answer(const struct plan *plan, const uint8_t *q, size_t qlen, int forward_ok,
+			    uint8_t **out, size_t *out_len);
 
 /* An answer with no records and rcode (REFUSED, SERVFAIL...) to query q, its id and question
  * kept: stub resolvers ignore an answer without the question they asked. */
@@ -47,16 +47,16 @@ bool dns_reply_matches(const uint8_t *q, size_t qlen, const uint8_t *r, size_t r
  * forwarded queries in flight, so that one pod can neither flood the upstream nor take the
  * whole table of pending queries.
  */
-#define DNS_SOURCES 1024 /* client addresses tracked; idle ones make room for new ones */
-#define DNS_SOURCE_RATE 200 /* queries per second, sustained */
-#define DNS_SOURCE_BURST 400 /* queries at once after a quiet spell */
+#define DNS_SOURCES 1024      /* client addresses tracked; idle ones make room for new ones */
+#define DNS_SOURCE_RATE 200   /* queries per second, sustained */
+#define DNS_SOURCE_BURST 400  /* queries at once after a quiet spell */
 #define DNS_SOURCE_PENDING 64 /* forwarded queries in flight */
 
 struct dns_source {
 	uint8_t addr[16];
 	bool used;
 	uint32_t pending; /* forwarded, neither answered nor timed out */
-	uint64_t tokens; /* thousandths of a query */
+	uint64_t tokens;  /* thousandths of a query */
 	uint64_t last_ms; /* when tokens was filled */
 };
 

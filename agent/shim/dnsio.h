@@ -15,11 +15,11 @@
 
 #include "../dns/dns.h"
 
-#define DNS_PENDING 256 /* queries forwarded and not yet answered, over all clients */
+#define DNS_PENDING 256	    /* queries forwarded and not yet answered, over all clients */
 #define DNS_FORWARD_MS 3000 /* then SERVFAIL: before a stub resolver's own 5 s retry */
 
 struct dns_fwd {
-	int fd; /* this query's own connected socket; -1: the slot is free */
+	int fd;	      /* this query's own connected socket; -1: the slot is free */
 	uint32_t gen; /* tells an event of a slot's earlier query from its current one */
 	uint16_t client_id;
 	struct sockaddr_in6 client;

@@ -91,7 +91,7 @@ static void test_reply_matches(void **state)
 	assert_int_equal(c[4] << 8 | c[5], 1);
 	assert_int_equal(c[6] | c[7] | c[8] | c[9] | c[10] | c[11], 0);
 	assert_int_equal(dns_question_copy(r, rl, c, sizeof(c)), -EINVAL); /* an answer */
-	assert_int_equal(dns_question_copy(q, ql, c, 12), -EINVAL);	 /* no room */
+	assert_int_equal(dns_question_copy(q, ql, c, 12), -EINVAL);	   /* no room */
 	free(r);
 	free(q);
 }
@@ -220,9 +220,9 @@ static void lo_ask(struct lo *l, const char *name, ldns_rr_type type, uint16_t i
 	size_t ql;
 	uint8_t *q = query(name, type, id, &ql);
 
-	assert_int_equal(sendto(l->client, q, ql, 0, (struct sockaddr *)&l->resolver,
-				sizeof(l->resolver)),
-			 (ssize_t)ql);
+	assert_int_equal(
+	    sendto(l->client, q, ql, 0, (struct sockaddr *)&l->resolver, sizeof(l->resolver)),
+	    (ssize_t)ql);
 	free(q);
 	dns_query(l->s, l->s->dns_fd);
 }
@@ -380,8 +380,8 @@ static void test_forward_budget(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_reply_matches),  cmocka_unit_test(test_error_reply),
-	    cmocka_unit_test(test_budget),	   cmocka_unit_test(test_forward_forged),
+	    cmocka_unit_test(test_reply_matches),   cmocka_unit_test(test_error_reply),
+	    cmocka_unit_test(test_budget),	    cmocka_unit_test(test_forward_forged),
 	    cmocka_unit_test(test_forward_timeout), cmocka_unit_test(test_forward_budget),
 	};
 
