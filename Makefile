@@ -70,21 +70,38 @@ $(OUT)/unit/%: selftests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) -lcmocka
 
-# A short coverage-guided run over the policy pipeline, seeded with every YAML we know.
-FUZZ_SECONDS ?= 30
-FUZZ_SRC := $(sort $(wildcard agent/policy/*.c agent/compile/*.c agent/lib/*.c))
-$(OUT)/fuzz/fuzz_policy: selftests/fuzz/fuzz_policy.c $(FUZZ_SRC)
+# Short coverage-guided runs, FUZZ_SECONDS each: the policy pipeline seeded with every YAML
+# we know; PROXY v2, ClientHello/SNI and the mesh resolver seeded by selftests/fuzz/seeds.c.
+FUZZ_SECONDS ?= 25
+FUZZ_TARGETS := policy proxy sni dns
+FUZZ_SRC := $(sort $(wildcard agent/policy/*.c agent/compile/*.c agent/lib/*.c) agent/dns/dns.c agent/shim/wire.c)
+FUZZ_OBJ := $(FUZZ_SRC:%.c=$(OUT)/fuzz/obj/%.o)
+.SECONDARY: $(FUZZ_OBJ)
+FUZZ_CFLAGS := -g -O1 -std=gnu11 -Wall -Werror -I. -I$(OUT) -D_GNU_SOURCE -fno-sanitize-recover=all -MMD -MP
+$(OUT)/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CLANG) -g -O1 -std=gnu11 -Wall -Werror -I. -I$(OUT) -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=all -o $@ $^ -lyaml -ljansson -lm
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
 
-fuzz: $(OUT)/fuzz/fuzz_policy
-	@rm -rf $(OUT)/fuzz/corpus && mkdir -p $(OUT)/fuzz/corpus
-	@find $(SHARED)/scenario $(SHARED)/conformance -name '*.yaml' -exec cp --backup=numbered -t $(OUT)/fuzz/corpus {} +
-	$(OUT)/fuzz/fuzz_policy -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 \
-		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(OUT)/fuzz/ $(OUT)/fuzz/corpus 2>$(OUT)/fuzz/log || \
-		{ tail -n 60 $(OUT)/fuzz/log; exit 1; }
-	@grep -E 'stat::number_of_executed_units|cov:' $(OUT)/fuzz/log | tail -n 2
+$(OUT)/fuzz/fuzz_%: selftests/fuzz/fuzz_%.c $(FUZZ_OBJ)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ -lyaml -ljansson -lldns -lssl -lcrypto -lm
+
+$(OUT)/fuzz/seeds: selftests/fuzz/seeds.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -std=gnu11 -Wall -Wextra -Werror -o $@ $< -lldns -lssl -lcrypto
+
+fuzz: $(FUZZ_TARGETS:%=$(OUT)/fuzz/fuzz_%) $(OUT)/fuzz/seeds
+	@rm -rf $(OUT)/fuzz/corpus && mkdir -p $(OUT)/fuzz/corpus/policy
+	@find $(SHARED)/scenario $(SHARED)/conformance -name '*.yaml' -exec cp --backup=numbered -t $(OUT)/fuzz/corpus/policy {} +
+	@$(OUT)/fuzz/seeds $(OUT)/fuzz/corpus
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "== fuzz_$$t ($(FUZZ_SECONDS) s)"; \
+		$(OUT)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 \
+			-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(OUT)/fuzz/$$t- \
+			$(OUT)/fuzz/corpus/$$t 2>$(OUT)/fuzz/$$t.log || \
+			{ tail -n 60 $(OUT)/fuzz/$$t.log; exit 1; }; \
+		grep -E 'stat::number_of_executed_units|cov:' $(OUT)/fuzz/$$t.log | tail -n 2; \
+	done
 
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux.h

@@ -2,6 +2,7 @@
 #include "dns.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <ldns/ldns.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -59,6 +60,189 @@ static bool under(const char *name, const char *suffix)
 	return n > s && name[n - s - 1] == '.' && !strcasecmp(name + n - s, suffix);
 }
 
+/* An answer to qp with its id, opcode, RD and question, no records yet. */
+static ldns_pkt *reply_new(const ldns_pkt *qp, const ldns_rr *qr, ldns_pkt_rcode rcode)
+{
+	ldns_pkt *rp = ldns_pkt_new();
+	ldns_rr *c = ldns_rr_clone(qr);
+
+	if (!rp || !c) {
+		ldns_pkt_free(rp);
+		ldns_rr_free(c);
+		return NULL;
+	}
+	ldns_pkt_set_id(rp, ldns_pkt_id(qp));
+	ldns_pkt_set_qr(rp, true);
+	ldns_pkt_set_rd(rp, ldns_pkt_rd(qp));
+	ldns_pkt_set_cd(rp, ldns_pkt_cd(qp));
+	ldns_pkt_set_ra(rp, true);
+	ldns_pkt_set_opcode(rp, LDNS_PACKET_QUERY);
+	ldns_pkt_push_rr(rp, LDNS_SECTION_QUESTION, c);
+	ldns_pkt_set_rcode(rp, rcode);
+	return rp;
+}
+
+/* Parses a query that is one QUERY with one question; NULL otherwise. */
+static ldns_pkt *query_parse(const uint8_t *q, size_t qlen)
+{
+	ldns_pkt *qp = NULL;
+
+	if (ldns_wire2pkt(&qp, q, qlen) != LDNS_STATUS_OK)
+		return NULL;
+	if (ldns_pkt_qr(qp) || ldns_pkt_get_opcode(qp) != LDNS_PACKET_QUERY ||
+	    ldns_pkt_qdcount(qp) != 1 || !ldns_rr_list_rr(ldns_pkt_question(qp), 0)) {
+		ldns_pkt_free(qp);
+		return NULL;
+	}
+	return qp;
+}
+
+enum dns_verdict dns_error(const uint8_t *q, size_t qlen, uint8_t rcode, uint8_t **out,
+			   size_t *out_len)
+{
+	ldns_pkt *qp = query_parse(q, qlen), *rp;
+	enum dns_verdict v = DNS_DROP;
+
+	if (!qp)
+		return bare_error(q, qlen, rcode, out, out_len);
+	rp = reply_new(qp, ldns_rr_list_rr(ldns_pkt_question(qp), 0), rcode);
+	if (rp && ldns_pkt2wire(out, rp, out_len) == LDNS_STATUS_OK)
+		v = DNS_REPLY;
+	ldns_pkt_free(rp);
+	ldns_pkt_free(qp);
+	return v;
+}
+
+int dns_question_copy(const uint8_t *q, size_t qlen, uint8_t *out, size_t cap)
+{
+	ldns_pkt *qp = query_parse(q, qlen), *cp = NULL;
+	ldns_rr *c = NULL;
+	uint8_t *w = NULL;
+	size_t wl = 0;
+	int err = -EINVAL;
+
+	if (!qp)
+		return -EINVAL;
+	cp = ldns_pkt_new();
+	c = ldns_rr_clone(ldns_rr_list_rr(ldns_pkt_question(qp), 0));
+	if (!cp || !c) {
+		ldns_rr_free(c);
+		err = -ENOMEM;
+		goto out;
+	}
+	ldns_pkt_set_id(cp, ldns_pkt_id(qp));
+	ldns_pkt_set_rd(cp, ldns_pkt_rd(qp));
+	ldns_pkt_set_cd(cp, ldns_pkt_cd(qp));
+	ldns_pkt_set_opcode(cp, LDNS_PACKET_QUERY);
+	ldns_pkt_push_rr(cp, LDNS_SECTION_QUESTION, c);
+	if (ldns_pkt2wire(&w, cp, &wl) == LDNS_STATUS_OK && wl <= cap) {
+		memcpy(out, w, wl);
+		err = (int)wl;
+	}
+out:
+	free(w);
+	ldns_pkt_free(cp);
+	ldns_pkt_free(qp);
+	return err;
+}
+
+/* Wire-format names equal without ASCII case; label lengths (< 64) are below 'A'. */
+static bool dname_eq(const ldns_rdf *a, const ldns_rdf *b)
+{
+	const uint8_t *x = ldns_rdf_data(a), *y = ldns_rdf_data(b);
+	size_t n = ldns_rdf_size(a);
+
+	if (n != ldns_rdf_size(b))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (tolower(x[i]) != tolower(y[i]))
+			return false;
+	return true;
+}
+
+bool dns_reply_matches(const uint8_t *q, size_t qlen, const uint8_t *r, size_t rlen)
+{
+	ldns_pkt *qp = NULL, *rp = NULL;
+	const ldns_rr *a, *b;
+	bool ok = false;
+
+	if (qlen < 12 || rlen < 12 || memcmp(q, r, 2))
+		return false; /* the ID first: most strays stop here, unparsed */
+	qp = query_parse(q, qlen);
+	if (!qp || ldns_wire2pkt(&rp, r, rlen) != LDNS_STATUS_OK)
+		goto out;
+	if (!ldns_pkt_qr(rp) || ldns_pkt_get_opcode(rp) != LDNS_PACKET_QUERY ||
+	    ldns_pkt_qdcount(rp) != 1)
+		goto out;
+	a = ldns_rr_list_rr(ldns_pkt_question(qp), 0);
+	b = ldns_rr_list_rr(ldns_pkt_question(rp), 0);
+	ok = b && ldns_rr_get_type(a) == ldns_rr_get_type(b) &&
+	     ldns_rr_get_class(a) == ldns_rr_get_class(b) &&
+	     dname_eq(ldns_rr_owner(a), ldns_rr_owner(b));
+out:
+	ldns_pkt_free(qp);
+	ldns_pkt_free(rp);
+	return ok;
+}
+
+void dns_budget_init(struct dns_budget *b, uint32_t seed)
+{
+	memset(b, 0, sizeof(*b));
+	b->seed = seed;
+}
+
+#define DNS_PROBES 8 /* slots a client address may take: its hash and the next ones */
+
+static uint32_t addr_hash(uint32_t seed, const uint8_t a[16])
+{
+	uint32_t h = 2166136261u ^ seed; /* FNV-1a */
+
+	for (int i = 0; i < 16; i++)
+		h = (h ^ a[i]) * 16777619u;
+	return h ^ (h >> 15);
+}
+
+struct dns_source *dns_source_get(struct dns_budget *b, const uint8_t addr[16], uint64_t now_ms)
+{
+	uint32_t h = addr_hash(b->seed, addr);
+	struct dns_source *pick = NULL;
+
+	for (unsigned i = 0; i < DNS_PROBES; i++) {
+		struct dns_source *e = &b->src[(h + i) % DNS_SOURCES];
+
+		if (e->used && !memcmp(e->addr, addr, 16))
+			return e;
+		/* a free slot, else the one idle longest without queries in flight */
+		if (!e->used)
+			pick = !pick || pick->used ? e : pick;
+		else if (!e->pending && (!pick || (pick->used && e->last_ms < pick->last_ms)))
+			pick = e;
+	}
+	if (!pick)
+		return NULL;
+	memset(pick, 0, sizeof(*pick));
+	memcpy(pick->addr, addr, 16);
+	pick->used = true;
+	pick->tokens = DNS_SOURCE_BURST * 1000ull;
+	pick->last_ms = now_ms;
+	return pick;
+}
+
+bool dns_source_take(struct dns_source *src, uint64_t now_ms)
+{
+	if (now_ms > src->last_ms) {
+		/* ms times queries per second: thousandths of a query */
+		src->tokens += (now_ms - src->last_ms) * DNS_SOURCE_RATE;
+		if (src->tokens > DNS_SOURCE_BURST * 1000ull)
+			src->tokens = DNS_SOURCE_BURST * 1000ull;
+		src->last_ms = now_ms;
+	}
+	if (src->tokens < 1000)
+		return false;
+	src->tokens -= 1000;
+	return true;
+}
+
 enum dns_verdict dns_answer(const struct plan *plan, const uint8_t *q, size_t qlen, int forward_ok,
 			    uint8_t **out, size_t *out_len)
 {
@@ -97,18 +281,10 @@ enum dns_verdict dns_answer(const struct plan *plan, const uint8_t *q, size_t ql
 		v = DNS_FORWARD;
 		goto out;
 	}
-	rp = ldns_pkt_new();
+	rp = reply_new(qp, qr, known ? LDNS_RCODE_NOERROR : LDNS_RCODE_NXDOMAIN);
 	if (!rp)
 		goto out;
-	ldns_pkt_set_id(rp, ldns_pkt_id(qp));
-	ldns_pkt_set_qr(rp, true);
 	ldns_pkt_set_aa(rp, known);
-	ldns_pkt_set_rd(rp, ldns_pkt_rd(qp));
-	ldns_pkt_set_ra(rp, true);
-	ldns_pkt_set_opcode(rp, LDNS_PACKET_QUERY);
-	ldns_pkt_push_rr(rp, LDNS_SECTION_QUESTION, ldns_rr_clone(qr));
-	/* a known name without an address of the asked family is NODATA, not NXDOMAIN */
-	ldns_pkt_set_rcode(rp, known ? LDNS_RCODE_NOERROR : LDNS_RCODE_NXDOMAIN);
 	for (unsigned i = 0; known && ldns_rr_get_class(qr) == LDNS_RR_CLASS_IN && i < n; i++) {
 		bool v4 = addr_is_v4(addrs[i]);
 		ldns_rr *a;

@@ -2436,7 +2436,9 @@ void shim_print_json(const struct shim *s, FILE *f)
 		"\"refusedTls\":%lu},"
 		"\"streams\":{\"accepted\":%lu,\"routed\":%lu,\"refused\":%lu},"
 		"\"certificates\":{\"identities\":%u,\"minted\":%lu,\"rotated\":%lu,\"ttl\":%ld},"
-		"\"dns\":{\"queries\":%lu,\"answered\":%lu,\"forwarded\":%lu,\"bad\":%lu},"
+		"\"dns\":{\"queries\":%lu,\"answered\":%lu,\"forwarded\":%lu,\"bad\":%lu,"
+		"\"relayed\":%lu,\"overRate\":%lu,\"refused\":%lu,\"timeouts\":%lu,"
+		"\"upstreamFailed\":%lu,\"mismatched\":%lu,\"pending\":%u},"
 		"\"http\":{\"connections\":%u,\"badRequests\":%lu,\"badResponses\":%lu,"
 		"\"cutResponses\":%lu,\"upgraded\":%lu,\"backpressured\":%lu,\"headTimeouts\":%lu,"
 		"\"idleClosed\":%lu,\"streamTimeouts\":%lu,\"refusedPodLimit\":%lu,"
@@ -2450,7 +2452,9 @@ void shim_print_json(const struct shim *s, FILE *f)
 		t->in_ok, t->in_refused_proxy, t->in_refused_pod, t->in_refused_tls, t->out_accepted,
 		t->out_routed, t->out_refused, s->ids.n,
 		s->ids.minted, s->ids.rotated, s->ids.ttl, t->dns_queries, t->dns_answered,
-		t->dns_forwarded, t->dns_bad, s->n_conns, t->bad_requests, t->bad_responses,
+		t->dns_forwarded, t->dns_bad, t->dns_relayed, t->dns_over_rate, t->dns_refused,
+		t->dns_timeouts, t->dns_upstream_failed, t->dns_mismatched, s->dns.n_fwd,
+		s->n_conns, t->bad_requests, t->bad_responses,
 		t->cut_responses, t->upgraded, t->backpressured, t->head_timeouts, t->idle_closed,
 		t->stream_timeouts, t->refused_pod_limit, t->refused_agent_limit, t->accept_no_fd,
 		t->mirrors_dropped);
@@ -2471,6 +2475,7 @@ void shim_close(struct shim *s)
 	while (s->mirrors)
 		mirror_kill(s->mirrors, false);
 	tun_close_all(s);
+	dns_close(s);
 	for (unsigned i = 0; i < s->n_dead; i++)
 		s->dead[i].fn(s->dead[i].obj);
 	free(s->dead);

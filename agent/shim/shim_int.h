@@ -18,9 +18,11 @@
 #include "../../maps/ksteer_maps.h"
 #include "../lib/buf.h"
 #include "../compile/compile.h"
+#include "dnsio.h"
 #include "route.h"
 #include "shim.h"
 #include "tls.h"
+#include "wire.h"
 
 #define SHIM_SETUP_MS 10000 /* a tunnel must be set up (headers, handshakes) within this */
 #define SIDE_HIGH_WATER (256 * 1024) /* stop reading a peer while the other side owes this */
@@ -63,20 +65,6 @@ int side_connect_done(struct side *sd);
 /* A non-blocking connect to addr:port carrying the agent's mark; -errno. */
 int side_connect(struct side *sd, const struct ks_addr *addr, uint16_t port, uint32_t mark);
 
-/* PROXY protocol v2 header for a TCP connection from src to dst. Returns its length. */
-size_t proxy_v2_build(unsigned char *out, const struct ks_addr *src, uint16_t sport,
-		      const struct ks_addr *dst, uint16_t dport);
-/* 0 need more, n > 0 header length (dst filled), -1 not a PROXY v2 header, -2 malformed. */
-int proxy_v2_parse(const unsigned char *p, size_t n, struct ks_addr *src, uint16_t *sport,
-		   struct ks_addr *dst, uint16_t *dport);
-/* The SNI of a ClientHello at the start of p: 1 found, 0 need more bytes, -1 not TLS or
- * malformed, -2 a ClientHello without SNI. */
-int sni_peek(SSL_CTX *peek_ctx, const void *p, size_t n, char *sni, size_t sni_len);
-SSL_CTX *sni_peek_ctx(void);
-/* outbound_.PORT_.SUBSET_.HOST: 0, or -1 when sni is not of that form. */
-int sni_parse(const char *sni, uint16_t *port, char *subset, size_t subset_len, char *host,
-	      size_t host_len);
-
 struct shim_stats {
 	uint64_t requests, responses_local, upstream_tls_ok, upstream_tls_failed, pool_reused;
 	uint64_t same_node; /* ISTIO_MUTUAL upstreams to a pod of this node, handed over in process */
@@ -89,6 +77,12 @@ struct shim_stats {
 	uint64_t in_accepted, in_ok, in_refused_proxy, in_refused_pod, in_refused_tls;
 	uint64_t out_accepted, out_routed, out_refused; /* outbound streams (not HTTP) */
 	uint64_t dns_queries, dns_answered, dns_forwarded, dns_bad;
+	uint64_t dns_relayed; /* upstream answers passed back */
+	uint64_t dns_over_rate; /* dropped: the client address over its rate */
+	uint64_t dns_refused; /* REFUSED: the client's queries in flight, or all, at their cap */
+	uint64_t dns_timeouts; /* SERVFAIL: no answer from the upstream in time */
+	uint64_t dns_upstream_failed; /* SERVFAIL: no socket, or the upstream refused */
+	uint64_t dns_mismatched; /* upstream packets without the query's ID and question */
 	uint64_t gw_spliced, gw_copied;
 	/* the HTTP proxy's bounds and protocol errors (README "Limits") */
 	uint64_t bad_requests, bad_responses, cut_responses, upgraded, backpressured;
@@ -114,8 +108,6 @@ struct listener {
 };
 
 enum { LST_OUTBOUND, LST_INBOUND, LST_GATEWAY, LST_DNS, LST_DNS_UPSTREAM };
-
-#define DNS_PENDING 256 /* queries forwarded and not yet answered */
 
 #define SHIM_MAX_LISTENERS 16
 
@@ -153,12 +145,7 @@ struct shim {
 	} *dead; /* closed during this batch of events, which may still name them: freed after */
 	unsigned n_dead, cap_dead;
 	struct shim_stats st;
-	struct {
-		bool used;
-		uint16_t id, client_id;
-		struct sockaddr_in6 client;
-		uint64_t sent;
-	} dns_pending[DNS_PENDING];
+	struct dns_proxy dns;
 	int dns_fd, dns_up_fd;
 	bool splice_off; /* ksteer splice off: new tunnels copied even with the maps there */
 	/* spliced half-closes waiting for the kernel to queue their bytes: re-checked soon */
@@ -207,11 +194,6 @@ void shim_sni(const struct shim *s, const struct c_dest *d, char *out, size_t le
 int shim_connect_ep(const struct shim *s, struct side *sd, const struct c_endpoint *e,
 		    bool via_node, const struct ks_addr *src, uint16_t sport);
 int shim_same_node_check(const struct shim *s, struct peer_rule *rule, const struct ks_addr *pod_addr);
-
-/* dnsio.c */
-void dns_query(struct shim *s, int fd);
-void dns_upstream_reply(struct shim *s, int fd);
-int dns_sockets(struct shim *s, int *fd, int *up_fd);
 
 /* relay.c */
 void tun_accept(struct shim *s, int lfd, int kind);

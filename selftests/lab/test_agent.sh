@@ -102,17 +102,26 @@ rmdir "$base/cm/run"
 [ "$a" = "backend 18081" ] && [ "$b" = "backend 18082" ] && ok "a ConfigMap ..data swap is picked up" || bad "ConfigMap swap" "before: $a" "after: $b"
 
 # -- mesh DNS with an upstream: mesh names answered by the agent, the rest forwarded
-# (a tiny resolver in the test's namespace answers every A query with 192.0.2.7)
+# (a tiny resolver in the test's namespace answers every A query with 192.0.2.7; for
+# forge.example.com it first sends forgeries from its own address: a wrong ID, then the
+# right ID with another question; slow.example.com it never answers)
 ip netns exec ksl-agent-test python3 - >/dev/null 2>&1 <<'PY' &
-import socket, struct
+import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("127.0.0.53", 53))
+def answer(id, question, addr):
+    return (id + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + question +
+            b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + bytes(addr))
 while True:
     q, a = s.recvfrom(512)
     end = q.index(b"\0", 12) + 5
-    r = q[:2] + b"\x81\x80" + q[4:6] + b"\x00\x01\x00\x00\x00\x00" + q[12:end]
-    r += b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + bytes([192, 0, 2, 7])
-    s.sendto(r, a)
+    name = q[12:end - 4].lower()
+    if name == b"\x04slow\x07example\x03com\x00":
+        continue
+    if name == b"\x05forge\x07example\x03com\x00":
+        s.sendto(answer(bytes([q[0] ^ 0x5a, q[1]]), q[12:end], [6, 6, 6, 6]), a)
+        s.sendto(answer(q[:2], b"\x05forgf" + q[18:end], [6, 6, 6, 7]), a)
+    s.sendto(answer(q[:2], q[12:end], [192, 0, 2, 7]), a)
 PY
 started_pids+=($!)
 mkdir -p "$tmp/pd" "$base/dns/run"
@@ -126,6 +135,18 @@ d=$(in_cgroup "$base/dns/run" dig +tries=1 +timeout=2 @10.96.0.10 example.com | 
 [ "$a" = 10.250.3.1 ] && [ "$b" = 192.0.2.7 ] && [ "$c" = "status: NXDOMAIN" ] && [ "$d" = "SERVER: 10.96.0.10#53" ] &&
 	ok "mesh DNS: a Service answered by the agent, example.com forwarded upstream, unknown mesh name NXDOMAIN, replies from the resolver asked" ||
 	bad "mesh DNS with an upstream" "service: $a" "forwarded: $b" "unknown: $c" "server: $d" "$("$KSTEER" status --instance t-dns | grep shim)"
+# forged answers from the upstream's own address (wrong ID, wrong question) are not taken;
+# an upstream that does not answer is a SERVFAIL within the resolver's timeout (3 s)
+a=$(in_cgroup "$base/dns/run" dig +short +tries=1 +timeout=3 @10.96.0.10 forge.example.com)
+t0=$(date +%s%N)
+b=$(in_cgroup "$base/dns/run" dig +tries=1 +timeout=6 @10.96.0.10 slow.example.com | grep -o 'status: [A-Z]*')
+ms=$((($(date +%s%N) - t0) / 1000000))
+m=$(shimstat t-dns dns.mismatched)
+to=$(shimstat t-dns dns.timeouts)
+[ "$a" = 192.0.2.7 ] && [ "$m" -ge 2 ] && [ "$b" = "status: SERVFAIL" ] && [ "$to" = 1 ] && [ "$ms" -lt 5000 ] &&
+	ok "mesh DNS: forged answers (wrong ID, wrong question) ignored ($m counted), the true one passed on; no answer upstream: SERVFAIL in $ms ms" ||
+	bad "mesh DNS forged answers and timeout" "forge.example.com: $a (want 192.0.2.7)" "mismatched: $m" "slow: $b after $ms ms, timeouts: $to" \
+		"$("$KSTEER" status --instance t-dns | grep shim)"
 
 # -- get works while the agent is down; uninstall removes every link, pin and map
 kill "${agents[0]}"
