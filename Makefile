@@ -73,18 +73,22 @@ $(OUT)/unit/%: selftests/unit/%.c $(LIB_OBJ)
 # Short coverage-guided runs, FUZZ_SECONDS each: the policy pipeline seeded with every YAML
 # we know; PROXY v2, ClientHello/SNI and the mesh resolver seeded by selftests/fuzz/seeds.c.
 FUZZ_SECONDS ?= 25
-FUZZ_TARGETS := policy proxy sni dns
-FUZZ_SRC := $(sort $(wildcard agent/policy/*.c agent/compile/*.c agent/lib/*.c) agent/dns/dns.c agent/shim/wire.c)
-FUZZ_OBJ := $(FUZZ_SRC:%.c=$(OUT)/fuzz/obj/%.o)
+FUZZ_TARGETS := policy proxy sni dns http
+FUZZ_SRC := $(sort $(wildcard agent/policy/*.c agent/compile/*.c agent/lib/*.c) agent/dns/dns.c agent/shim/wire.c agent/shim/h1.c agent/shim/route.c)
+FUZZ_OBJ := $(FUZZ_SRC:%.c=$(OUT)/fuzz/obj/%.o) $(LLHTTP_OBJ:$(OUT)/llhttp/%=$(OUT)/fuzz/llhttp/%)
 .SECONDARY: $(FUZZ_OBJ)
-FUZZ_CFLAGS := -g -O1 -std=gnu11 -Wall -Werror -I. -I$(OUT) -D_GNU_SOURCE -fno-sanitize-recover=all -MMD -MP
+FUZZ_CFLAGS := -g -O1 -std=gnu11 -Wall -Werror -I. -I$(OUT) -I$(LLHTTP_INC) -D_GNU_SOURCE -fno-sanitize-recover=all -MMD -MP
 $(OUT)/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
 
+$(OUT)/fuzz/llhttp/%.o: $(LLHTTP_SRC)/%.c
+	@mkdir -p $(dir $@)
+	$(CLANG) -g -O1 -DLLHTTP_STRICT_MODE=1 -I$(LLHTTP_INC) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+
 $(OUT)/fuzz/fuzz_%: selftests/fuzz/fuzz_%.c $(FUZZ_OBJ)
 	@mkdir -p $(dir $@)
-	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ -lyaml -ljansson -lldns -lssl -lcrypto -lm
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c %.o,$^) -lyaml -ljansson -lldns -lssl -lcrypto -lm
 
 $(OUT)/fuzz/seeds: selftests/fuzz/seeds.c
 	@mkdir -p $(dir $@)

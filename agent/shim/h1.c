@@ -61,9 +61,8 @@ static int on_target(llhttp_t *p, const char *at, size_t n)
 static int on_field(llhttp_t *p, const char *at, size_t n)
 {
 	struct h1 *h = of(p);
-	bool fresh = h->in_value || !h->n_f;
 
-	if (fresh) {
+	if (!h->naming) { /* a new field */
 		if (h->n_f == H1_MAX_FIELDS)
 			return fail(p, 431, "too many header fields");
 		if (head_put(h, true, "", 0))
@@ -73,7 +72,7 @@ static int on_field(llhttp_t *p, const char *at, size_t n)
 		h->f[h->n_f].value = 0;
 		h->f[h->n_f].value_len = 0;
 		h->n_f++;
-		h->in_value = false;
+		h->naming = true;
 	}
 	h->f[h->n_f - 1].name_len += (uint32_t)n;
 	if (head_put(h, false, at, n))
@@ -81,33 +80,60 @@ static int on_field(llhttp_t *p, const char *at, size_t n)
 	return 0;
 }
 
+/* A name ends; an empty one (a line starting with ':') has no field to hold its value. */
+static int on_field_complete(llhttp_t *p)
+{
+	struct h1 *h = of(p);
+
+	if (!h->naming || !h->f[h->n_f - 1].name_len)
+		return fail(p, 400, "a header field without a name");
+	h->naming = false;
+	h->named = true;
+	return 0;
+}
+
+static int value_start(struct h1 *h)
+{
+	if (head_put(h, true, "", 0))
+		return -1;
+	h->f[h->n_f - 1].value = (uint32_t)h->head.len;
+	h->in_value = true;
+	return 0;
+}
+
 static int on_value(llhttp_t *p, const char *at, size_t n)
 {
 	struct h1 *h = of(p);
 
-	/* obs-fold arrives here as CR LF SP; a proxy must refuse it (RFC 9112 5.2), and NUL */
+	if (!h->named)
+		return fail(p, 400, "a header field without a name");
+	/* obs-fold may arrive here as CR LF SP; a proxy must refuse it (RFC 9112 5.2), and NUL */
 	for (size_t i = 0; i < n; i++)
 		if (((unsigned char)at[i] < 0x20 && at[i] != '\t') || at[i] == 0x7f)
 			return fail(p, 400, "control character or obs-fold in a header value");
-	if (!h->in_value) {
-		if (head_put(h, true, "", 0))
-			return fail(p, 431, "request head too large");
-		h->f[h->n_f - 1].value = (uint32_t)h->head.len;
-		h->in_value = true;
-	}
+	if (!h->in_value && value_start(h))
+		return fail(p, 431, "request head too large");
 	h->f[h->n_f - 1].value_len += (uint32_t)n;
 	if (head_put(h, false, at, n))
 		return fail(p, 431, "request head too large");
 	return 0;
 }
 
-/* A field without a value (`Name:`) still needs an empty, NUL-terminated value. */
+static int on_value_complete(llhttp_t *p)
+{
+	struct h1 *h = of(p);
+
+	if (!h->named)
+		return fail(p, 400, "a header field without a name");
+	if (!h->in_value && value_start(h)) /* an empty value */
+		return fail(p, 431, "request head too large");
+	h->in_value = h->named = false;
+	return 0;
+}
+
+/* NUL after the last value (or the target when there are no fields). */
 static void head_close(struct h1 *h)
 {
-	if (h->n_f && !h->in_value) {
-		buf_put(&h->head, "", 1);
-		h->f[h->n_f - 1].value = (uint32_t)h->head.len;
-	}
 	buf_put(&h->head, "", 1);
 }
 
@@ -167,6 +193,8 @@ void h1_init(struct h1 *h, bool response)
 	h->cb.on_status = on_target;
 	h->cb.on_header_field = on_field;
 	h->cb.on_header_value = on_value;
+	h->cb.on_header_field_complete = on_field_complete;
+	h->cb.on_header_value_complete = on_value_complete;
 	h->cb.on_headers_complete = on_headers_complete;
 	h->cb.on_message_complete = on_message_complete;
 	llhttp_init(&h->p, response ? HTTP_RESPONSE : HTTP_REQUEST, &h->cb);
@@ -184,7 +212,7 @@ void h1_head_reset(struct h1 *h)
 	h->target = h->target_len = 0;
 	h->n_f = 0;
 	h->head_wire = 0;
-	h->in_value = false;
+	h->in_value = h->naming = h->named = false;
 }
 
 enum h1_event h1_feed(struct h1 *h, const char *p, size_t n, size_t *used)

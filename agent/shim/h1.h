@@ -38,7 +38,8 @@ struct h1 {
 	struct h1_field f[H1_MAX_FIELDS];
 	unsigned n_f;
 	size_t head_wire; /* bytes of this head so far */
-	bool in_value, in_head, after_lf;
+	bool naming, named, in_value; /* inside a name; a name taken; inside its value */
+	bool in_head, after_lf;
 	bool skip_body; /* the next response answers a HEAD: no body whatever its fields say */
 	int paused;     /* the event a callback paused at */
 	/* of the head just read */

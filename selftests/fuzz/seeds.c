@@ -212,6 +212,40 @@ out:
 	return err;
 }
 
+/* HTTP/1 streams: a mode byte (1 answers, 2 to HEAD), a cut count and cuts, the bytes. */
+static int http_seeds(void)
+{
+	static const struct {
+		const char *name, *hdr, *msg;
+		size_t hdr_len;
+	} v[] = {
+		{"post", "\0\0", "POST /a/../b?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+				   "GET /%41 HTTP/1.1\r\nHost: a\r\n\r\n", 2},
+		{"chunked", "\0\3\1\5\2",
+		 "PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+		 "3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n", 5},
+		{"upgrade", "\0\1\7", "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+					"Upgrade: websocket\r\n\r\nraw bytes", 3},
+		{"continue", "\1\2\4\11", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"
+					  "Content-Length: 2\r\n\r\nok", 4},
+		{"head", "\3\0", "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"
+				 "HTTP/1.1 204 No Content\r\n\r\n", 2},
+		{"close", "\1\0", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+				  "a\r\n0123456789\r\n0\r\n\r\nHTTP/1.0 200 OK\r\n\r\nrest", 2},
+	};
+	char buf[512];
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		size_t ml = strlen(v[i].msg);
+
+		memcpy(buf, v[i].hdr, v[i].hdr_len);
+		memcpy(buf + v[i].hdr_len, v[i].msg, ml);
+		if (put("http", v[i].name, buf, v[i].hdr_len + ml))
+			return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -223,7 +257,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "Error: mkdir %s: %s\n", dir, strerror(errno));
 		return 1;
 	}
-	if (proxy_seeds() || sni_seeds() ||
+	if (proxy_seeds() || sni_seeds() || http_seeds() ||
 	    dns_query_seed("svc-a", "helloworld.hello.svc.cluster.local.", LDNS_RR_TYPE_A, false,
 			   false) ||
 	    dns_query_seed("svc-aaaa", "HelloWorld.hello.svc.cluster.local.", LDNS_RR_TYPE_AAAA,

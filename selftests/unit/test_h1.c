@@ -78,6 +78,9 @@ static const struct {
 	 "E400"},
 	{false, false, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
 	 "H@56 E400"},
+	/* an empty field name (found by fuzz_http): its value must not join another field */
+	{false, false, "GET / HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n", "E400"},
+	{true, false, "HTTP/1.1 200 OK\r\n:Transfer-Encoding: chunked\r\n\r\n", "E400"},
 	/* HTTP/1.0 needs no Host */
 	{false, false, "GET / HTTP/1.0\r\n\r\n", "H@18 D@18"},
 };
