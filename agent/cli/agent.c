@@ -476,7 +476,7 @@ int cmd_agent(int argc, char **argv)
 					"       [--shim ADDR] [--inbound] [--gateway] [--gateway-labels K=V,..]\n"
 					"       [--ca DIR] [--trust-domain TD] [--cert-ttl DUR] "
 					"[--sni-form global|local]\n"
-					"       [--no-dns] [--dns-upstream ADDR]\n"
+					"       [--no-dns] [--dns-upstream ADDR] [--limit NAME=VALUE]...\n"
 					"       [--xdp-dev IFNAME]... [--xdp-mode auto|native|generic] "
 					"[--allow CIDR]... [--guard-port N]...\n"
 					"       [--sockmap on|off] [--splice on|off]\n");
