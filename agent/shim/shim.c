@@ -54,6 +54,7 @@ struct up {
 	bool tls, tls_done, reused, pooled;
 	uint32_t armed; /* the events epoll watches for, 0: not in the set */
 	uint64_t idle_since, deadline;
+	struct timer tm; /* idle in the pool: when it is closed */
 	struct up *next;
 };
 
@@ -81,6 +82,7 @@ struct conn {
 	struct conn *prev, *next;
 	int cfd;
 	uint32_t armed; /* the client socket's events in epoll, 0: not in the set */
+	struct timer tm; /* the earliest of this connection's deadlines */
 	struct up *up;
 	struct ks_addr peer;
 	uint16_t peer_port;
@@ -190,6 +192,7 @@ static void up_free(void *p)
 
 static void up_drop(struct up *u)
 {
+	timer_del(&u->s->timers, &u->tm);
 	if (u->sd.fd >= 0) {
 		close(u->sd.fd); /* out of the epoll set now; the memory after this batch */
 		u->sd.fd = -1;
@@ -208,6 +211,17 @@ static void pool_unlink(struct shim *s, struct up *u)
 		}
 	u->pooled = false;
 	u->next = NULL;
+	timer_del(&s->timers, &u->tm);
+}
+
+/* A pooled connection unused for pool-idle-timeout is closed. */
+static void pool_expire(struct timer *t, uint64_t now)
+{
+	struct up *u = (struct up *)((char *)t - offsetof(struct up, tm));
+
+	(void)now;
+	pool_unlink(u->s, u);
+	up_drop(u);
 }
 
 /* An upstream spoke: to the request using it, or, idle in the pool, a close, a reset or
@@ -247,6 +261,8 @@ static void pool_put(struct shim *s, struct up *u)
 	u->owner = NULL;
 	u->pooled = true;
 	u->idle_since = now_ms();
+	u->tm.fn = pool_expire;
+	timer_set(&s->timers, &u->tm, u->idle_since + s->lim.pool_idle_ms);
 	u->next = s->pool;
 	s->pool = u;
 	s->n_pool++;
@@ -296,6 +312,7 @@ static void conn_kill(struct conn *c)
 		up_drop(c->up);
 	c->up = NULL;
 	c->dead = true;
+	timer_del(&c->s->timers, &c->tm);
 	c->s->n_conns--;
 	src_release(c->s, &c->peer);
 	LIST_UNLINK(c->s->conns, c);
@@ -475,7 +492,6 @@ static bool fault_hits(double pct)
 
 static void upstream_failed(struct conn *c, const char *why);
 static void route_start(struct conn *c);
-static void shim_hold(struct shim *s, uint64_t t);
 static void conn_step(struct conn *c);
 
 /*
@@ -800,6 +816,7 @@ struct mirror {
 	bool tls, tls_done, dead;
 	struct buf req;
 	uint64_t deadline;
+	struct timer tm;
 };
 
 static void mirror_free(void *p)
@@ -816,6 +833,7 @@ static void mirror_kill(struct mirror *m, bool failed)
 	if (m->dead)
 		return;
 	m->dead = true;
+	timer_del(&m->s->timers, &m->tm);
 	m->s->st.mirror_failed += failed;
 	if (m->sd.fd >= 0)
 		close(m->sd.fd);
@@ -823,6 +841,12 @@ static void mirror_kill(struct mirror *m, bool failed)
 	m->s->n_mirrors--;
 	LIST_UNLINK(m->s->mirrors, m);
 	shim_defer_free(m->s, m, mirror_free);
+}
+
+static void mirror_expire(struct timer *t, uint64_t now)
+{
+	(void)now;
+	mirror_kill((struct mirror *)((char *)t - offsetof(struct mirror, tm)), true);
 }
 
 static void mirror_event(struct evh *h, uint32_t events)
@@ -970,6 +994,8 @@ static void mirror_start(struct conn *c, const struct c_mirror *mi, uint32_t dra
 	}
 	shadow_head(&c->to_up, &m->req);
 	m->deadline = now_ms() + SHIM_CONNECT_MS;
+	m->tm.fn = mirror_expire;
+	timer_set(&s->timers, &m->tm, m->deadline);
 	s->n_mirrors++;
 	LIST_PUSH(s->mirrors, m);
 	ep_set(s, m->sd.fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP, &m->h, true);
@@ -1124,10 +1150,8 @@ static void route_decide(struct conn *c, const struct c_frontend *fe, const stru
 	c->s->st.faults_delayed += c->hold_until != 0;
 	if (r->http && (r->http->redirect || r->http->directResponse)) {
 		local_response(c, r->http, &rq);
-		if (c->hold_until)
-			shim_hold(c->s, c->hold_until);
-		else
-			route_start(c);
+		if (!c->hold_until)
+			route_start(c); /* else when the delay ends: conn_timer */
 		return;
 	}
 	if (getrandom(draw, sizeof(draw), 0) != sizeof(draw))
@@ -1270,10 +1294,8 @@ static void route_decide(struct conn *c, const struct c_frontend *fe, const stru
 		if ((double)pick[0] / 4294967296.0 * 100.0 < r->mirrors[i].percent)
 			mirror_start(c, &r->mirrors[i], pick[1]);
 	}
-	if (c->hold_until)
-		shim_hold(c->s, c->hold_until); /* route_start then */
-	else
-		route_start(c);
+	if (!c->hold_until)
+		route_start(c); /* else when the delay ends: conn_timer */
 }
 
 /* The routed request goes upstream (or gets its injected abort). */
@@ -1306,52 +1328,6 @@ static void route_start(struct conn *c)
 			    : err == -EACCES ? why
 					      : "upstream connect error");
 	}
-}
-
-/* Arms the hold timer for an injected delay ending at t (ms, monotonic). */
-static void shim_hold(struct shim *s, uint64_t t)
-{
-	struct itimerspec its = { 0 };
-	uint64_t now = now_ms(), in = t > now ? t - now : 1;
-
-	if (s->hold_next && s->hold_next <= t)
-		return;
-	s->hold_next = t;
-	its.it_value.tv_sec = (time_t)(in / 1000);
-	its.it_value.tv_nsec = (long)(in % 1000) * 1000000L;
-	timerfd_settime(s->hold_fd, 0, &its, NULL);
-}
-
-/* Requests whose injected delay is over go on; the timer is armed for the next one. */
-static void holds_run(struct shim *s)
-{
-	uint64_t now = now_ms(), next = 0;
-
-	s->hold_next = 0;
-	for (struct conn *c = s->conns, *nx; c; c = nx) {
-		nx = c->next;
-		if (!c->hold_until || c->dead)
-			continue;
-		if (c->hold_until <= now) {
-			route_start(c);
-			if (!c->dead)
-				conn_step(c);
-		} else if (!next || c->hold_until < next) {
-			next = c->hold_until;
-		}
-	}
-	if (next)
-		shim_hold(s, next);
-}
-
-static void hold_event(struct evh *h, uint32_t events)
-{
-	struct shim *s = (struct shim *)((char *)h - offsetof(struct shim, hold));
-	uint64_t x;
-
-	(void)events;
-	if (read(s->hold_fd, &x, sizeof(x)) >= 0)
-		holds_run(s);
 }
 
 /* Bytes the upstream still owes its socket for this connection. */
@@ -1667,10 +1643,12 @@ static void conn_upstream(struct conn *c)
 {
 	char buf[SHIM_BUF];
 	ssize_t n = -EAGAIN;
+	size_t owed;
 	int r = upstream_ready(c);
 
 	if (r <= 0)
 		return;
+	owed = c->up->sd.out.len + c->to_up.len;
 	if (c->to_up.len) {
 		if (!side_write(&c->up->sd, c->to_up.p, c->to_up.len)) {
 			upstream_failed(c, "upstream write failed");
@@ -1681,6 +1659,8 @@ static void conn_upstream(struct conn *c)
 		upstream_failed(c, "upstream write failed");
 		return;
 	}
+	if (c->up->sd.out.len < owed)
+		c->last_io = now_ms(); /* the upstream reads what it is sent */
 	while (c->up && !c->up_eof && c->resp != RESP_DONE &&
 	       c->to_client.len < c->s->lim.buf_bytes &&
 	       (n = side_read(&c->up->sd, buf, sizeof(buf))) > 0) {
@@ -1747,9 +1727,43 @@ static void tunnel_step(struct conn *c)
 	}
 }
 
+/* The earliest moment something about this connection is due. */
+static uint64_t conn_deadline(const struct conn *c)
+{
+	const struct shim_limits *l = &c->s->lim;
+	uint64_t at = 0;
+
+#define EARLIER(x)                                                                                 \
+	do {                                                                                       \
+		uint64_t x_ = (x);                                                                 \
+		if (x_ && (!at || x_ < at))                                                        \
+			at = x_;                                                                   \
+	} while (0)
+	if (c->lingering)
+		return c->linger_until;
+	EARLIER(c->hold_until);
+	if (c->resp != RESP_DONE && c->resp != RESP_TUNNEL)
+		EARLIER(c->deadline);
+	if (c->resp == RESP_HEAD && !c->resp_sent && c->up)
+		EARLIER(c->try_deadline);
+	if (c->up && !c->up->reused &&
+	    (!c->up->sd.connected || (c->up->tls && !c->up->tls_done)))
+		EARLIER(c->up->deadline);
+	if (c->req == REQ_HEAD && c->head_start)
+		EARLIER(c->head_start + l->head_ms);
+	else if (c->req == REQ_HEAD)
+		EARLIER(c->last_io + l->idle_ms);
+	else
+		EARLIER(c->last_io + (c->req == REQ_TUNNEL ? l->idle_ms : l->stream_idle_ms));
+#undef EARLIER
+	return at;
+}
+
 static void conn_arm(struct conn *c)
 {
 	uint32_t cap = c->s->lim.buf_bytes, want = 0;
+
+	timer_set(&c->s->timers, &c->tm, conn_deadline(c));
 
 	if (!c->client_eof && c->in.len < cap)
 		want |= EPOLLIN | EPOLLRDHUP;
@@ -1805,8 +1819,11 @@ static void conn_step(struct conn *c)
 			conn_upstream(c);
 		if (c->dead)
 			return;
+		n = (ssize_t)c->to_client.len;
 		if (!flush_fd(c->cfd, &c->to_client))
 			goto done;
+		if ((size_t)n != c->to_client.len)
+			c->last_io = now; /* a slow reader that reads is not idle */
 		/* the upstream took what was queued: more of the client's bytes may follow now */
 		if ((c->req == REQ_BODY || c->req == REQ_TUNNEL) && c->in.len && c->up &&
 		    c->up->sd.connected && up_owed(c) < s->lim.buf_bytes)
@@ -1925,6 +1942,7 @@ static void refuse(int fd, bool http, const char *why)
 }
 
 static void listener_pause(struct shim *s, struct listener *l);
+static void conn_timer(struct timer *t, uint64_t now);
 
 static void accept_outbound(struct shim *s, struct listener *l)
 {
@@ -1989,6 +2007,7 @@ static void accept_outbound(struct shim *s, struct listener *l)
 	c->orig = od.addr;
 	c->orig_port = ntohs(od.port);
 	c->last_io = now_ms();
+	c->tm.fn = conn_timer;
 	h1_init(&c->rq, false);
 	h1_init(&c->rs, true);
 	LIST_PUSH(s->conns, c);
@@ -2142,9 +2161,7 @@ static void conn_timeouts(struct shim *s, struct conn *c, uint64_t now)
 	} else if (c->req == REQ_HEAD && c->head_start && now - c->head_start > l->head_ms) {
 		s->st.head_timeouts++;
 		reply_error(c, 408, "Request Timeout", "the request head did not arrive in time");
-		conn_step(c);
-	} else if (c->req == REQ_HEAD && !c->head_start && c->resp == RESP_NONE &&
-		   now - c->last_io > l->idle_ms) {
+	} else if (c->req == REQ_HEAD && !c->head_start && now - c->last_io > l->idle_ms) {
 		s->st.idle_closed++;
 		conn_kill(c);
 	} else if (c->req != REQ_HEAD && now - c->last_io > (c->req == REQ_TUNNEL
@@ -2157,9 +2174,76 @@ static void conn_timeouts(struct shim *s, struct conn *c, uint64_t now)
 			reply_error(c, c->req == REQ_DONE ? 504 : 408,
 				    c->req == REQ_DONE ? "Gateway Timeout" : "Request Timeout",
 				    "stream idle timeout");
-			conn_step(c);
 		}
 	}
+}
+
+/* A connection's deadline passed: whichever of its waits is over acts, then it steps on. */
+static void conn_timer(struct timer *t, uint64_t now)
+{
+	struct conn *c = (struct conn *)((char *)t - offsetof(struct conn, tm));
+	struct shim *s = c->s;
+
+	if (c->dead)
+		return;
+	if (c->hold_until && c->hold_until <= now) { /* an injected delay is over */
+		route_start(c);
+	} else if (c->up && !c->up->reused &&
+		   (!c->up->sd.connected || (c->up->tls && !c->up->tls_done)) &&
+		   now >= c->up->deadline) {
+		upstream_failed(c, "upstream connect timeout");
+	} else if (c->try_deadline && now >= c->try_deadline && c->resp == RESP_HEAD &&
+		   !c->resp_sent && c->up) {
+		/* this try took too long: a 504 of the endpoint, tried again when retryOn takes
+		 * 504s and the request can be sent again */
+		health_result(c, 504);
+		if (c->tries_left && c->req == REQ_DONE && c->replay.len &&
+		    retry_answer_wanted(c, 504))
+			retry_answer(c);
+		else
+			reply_error(c, 504, "Gateway Timeout", "upstream per-try timeout");
+	} else if (c->deadline && now >= c->deadline && c->resp != RESP_DONE &&
+		   c->resp != RESP_TUNNEL) {
+		if (c->resp_sent) {
+			conn_kill(c);
+			return;
+		}
+		health_result(c, 504);
+		reply_error(c, 504, "Gateway Timeout", "upstream request timeout");
+	} else {
+		conn_timeouts(s, c, now);
+	}
+	if (!c->dead)
+		conn_step(c); /* acts on what changed, and sets the next deadline */
+}
+
+
+/* The heap's timerfd: every deadline due runs, then it is set for the next one. */
+static void timer_event(struct evh *h, uint32_t events)
+{
+	struct shim *s = (struct shim *)((char *)h - offsetof(struct shim, timer_h));
+	uint64_t x;
+
+	(void)events;
+	if (read(s->timer_fd, &x, sizeof(x)) < 0 && errno != EAGAIN)
+		return;
+	s->timer_armed = 0;
+	timers_run(&s->timers, now_ms());
+}
+
+static void timers_arm(struct shim *s)
+{
+	uint64_t next = timers_next(&s->timers);
+	struct itimerspec its = {0};
+
+	if (next == s->timer_armed)
+		return;
+	s->timer_armed = next;
+	if (next) { /* absolute: a ms past the deadline, so that it is due when read */
+		its.it_value.tv_sec = (time_t)((next + 1) / 1000);
+		its.it_value.tv_nsec = (long)((next + 1) % 1000) * 1000000L;
+	}
+	timerfd_settime(s->timer_fd, next ? TFD_TIMER_ABSTIME : 0, &its, NULL);
 }
 
 static void tick_event(struct evh *h, uint32_t events)
@@ -2176,50 +2260,6 @@ static void tick_event(struct evh *h, uint32_t events)
 			s->lst[i].paused = false;
 			ep_set(s, s->lst[i].fd, EPOLLIN, &s->lst[i].h, true);
 		}
-	for (struct up *u = s->pool, *nx; u; u = nx) {
-		nx = u->next;
-		if (now - u->idle_since > s->lim.pool_idle_ms) {
-			pool_unlink(s, u);
-			up_drop(u);
-		}
-	}
-	for (struct conn *c = s->conns, *nx; c; c = nx) {
-		nx = c->next;
-		if (c->up && !c->up->reused &&
-		    (!c->up->sd.connected || (c->up->tls && !c->up->tls_done)) &&
-		    now > c->up->deadline) {
-			upstream_failed(c, "upstream connect timeout");
-		} else if (c->try_deadline && now > c->try_deadline && c->resp == RESP_HEAD &&
-			   !c->resp_sent && c->up) {
-			/* this try took too long: a 504 of the endpoint, tried again when
-			 * retryOn takes 504s and the request can be sent again */
-			health_result(c, 504);
-			if (c->tries_left && c->req == REQ_DONE && c->replay.len &&
-			    retry_answer_wanted(c, 504)) {
-				retry_answer(c);
-			} else {
-				reply_error(c, 504, "Gateway Timeout", "upstream per-try timeout");
-			}
-		} else if (c->deadline && now > c->deadline && c->resp != RESP_DONE &&
-			   c->resp != RESP_TUNNEL) {
-			if (c->resp_sent) {
-				conn_kill(c);
-				continue;
-			}
-			health_result(c, 504);
-			reply_error(c, 504, "Gateway Timeout", "upstream request timeout");
-		} else {
-			conn_timeouts(s, c, now);
-			continue;
-		}
-		if (!c->dead)
-			conn_step(c);
-	}
-	for (struct mirror *m = s->mirrors, *nx; m; m = nx) {
-		nx = m->next;
-		if (now > m->deadline)
-			mirror_kill(m, true);
-	}
 	tun_tick(s, now);
 }
 
@@ -2276,11 +2316,11 @@ int shim_open(struct shim **out, const struct shim_opts *o)
 	if (s->pend_fd < 0)
 		goto fail;
 	ep_set(s, s->pend_fd, EPOLLIN, &s->pend, true);
-	s->hold.fn = hold_event;
-	s->hold_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (s->hold_fd < 0)
+	s->timer_h.fn = timer_event;
+	s->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (s->timer_fd < 0)
 		goto fail;
-	ep_set(s, s->hold_fd, EPOLLIN, &s->hold, true);
+	ep_set(s, s->timer_fd, EPOLLIN, &s->timer_h, true);
 	/* not every node carries the outbound address (a gateway does not): say so, go on */
 	if (o->outbound && listen_on(s, LST_OUTBOUND, &o->out_addr, o->out_port))
 		pr_warn("shim: no outbound listener here\n");
@@ -2410,6 +2450,7 @@ void shim_run(struct shim *s)
 	for (unsigned i = 0; i < s->n_dead; i++)
 		s->dead[i].fn(s->dead[i].obj);
 	s->n_dead = 0;
+	timers_arm(s);
 }
 
 int shim_set_splice(struct shim *s, bool on)
@@ -2489,8 +2530,9 @@ void shim_close(struct shim *s)
 		close(s->timerfd);
 	if (s->pend_fd > 0)
 		close(s->pend_fd);
-	if (s->hold_fd > 0)
-		close(s->hold_fd);
+	if (s->timer_fd > 0)
+		close(s->timer_fd);
+	timers_free(&s->timers);
 	SSL_CTX_free(s->peek_ctx);
 	ids_close(&s->ids);
 	regex_cache_free(&s->rc);

@@ -17,6 +17,7 @@
 
 #include "../../maps/ksteer_maps.h"
 #include "../lib/buf.h"
+#include "../lib/timer.h"
 #include "../compile/compile.h"
 #include "dnsio.h"
 #include "route.h"
@@ -162,9 +163,11 @@ struct shim {
 	} *health;
 	unsigned health_cap, health_n;
 	/* requests held by an injected delay: a timer for the earliest */
-	struct evh hold;
-	int hold_fd;
-	uint64_t hold_next;
+	/* every deadline of connections, pooled upstreams and mirrors: one heap, one timerfd */
+	struct timers timers;
+	struct evh timer_h;
+	int timer_fd;
+	uint64_t timer_armed; /* the deadline timer_fd is set for, 0: none */
 };
 
 /* The shim's lists of connections, tunnels and mirrors: doubly linked, through prev/next. */
