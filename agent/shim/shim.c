@@ -1050,138 +1050,117 @@ static void cors_headers(struct buf *b, const struct cors_policy *cp, const char
 	}
 }
 
-static void route_decide(struct conn *c, const struct c_frontend *fe,
-			 const struct http_request *rqp);
+/* One request's routing, as the filters see it. */
+struct route_ctx {
+	const struct c_route *r;
+	const struct http_request *rq;
+	const struct cors_policy *cp;
+	const char *origin;
+	bool cors_ok; /* the Origin is one the route's corsPolicy allows */
+};
 
-/* The head just read: normalized, matched against the frontend's routes. */
-static void route_request(struct conn *c)
+/* What a filter decided: on to the next one, or the request has its answer (or error). */
+enum filt { FILT_CONTINUE, FILT_STOP };
+
+static const char *rq_header(const struct http_request *rq, const char *name)
 {
-	struct http_header hs[SHIM_MAX_HEADERS];
-	struct http_request rq = {0};
-	const struct c_frontend *fe = plan_frontend(c->s->plan, &c->orig, c->orig_port);
-	unsigned nh = c->rq.n_f;
-	char *path;
-
-	c->s->st.requests++;
-	for (unsigned i = 0; i < nh; i++) {
-		hs[i].name = h1_name(&c->rq, i);
-		hs[i].value = h1_value(&c->rq, i);
-	}
-	path = malloc(c->rq.target_len + 2);
-	if (!path) {
-		reply_error(c, 503, "Service Unavailable", "out of memory");
-		return;
-	}
-	route_normalize_path(h1_target(&c->rq), path);
-	rq.authority = h1_get(&c->rq, "host");
-	rq.method = llhttp_method_name((llhttp_method_t)c->rq.p.method);
-	rq.path = path;
-	rq.scheme = "http";
-	rq.headers = hs;
-	rq.n_headers = nh;
-	rq.port = c->orig_port;
-	route_decide(c, fe, &rq);
-	free(path);
+	for (unsigned i = 0; i < rq->n_headers; i++)
+		if (!strcasecmp(rq->headers[i].name, name))
+			return rq->headers[i].value;
+	return NULL;
 }
 
-/*
- * The filters in Istio's order (CORS, fault, local answers, router), then the
- * request head for the upstream: the route's rewrite and header operations
- * applied, hop-by-hop fields left out.
- */
-static void route_decide(struct conn *c, const struct c_frontend *fe, const struct http_request *rqp)
+/* CORS, as Envoy's filter for Istio: a preflight from an allowed origin is answered here. */
+static enum filt filt_cors(struct conn *c, struct route_ctx *x)
 {
-	const struct http_header *hs = rqp->headers;
-	struct http_request rq = *rqp;
-	unsigned nh = rq.n_headers;
-	const struct c_route *r;
-	const struct c_dest *d;
-	const struct cors_policy *cp;
-	const char *origin = NULL;
-	bool cors_ok = false;
-	uint32_t draw[2];
-	char line[64];
-	int n;
+	const struct cors_policy *cp = x->r->http ? x->r->http->corsPolicy : NULL;
 
-	if (!fe) {
-		reply_error(c, 503, "Service Unavailable", "no frontend for this destination");
-		return;
-	}
-	r = route_match(fe, &rq, &c->s->rc);
-	if (!r) {
-		reply_error(c, 404, "Not Found", "no route matched");
-		return;
-	}
-	/* CORS before faults, as Istio orders the filters: preflights answered here */
-	cp = r->http ? r->http->corsPolicy : NULL;
-	for (unsigned i = 0; cp && i < nh; i++)
-		if (!strcasecmp(hs[i].name, "origin"))
-			origin = hs[i].value;
-	cors_ok = cp && cors_allows(cp, origin, &c->s->rc);
-	if (cp && origin && !strcmp(rq.method, "OPTIONS")) {
-		bool preflight = false;
+	x->cp = cp;
+	if (!cp)
+		return FILT_CONTINUE;
+	x->origin = rq_header(x->rq, "origin");
+	x->cors_ok = cors_allows(cp, x->origin, &c->s->rc);
+	if (!x->origin || strcmp(x->rq->method, "OPTIONS") ||
+	    !rq_header(x->rq, "access-control-request-method"))
+		return FILT_CONTINUE;
+	if (!x->cors_ok && !(cp->unmatchedPreflights && !strcmp(cp->unmatchedPreflights, "IGNORE")))
+		return FILT_CONTINUE;
+	c->local.len = 0;
+	buf_put(&c->local, "HTTP/1.1 200 OK\r\n", strlen("HTTP/1.1 200 OK\r\n"));
+	header_put(&c->local, "content-length", "0");
+	if (x->cors_ok)
+		cors_headers(&c->local, cp, x->origin, true);
+	if (!c->client_keep)
+		header_put(&c->local, "connection", "close");
+	buf_put(&c->local, "\r\n", 2);
+	return FILT_STOP;
+}
 
-		for (unsigned i = 0; i < nh; i++)
-			preflight |= !strcasecmp(hs[i].name, "access-control-request-method");
-		if (preflight && (cors_ok || (cp->unmatchedPreflights &&
-					      !strcmp(cp->unmatchedPreflights, "IGNORE")))) {
-			c->local.len = 0;
-			buf_put(&c->local, "HTTP/1.1 200 OK\r\n", strlen("HTTP/1.1 200 OK\r\n"));
-			header_put(&c->local, "content-length", "0");
-			if (cors_ok)
-				cors_headers(&c->local, cp, origin, true);
-			if (!c->client_keep)
-				header_put(&c->local, "connection", "close");
-			buf_put(&c->local, "\r\n", 2);
-			c->hold_until = 0;
-			c->abort_status = 0;
-			route_start(c);
-			return;
-		}
-	}
-	/* fault injection, as Envoy's fault filter does it for Istio: delay, then abort */
-	c->hold_until = 0;
-	c->abort_status = 0;
-	c->hp = r->h; /* copied: a reload may free the plan while this request lives */
+/* Fault injection, as Envoy's filter for Istio: a delay holds the request, an abort answers
+ * it when the delay is over. */
+static enum filt filt_fault(struct conn *c, struct route_ctx *x)
+{
+	c->hp = x->r->h; /* copied: a reload may free the plan while this request lives */
 	if (c->hp.delay_ms && fault_hits(c->hp.delay_pct))
 		c->hold_until = now_ms() + c->hp.delay_ms;
 	if (c->hp.abort_status && fault_hits(c->hp.abort_pct))
 		c->abort_status = (int)c->hp.abort_status;
 	c->s->st.faults_delayed += c->hold_until != 0;
-	if (r->http && (r->http->redirect || r->http->directResponse)) {
-		local_response(c, r->http, &rq);
-		if (!c->hold_until)
-			route_start(c); /* else when the delay ends: conn_timer */
-		return;
-	}
+	return c->abort_status ? FILT_STOP : FILT_CONTINUE;
+}
+
+/* A route's redirect or direct response. */
+static enum filt filt_local(struct conn *c, struct route_ctx *x)
+{
+	if (!x->r->http || (!x->r->http->redirect && !x->r->http->directResponse))
+		return FILT_CONTINUE;
+	local_response(c, x->r->http, x->rq);
+	return FILT_STOP;
+}
+
+/*
+ * The router: a weighted destination, the endpoints to try (ejected ones
+ * left out, up to maxEjectionPercent, one at least, as Envoy), its TLS and
+ * identity, then the request head for the upstream (the route's rewrite and
+ * header operations applied, hop-by-hop fields left out) and any mirrors.
+ */
+static enum filt filt_router(struct conn *c, struct route_ctx *x)
+{
+	const struct c_route *r = x->r;
+	const struct http_request *rq = x->rq;
+	const struct http_header *hs = rq->headers;
+	const struct c_pod *me = NULL;
+	const struct c_dest *d;
+	uint32_t draw[2], may_skip = 0, n_ip = 0;
+	uint64_t now = now_ms();
+	char line[64];
+	int n;
+
 	if (getrandom(draw, sizeof(draw), 0) != sizeof(draw))
 		draw[0] = draw[1] = (uint32_t)rand();
 	d = route_pick_dest(r, draw[0]);
 	if (!d || !d->n_eps) {
 		reply_error(c, 503, "Service Unavailable",
 			    d && d->problem ? d->problem : "no healthy upstream");
-		return;
+		return FILT_STOP;
 	}
 	c->tls = d->tls == C_TLS_ISTIO_MUTUAL;
 	if (d->tls == C_TLS_OTHER) {
 		reply_error(c, 503, "Service Unavailable",
 			    "only ISTIO_MUTUAL and DISABLE TLS modes are originated by this shim");
-		return;
+		return FILT_STOP;
 	}
-	const struct c_pod *me = NULL;
-
 	if (c->tls) {
 		me = plan_pod(c->s->plan, &c->peer);
-
 		if (!me) {
 			reply_error(c, 503, "Service Unavailable",
 				    "the client is not a known pod: no workload identity for mTLS");
-			return;
+			return FILT_STOP;
 		}
 		if (!c->s->ids.have_ca) {
 			reply_error(c, 503, "Service Unavailable",
 				    "ISTIO_MUTUAL needs a CA: the agent runs without --ca");
-			return;
+			return FILT_STOP;
 		}
 		snprintf(c->id_ns, sizeof(c->id_ns), "%s", me->ns);
 		snprintf(c->id_sa, sizeof(c->id_sa), "%s", me->sa);
@@ -1193,12 +1172,8 @@ static void route_decide(struct conn *c, const struct c_frontend *fe, const stru
 				 d->tls_sans->v[k]);
 	}
 	c->od = d->od;
-	/* endpoints from a random start; a failed connect moves to the next one. Ejected ones
-	 * are left out, up to maxEjectionPercent of them (one at least, as Envoy) */
+	/* endpoints from a random start; a failed connect moves to the next one */
 	c->n_eps = 0;
-	uint32_t may_skip = 0, n_ip = 0;
-	uint64_t now = now_ms();
-
 	if (c->od.on) {
 		for (uint32_t k = 0; k < d->n_eps; k++)
 			n_ip += d->eps[k].is_ip;
@@ -1229,32 +1204,30 @@ static void route_decide(struct conn *c, const struct c_frontend *fe, const stru
 	c->timeout = c->hp.timeout_ms;
 	c->deadline = 0;
 	c->resp_bytes = 0;
-	if (!c->n_eps && !c->abort_status) {
+	if (!c->n_eps) {
 		reply_error(c, 503, "Service Unavailable",
 			    c->od.on ? "no healthy upstream: every endpoint ejected by outlier detection"
 				     : "no endpoint with an address");
-		return;
+		return FILT_STOP;
 	}
-	/* the head again: request line and headers, with the route's rewrite and header
-	 * operations (the destination's, then the route's) */
+	/* the head again, with the destination's then the route's header operations */
 	{
 		const struct http_rewrite *rw = r->http ? r->http->rewrite : NULL;
+		const struct route_destination *rd = (const struct route_destination *)d->src;
 		const struct header_ops *ops[2] = {
-			d->src && ((const struct route_destination *)d->src)->headers
-			    ? ((const struct route_destination *)d->src)->headers->request
-			    : NULL,
+			rd && rd->headers ? rd->headers->request : NULL,
 			r->http && r->http->headers ? r->http->headers->request : NULL };
 
 		n = snprintf(line, sizeof(line), " HTTP/%u.%u\r\n", c->rq.p.http_major,
 			     c->rq.p.http_minor);
-		buf_put(&c->to_up, rq.method, strlen(rq.method));
+		buf_put(&c->to_up, rq->method, strlen(rq->method));
 		buf_put(&c->to_up, " ", 1);
 		if (rw && rw->uri)
-			rewrite_path(&c->to_up, rw->uri, route_block(r, &rq, &c->s->rc), rq.path);
+			rewrite_path(&c->to_up, rw->uri, route_block(r, rq, &c->s->rc), rq->path);
 		else
-			buf_put(&c->to_up, rq.path, strlen(rq.path));
+			buf_put(&c->to_up, rq->path, strlen(rq->path));
 		buf_put(&c->to_up, line, (size_t)n);
-		for (unsigned i = 0; i < nh; i++) {
+		for (unsigned i = 0; i < rq->n_headers; i++) {
 			bool host = !strcasecmp(hs[i].name, "host");
 
 			if (header_removed(ops[0], hs[i].name) || header_removed(ops[1], hs[i].name))
@@ -1264,7 +1237,7 @@ static void route_decide(struct conn *c, const struct c_frontend *fe, const stru
 			header_put(&c->to_up, hs[i].name,
 				   host && rw && rw->authority ? rw->authority : hs[i].value);
 		}
-		if (rw && rw->authority && !rq.authority)
+		if (rw && rw->authority && !rq->authority)
 			header_put(&c->to_up, "host", rw->authority);
 		header_ops_put(&c->to_up, ops[0]);
 		header_ops_put(&c->to_up, ops[1]);
@@ -1273,20 +1246,18 @@ static void route_decide(struct conn *c, const struct c_frontend *fe, const stru
 			header_put(&c->to_up, "upgrade", h1_get(&c->rq, "upgrade"));
 		}
 		buf_put(&c->to_up, "\r\n", 2);
-		/* and for the response: the destination's, then the route's */
+		/* and for the answer: the destination's, then the route's, then CORS */
 		c->resp_drop.len = c->resp_add.len = c->resp_head.len = 0;
-		resp_ops_take(c, d->src && ((const struct route_destination *)d->src)->headers
-					 ? ((const struct route_destination *)d->src)->headers->response
-					 : NULL);
+		resp_ops_take(c, rd && rd->headers ? rd->headers->response : NULL);
 		resp_ops_take(c, r->http && r->http->headers ? r->http->headers->response : NULL);
-		if (cors_ok)
-			cors_headers(&c->resp_add, cp, origin, false);
+		if (x->cors_ok)
+			cors_headers(&c->resp_add, x->cp, x->origin, false);
 	}
 	c->replay.len = 0;
 	if (!has_body(c)) /* the whole request: it can be sent again */
 		buf_put(&c->replay, c->to_up.p, c->to_up.len);
 	/* mirrors: copies of a bodiless request, as Envoy's shadowing; answers dropped */
-	for (uint32_t i = 0; !has_body(c) && !c->abort_status && i < r->n_mirrors; i++) {
+	for (uint32_t i = 0; !has_body(c) && i < r->n_mirrors; i++) {
 		uint32_t pick[2];
 
 		if (getrandom(pick, sizeof(pick), 0) != sizeof(pick))
@@ -1294,8 +1265,70 @@ static void route_decide(struct conn *c, const struct c_frontend *fe, const stru
 		if ((double)pick[0] / 4294967296.0 * 100.0 < r->mirrors[i].percent)
 			mirror_start(c, &r->mirrors[i], pick[1]);
 	}
-	if (!c->hold_until)
-		route_start(c); /* else when the delay ends: conn_timer */
+	return FILT_STOP;
+}
+
+/* The filters, in the order Istio gives Envoy's: each goes on or stops the chain. */
+static enum filt (*const filters[])(struct conn *c, struct route_ctx *x) = {
+	filt_cors,
+	filt_fault,
+	filt_local,
+	filt_router,
+};
+
+static void route_decide(struct conn *c, const struct c_frontend *fe, const struct http_request *rq)
+{
+	struct route_ctx x = {.rq = rq};
+
+	c->hold_until = 0;
+	c->abort_status = 0;
+	c->local.len = 0;
+	if (!fe) {
+		reply_error(c, 503, "Service Unavailable", "no frontend for this destination");
+		return;
+	}
+	x.r = route_match(fe, rq, &c->s->rc);
+	if (!x.r) {
+		reply_error(c, 404, "Not Found", "no route matched");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++)
+		if (filters[i](c, &x) == FILT_STOP)
+			break;
+	if (c->resp == RESP_DONE || c->hold_until)
+		return; /* answered with an error, or held: conn_timer starts it */
+	route_start(c);
+}
+
+/* The head just read: normalized, matched against the frontend's routes. */
+static void route_request(struct conn *c)
+{
+	struct http_header hs[SHIM_MAX_HEADERS];
+	struct http_request rq = {0};
+	const struct c_frontend *fe = plan_frontend(c->s->plan, &c->orig, c->orig_port);
+	unsigned nh = c->rq.n_f;
+	char *path;
+
+	c->s->st.requests++;
+	for (unsigned i = 0; i < nh; i++) {
+		hs[i].name = h1_name(&c->rq, i);
+		hs[i].value = h1_value(&c->rq, i);
+	}
+	path = malloc(c->rq.target_len + 2);
+	if (!path) {
+		reply_error(c, 503, "Service Unavailable", "out of memory");
+		return;
+	}
+	route_normalize_path(h1_target(&c->rq), path);
+	rq.authority = h1_get(&c->rq, "host");
+	rq.method = llhttp_method_name((llhttp_method_t)c->rq.p.method);
+	rq.path = path;
+	rq.scheme = "http";
+	rq.headers = hs;
+	rq.n_headers = nh;
+	rq.port = c->orig_port;
+	route_decide(c, fe, &rq);
+	free(path);
 }
 
 /* The routed request goes upstream (or gets its injected abort). */
