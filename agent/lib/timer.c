@@ -63,6 +63,8 @@ int timer_set(struct timers *h, struct timer *t, uint64_t at)
 		timer_del(h, t);
 		return 0;
 	}
+	if (at < h->floor) /* due again while timers run: the next run takes it */
+		at = h->floor;
 	if (t->at) { /* moved */
 		uint64_t old = t->at;
 
@@ -95,12 +97,14 @@ uint64_t timers_next(const struct timers *h)
 
 void timers_run(struct timers *h, uint64_t now)
 {
+	h->floor = now + 1;
 	while (h->n && h->v[0]->at <= now) {
 		struct timer *t = h->v[0];
 
 		timer_del(h, t);
 		t->fn(t, now);
 	}
+	h->floor = 0;
 }
 
 void timers_free(struct timers *h)

@@ -18,6 +18,7 @@ struct timer {
 struct timers {
 	struct timer **v;
 	uint32_t n, cap;
+	uint64_t floor; /* while timers run: no timer is set before this, so each run ends */
 };
 
 /* Sets (or moves) t to fire at `at`; at 0 removes it. 0 or -ENOMEM. */

@@ -1839,7 +1839,7 @@ static void conn_step(struct conn *c)
 		buf_put(&c->in, buf, (size_t)n);
 	}
 	if (c->lingering) {
-		if (c->client_eof || now > c->linger_until)
+		if (c->client_eof || now >= c->linger_until)
 			goto done;
 		conn_arm(c);
 		return;
@@ -2044,7 +2044,7 @@ static void accept_outbound(struct shim *s, struct listener *l)
 	h1_init(&c->rq, false);
 	h1_init(&c->rs, true);
 	LIST_PUSH(s->conns, c);
-	arm(s, fd, &c->armed, EPOLLIN | EPOLLRDHUP, &c->h);
+	conn_arm(c); /* reading, and its idle deadline set */
 }
 
 /* ---- limits ---- */
@@ -2188,18 +2188,19 @@ static void conn_timeouts(struct shim *s, struct conn *c, uint64_t now)
 {
 	const struct shim_limits *l = &s->lim;
 
+	/* each wait is over when its deadline is reached, as conn_deadline computes it */
 	if (c->lingering) {
-		if (now > c->linger_until)
+		if (now >= c->linger_until)
 			conn_kill(c);
-	} else if (c->req == REQ_HEAD && c->head_start && now - c->head_start > l->head_ms) {
+	} else if (c->req == REQ_HEAD && c->head_start && now - c->head_start >= l->head_ms) {
 		s->st.head_timeouts++;
 		reply_error(c, 408, "Request Timeout", "the request head did not arrive in time");
-	} else if (c->req == REQ_HEAD && !c->head_start && now - c->last_io > l->idle_ms) {
+	} else if (c->req == REQ_HEAD && !c->head_start && now - c->last_io >= l->idle_ms) {
 		s->st.idle_closed++;
 		conn_kill(c);
-	} else if (c->req != REQ_HEAD && now - c->last_io > (c->req == REQ_TUNNEL
-								   ? l->idle_ms
-								   : l->stream_idle_ms)) {
+	} else if (c->req != REQ_HEAD && now - c->last_io >= (c->req == REQ_TUNNEL
+								    ? l->idle_ms
+								    : l->stream_idle_ms)) {
 		s->st.stream_timeouts++;
 		if (c->resp_sent || c->req == REQ_TUNNEL) {
 			conn_kill(c);

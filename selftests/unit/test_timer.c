@@ -60,9 +60,34 @@ static void test_heap(void **state)
 	timers_free(&h);
 }
 
+/* A timer set again for a moment already due, from its own fn, waits for the next run. */
+static struct timers again_h;
+static unsigned again_runs;
+
+static void on_again(struct timer *t, uint64_t now)
+{
+	again_runs++;
+	timer_set(&again_h, t, now); /* "due now" again: must not loop inside this run */
+}
+
+static void test_no_spin(void **state)
+{
+	struct timer t = {.fn = on_again};
+
+	(void)state;
+	timer_set(&again_h, &t, 10);
+	timers_run(&again_h, 10);
+	assert_int_equal(again_runs, 1);
+	assert_int_equal(timers_next(&again_h), 11);
+	timers_run(&again_h, 11);
+	assert_int_equal(again_runs, 2);
+	timer_del(&again_h, &t);
+	timers_free(&again_h);
+}
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = { cmocka_unit_test(test_heap) };
+	const struct CMUnitTest tests[] = { cmocka_unit_test(test_heap), cmocka_unit_test(test_no_spin) };
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
