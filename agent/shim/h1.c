@@ -62,6 +62,8 @@ static int on_field(llhttp_t *p, const char *at, size_t n)
 {
 	struct h1 *h = of(p);
 
+	if (!h->in_head)
+		return 0; /* a trailer: passed on as it came, not kept */
 	if (!h->naming) { /* a new field */
 		if (h->n_f == H1_MAX_FIELDS)
 			return fail(p, 431, "too many header fields");
@@ -85,6 +87,8 @@ static int on_field_complete(llhttp_t *p)
 {
 	struct h1 *h = of(p);
 
+	if (!h->in_head)
+		return 0;
 	if (!h->naming || !h->f[h->n_f - 1].name_len)
 		return fail(p, 400, "a header field without a name");
 	h->naming = false;
@@ -105,6 +109,12 @@ static int on_value(llhttp_t *p, const char *at, size_t n)
 {
 	struct h1 *h = of(p);
 
+	if (!h->in_head) { /* a trailer's value: checked, not kept */
+		for (size_t i = 0; i < n; i++)
+			if (((unsigned char)at[i] < 0x20 && at[i] != '\t') || at[i] == 0x7f)
+				return fail(p, 400, "control character in a trailer");
+		return 0;
+	}
 	if (!h->named)
 		return fail(p, 400, "a header field without a name");
 	/* obs-fold may arrive here as CR LF SP; a proxy must refuse it (RFC 9112 5.2), and NUL */
@@ -123,6 +133,8 @@ static int on_value_complete(llhttp_t *p)
 {
 	struct h1 *h = of(p);
 
+	if (!h->in_head)
+		return 0;
 	if (!h->named)
 		return fail(p, 400, "a header field without a name");
 	if (!h->in_value && value_start(h)) /* an empty value */

@@ -98,6 +98,7 @@ struct conn {
 	bool lingering;    /* answered, closing: the write side is shut, input drained */
 	bool resp_sent;    /* bytes of this request's answer went to the client */
 	bool up_eof, up_shut, client_shut; /* a tunnel's ends: EOF read, EOF passed on */
+	bool up_full; /* the upstream was not read for want of room in to_client */
 	int resp_status;   /* the status of the answer being read */
 	uint64_t linger_until;
 	struct buf in; /* client bytes not yet taken by the request parser */
@@ -442,24 +443,36 @@ static void reply_error(struct conn *c, int status, const char *reason, const ch
 	c->resp = RESP_DONE;
 	c->req = REQ_DONE;
 	c->discard_body = true;
+	c->resp_sent = true;
+	c->hold_until = 0; /* answered: nothing is held any more */
+	c->abort_status = 0;
 	if (c->up) {
 		up_drop(c->up);
 		c->up = NULL;
 	}
 }
 
-/* A local answer (fault abort, redirect, direct response, preflight) in c->to_client: the
- * request's body, if any, is read and dropped; keep-alive as the client asked. */
+/*
+ * Whether the connection stays open after a local answer: as the client
+ * asked, unless the request's body is still on its way (the client may not
+ * send it after a final answer; it is drained for SHIM_LINGER_MS instead).
+ */
+static bool answer_keeps(const struct conn *c)
+{
+	return c->client_keep && (!c->rq.has_body || c->req == REQ_DONE);
+}
+
+/* A local answer (fault abort, redirect, direct response, preflight) in c->to_client. */
 static void local_answered(struct conn *c)
 {
 	c->to_up.len = 0;
 	c->s->st.responses_local++;
 	c->resp = RESP_DONE;
+	c->resp_sent = true;
 	c->discard_body = true;
-	c->close_after |= !c->client_keep;
-	/* a client waiting for 100 Continue sends no body after a final answer: close */
-	if (c->req != REQ_DONE && c->rq.has_body && h1_get(&c->rq, "expect"))
-		c->close_after = true;
+	c->close_after |= !answer_keeps(c);
+	if (c->close_after)
+		c->req = REQ_DONE; /* parse no more: the lingering close drains the rest */
 }
 
 /* An injected abort, answered as Envoy's fault filter answers it. */
@@ -470,7 +483,7 @@ static void reply_fault(struct conn *c)
 			 "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: 18\r\n%s\r\n"
 			 "fault filter abort",
 			 c->abort_status, c->abort_status < 500 ? "Client Error" : "Server Error",
-			 c->client_keep ? "" : "connection: close\r\n");
+			 answer_keeps(c) ? "" : "connection: close\r\n");
 
 	buf_put(&c->to_client, msg, (size_t)n);
 	c->s->st.faults_aborted++;
@@ -566,12 +579,17 @@ static void resp_reset(struct conn *c)
 static int upstream_start(struct conn *c)
 {
 	struct shim *s = c->s;
-	unsigned i = c->next_ep++ % c->n_eps;
-	const struct ep *e = &c->eps[i];
 	const struct ids_entry *id = NULL;
 	char a[INET6_ADDRSTRLEN], key[512];
+	const struct ep *e;
 	struct up *u;
+	unsigned i;
 	int err;
+
+	if (!c->n_eps || !c->tries_left)
+		return -EHOSTUNREACH;
+	i = c->next_ep++ % c->n_eps;
+	e = &c->eps[i];
 
 	if (c->tls && e->same_node) {
 		if (shim_same_node_check(s, &c->rule, &e->addr)) {
@@ -672,7 +690,7 @@ static bool has_body(const struct conn *c)
 static void local_response(struct conn *c, const struct http_route *hr,
 			   const struct http_request *rq)
 {
-	const char *conn_hdr = c->client_keep ? "" : "connection: close\r\n";
+	const char *conn_hdr = answer_keeps(c) ? "" : "connection: close\r\n";
 	struct buf *b = &c->local;
 	char line[160];
 	int n;
@@ -740,9 +758,24 @@ static void local_response(struct conn *c, const struct http_route *hr,
 	}
 }
 
+/* Fields that frame the message or the hop: header operations never touch them (a rule
+ * removing Content-Length would make the body the next request). */
+static bool header_framing(const char *name)
+{
+	static const char *const v[] = {"content-length", "transfer-encoding", "connection",
+					"upgrade", "te", "keep-alive", "proxy-connection"};
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		if (!strcasecmp(name, v[i]))
+			return true;
+	return false;
+}
+
 /* A request header list as it goes upstream: header operations applied (remove, set, add). */
 static bool header_removed(const struct header_ops *ops, const char *name)
 {
+	if (header_framing(name))
+		return false;
 	for (uint32_t i = 0; ops && i < ops->remove.n; i++)
 		if (!strcasecmp(ops->remove.v[i], name))
 			return true;
@@ -763,9 +796,11 @@ static void header_put(struct buf *b, const char *name, const char *value)
 static void header_ops_put(struct buf *b, const struct header_ops *ops)
 {
 	for (uint32_t i = 0; ops && i < ops->set.n; i++)
-		header_put(b, ops->set.v[i].k, ops->set.v[i].v ? ops->set.v[i].v : "");
+		if (!header_framing(ops->set.v[i].k))
+			header_put(b, ops->set.v[i].k, ops->set.v[i].v ? ops->set.v[i].v : "");
 	for (uint32_t i = 0; ops && i < ops->add.n; i++)
-		header_put(b, ops->add.v[i].k, ops->add.v[i].v ? ops->add.v[i].v : "");
+		if (!header_framing(ops->add.v[i].k))
+			header_put(b, ops->add.v[i].k, ops->add.v[i].v ? ops->add.v[i].v : "");
 }
 
 /* Response header operations, kept with the request (a reload may free the plan). */
@@ -780,6 +815,8 @@ static void resp_ops_take(struct conn *c, const struct header_ops *ops)
 
 static bool resp_dropped(const struct conn *c, const char *name, size_t len)
 {
+	if (header_framing(name))
+		return false;
 	for (size_t o = 0; o < c->resp_drop.len; o += strlen(c->resp_drop.p + o) + 1)
 		if (strlen(c->resp_drop.p + o) == len && !strncasecmp(c->resp_drop.p + o, name, len))
 			return true;
@@ -1090,7 +1127,7 @@ static enum filt filt_cors(struct conn *c, struct route_ctx *x)
 	header_put(&c->local, "content-length", "0");
 	if (x->cors_ok)
 		cors_headers(&c->local, cp, x->origin, true);
-	if (!c->client_keep)
+	if (!answer_keeps(c))
 		header_put(&c->local, "connection", "close");
 	buf_put(&c->local, "\r\n", 2);
 	return FILT_STOP;
@@ -1409,6 +1446,10 @@ static void take_client_bytes(struct conn *c)
 		case H1_ERROR:
 			c->s->st.bad_requests++;
 			pr_debug("shim: refused a request: %s\n", c->rq.why);
+			if (c->resp_sent) { /* no room for a 400 inside an answer: only the close */
+				conn_kill(c);
+				return;
+			}
 			reply_error(c, c->rq.status, status_reason(c->rq.status), c->rq.why);
 			c->in.len = 0;
 			return;
@@ -1464,7 +1505,7 @@ static void upstream_failed(struct conn *c, const char *why)
 		conn_kill(c); /* an answer was half sent: only closing tells the client */
 		return;
 	}
-	if (reused && c->replay.len) {
+	if (reused && c->replay.len && !c->resp_bytes) { /* it never saw the request */
 		c->next_ep--; /* the same endpoint */
 		c->tries_left++;
 		c->to_up.len = 0;
@@ -1611,7 +1652,7 @@ static bool resp_head_done(struct conn *c)
 	c->upstream_keep = c->rs.keep_alive;
 	if (llhttp_message_needs_eof(&c->rs.p))
 		c->close_after = true; /* the body ends with the upstream's close: so must ours */
-	c->close_after |= !c->client_keep;
+	c->close_after |= !answer_keeps(c); /* an answer before the whole request: closed after */
 	resp_head_out(c);
 	c->resp_sent = true;
 	c->resp_head.len = 0;
@@ -1694,8 +1735,9 @@ static void conn_upstream(struct conn *c)
 	}
 	if (c->up->sd.out.len < owed)
 		c->last_io = now_ms(); /* the upstream reads what it is sent */
+	c->up_full = false;
 	while (c->up && !c->up_eof && c->resp != RESP_DONE &&
-	       c->to_client.len < c->s->lim.buf_bytes &&
+	       !(c->up_full = c->to_client.len >= c->s->lim.buf_bytes) &&
 	       (n = side_read(&c->up->sd, buf, sizeof(buf))) > 0) {
 		c->resp_bytes += (size_t)n;
 		c->last_io = now_ms();
@@ -1728,14 +1770,16 @@ static void conn_upstream(struct conn *c)
 	}
 	if (c->resp == RESP_DONE) {
 		/* the upstream connection is free again: pooled when both ends keep it alive */
-		if (c->req == REQ_DONE && c->upstream_keep && !c->up->sd.eof && !c->up->sd.out.len)
+		if (c->req == REQ_DONE && c->upstream_keep && !c->up->sd.eof && !c->up->sd.out.len &&
+		    !side_pending(&c->up->sd))
 			pool_put(c->s, c->up);
 		else
 			up_drop(c->up);
 		c->up = NULL;
 		if (c->req != REQ_DONE) { /* answered early: the rest of the body has nowhere to go */
 			c->discard_body = true;
-			c->close_after = true; /* nor can the client be told where it would end */
+			c->close_after = true;
+			c->req = REQ_DONE; /* parse no more: the lingering close drains the rest */
 		}
 	}
 }
@@ -1861,6 +1905,10 @@ static void conn_step(struct conn *c)
 		if ((c->req == REQ_BODY || c->req == REQ_TUNNEL) && c->in.len && c->up &&
 		    c->up->sd.connected && up_owed(c) < s->lim.buf_bytes)
 			continue;
+		/* reading stopped for room, and TLS records read from the socket may wait in
+		 * OpenSSL, which epoll will not report: read on now that there is room */
+		if (c->up && c->up_full && c->to_client.len < s->lim.buf_bytes)
+			continue;
 		if (c->req == REQ_TUNNEL) {
 			tunnel_step(c);
 			if (c->up_shut && c->client_shut)
@@ -1919,10 +1967,10 @@ static struct src_count *src_get(struct shim *s, const struct ks_addr *a, bool c
 	unsigned i;
 
 	if (create && (s->src_used + 1) * 2 > s->src_cap) { /* grow; rehash the live ones */
-		unsigned cap = s->src_cap ? s->src_cap * 2 : 64, old_cap = s->src_cap;
+		unsigned cap = 64, old_cap = s->src_cap;
 		struct src_count *old = s->src, *nv;
 
-		while (cap < 64 || (s->src_live + 1) * 4 > cap)
+		while ((s->src_live + 1) * 4 > cap) /* tombstones are dropped: it shrinks too */
 			cap *= 2;
 		nv = calloc(cap, sizeof(*nv));
 		if (!nv)
@@ -2220,7 +2268,8 @@ static void conn_timer(struct timer *t, uint64_t now)
 
 	if (c->dead)
 		return;
-	if (c->hold_until && c->hold_until <= now) { /* an injected delay is over */
+	if (c->hold_until && c->hold_until <= now && c->resp != RESP_DONE &&
+	    !c->lingering) { /* an injected delay is over */
 		route_start(c);
 	} else if (c->up && !c->up->reused &&
 		   (!c->up->sd.connected || (c->up->tls && !c->up->tls_done)) &&

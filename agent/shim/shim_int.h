@@ -57,6 +57,8 @@ bool side_flush(struct side *sd);
 int side_handshake(struct side *sd, char *why, size_t why_len);
 /* Application bytes: n > 0, 0 at EOF, -EAGAIN, or another -errno. */
 ssize_t side_read(struct side *sd, void *p, size_t cap);
+/* TLS bytes already taken from the socket and not yet read: epoll will not report them. */
+bool side_pending(const struct side *sd);
 /* Queues application bytes (encrypting them when TLS) and tries to send. */
 bool side_write(struct side *sd, const void *p, size_t n);
 /* A TLS close_notify, or nothing for plain TCP; then SHUT_WR once flushed by the caller. */

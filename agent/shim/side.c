@@ -228,6 +228,11 @@ ssize_t side_read(struct side *sd, void *p, size_t cap)
 	}
 }
 
+bool side_pending(const struct side *sd)
+{
+	return sd->ssl && (SSL_pending(sd->ssl) > 0 || BIO_pending(sd->rb) > 0);
+}
+
 bool side_write(struct side *sd, const void *p, size_t n)
 {
 	if (!n)
