@@ -24,6 +24,9 @@
 
 #define SHIM_SETUP_MS 10000 /* a tunnel must be set up (headers, handshakes) within this */
 #define SIDE_HIGH_WATER (256 * 1024) /* stop reading a peer while the other side owes this */
+/* a tunnel that moved no byte either way for this long is closed (Istio's TCP idle timeout);
+ * KSTEER_TUNNEL_IDLE_MS in the agent's environment overrides it, for tests */
+#define SHIM_TUNNEL_IDLE_MS (3600 * 1000)
 
 struct buf {
 	char *p;
@@ -98,6 +101,9 @@ struct shim_stats {
 	uint64_t out_accepted, out_routed, out_refused; /* outbound streams (not HTTP) */
 	uint64_t dns_queries, dns_answered, dns_forwarded, dns_bad;
 	uint64_t gw_spliced, gw_copied;
+	/* tunnel limits hit: ClientHello/PROXY bytes over TUN_MAX_HELLO, SHIM_SETUP_MS passed,
+	 * SHIM_TUNNEL_IDLE_MS passed, a side paused at SIDE_HIGH_WATER; PROXY targets refused */
+	uint64_t tun_hello_cap, tun_setup_timeout, tun_idle_timeout, tun_paused, in_refused_port;
 };
 
 struct listener {
@@ -136,6 +142,7 @@ struct shim {
 	SSL_CTX *peek_ctx;
 	struct conn *conns; /* all outbound connections: for deadlines */
 	struct tun *tuns;
+	uint64_t tun_idle_ms; /* SHIM_TUNNEL_IDLE_MS or its override; 0 until the first tunnel */
 	struct mirror *mirrors; /* mirrored requests in flight, their answers dropped */
 	struct up *pool; /* idle upstream connections */
 	unsigned n_pool;
@@ -211,6 +218,8 @@ void tun_accept(struct shim *s, int lfd, int kind);
 void tun_outbound(struct shim *s, int fd, const struct sockaddr_in6 *peer,
 		  const struct ks_addr *orig, uint16_t orig_port, const struct c_frontend *fe);
 void tun_tick(struct shim *s, uint64_t now);
+/* SHIM_TUNNEL_IDLE_MS, or KSTEER_TUNNEL_IDLE_MS from the environment */
+uint64_t tun_idle_ms(void);
 void tun_close_all(struct shim *s);
 void splice_pending_event(struct evh *h, uint32_t events);
 bool shim_gateway_selects(const struct shim *s, const struct gateway *g);
