@@ -216,4 +216,31 @@ read -r _ qg qn got intact < <(grep "^pull" "$tmp/mem")
 p=$(gw tunnels.paused)
 [ "${p:-0}" -gt 0 ] && ok "backpressure counted: gateway paused a side $p time(s), node $(node tunnels.paused)" ||
 	bad "paused counter" "gateway ${p:-?}"
+# ---- a Gateway host ns/host exposes that namespace's services only ----
+expose() { # NS-PART: cluster2's Gateway with hosts [NS-PART/*.global]; then one dial's outcome
+	sed "s|\"\*\.global\"|\"$1/*.global\"|" "$SHARED/scenario/cluster2/02-gateway.yaml" >"$tmp/gw-$1.yaml"
+	"$KSTEER" lab apply cluster2 -n istio-system -f "$tmp/gw-$1.yaml" >/dev/null 2>&1
+	sleep 2
+	ip netns exec ksl-c1-gw python3 - "$tmp/c" <<'PY' 2>&1
+import sys
+sys.path.insert(0, sys.argv[1])
+from dial import *
+try:
+    s = dial(10)
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    print("answered" if b"Hello version: v2" in read_all(s) else "no answer")
+except (ssl.SSLError, OSError) as e:
+    print("refused", e)
+PY
+}
+e0=$(gw gateway.refusedExposure)
+r1=$(expose other)
+e1=$(gw gateway.refusedExposure)
+r2=$(expose hello)
+r3=$(expose .)
+e3=$(gw gateway.refusedExposure)
+[[ $r1 == refused*UNRECOGNIZED_NAME* ]] && [ "$e1" = $((e0 + 1)) ] && [ "$r2" = answered ] &&
+	[[ $r3 == refused*UNRECOGNIZED_NAME* ]] && [ "$e3" = $((e0 + 2)) ] &&
+	ok "Gateway hosts: other/*.global refuses hello's service, hello/*.global exposes it, ./*.global (istio-system) does not; refusals counted" ||
+	bad "Gateway ns/host" "other: $r1" "hello: $r2" "./: $r3" "refusedExposure $e0 -> $e1 -> $e3"
 finish
