@@ -6,7 +6,8 @@
 # deadline closes a held ClientHello after 10 s; the idle timeout (20 s here, through
 # KSTEER_TUNNEL_IDLE_MS) closes a tunnel nothing moves on; a pod that stops reading, or
 # a client that does not read, keeps both agents' memory bounded (RSS) while 50 MB
-# are pushed, and every byte still arrives.
+# are pushed, and every byte still arrives; the node takes a PROXY v2 target only for a
+# port its pod declares; a Gateway host ns/host exposes only that namespace's services.
 . "$(dirname "$0")/lib.sh"
 need_root
 scenario_kit "$tmp/kit"
@@ -216,6 +217,29 @@ read -r _ qg qn got intact < <(grep "^pull" "$tmp/mem")
 p=$(gw tunnels.paused)
 [ "${p:-0}" -gt 0 ] && ok "backpressure counted: gateway paused a side $p time(s), node $(node tunnels.paused)" ||
 	bad "paused counter" "gateway ${p:-?}"
+# ---- the inbound side (15008) takes a PROXY v2 target only for a port its pod declares ----
+v2ip=$(python3 -c 'import json
+for c in json.load(open("/run/ksteer-lab/state.json"))["clusters"]:
+    if c["name"] == "cluster2":
+        print([p["ip"] for p in c["pods"] if p.get("labels", {}).get("version") == "v2"][0])')
+rp0=$(node tunnels.refusedPort)
+ip netns exec ksl-c2-gw python3 - "$tmp/c" "$v2ip" >"$tmp/pp" 2>&1 <<'PY'
+import socket, struct, sys
+sys.path.insert(0, sys.argv[1])
+from dial import *
+hello = client_hello()
+for port in (5000, 22):  # helloworld's containerPort; a port it does not declare
+    s = socket.create_connection(("10.2.0.11", 15008), timeout=10)
+    s.sendall(b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c" + socket.inet_aton("172.30.1.1") +
+              socket.inet_aton(sys.argv[2]) + struct.pack("!HH", 40000, port) + hello)
+    print(port, len(read_all(s)))
+PY
+read -r _ got5000 < <(grep "^5000" "$tmp/pp")
+read -r _ got22 < <(grep "^22 " "$tmp/pp")
+[ "${got5000:-0}" -gt 100 ] && [ "${got22:-1}" = 0 ] && [ "$(node tunnels.refusedPort)" = $((rp0 + 1)) ] &&
+	ok "inbound: a PROXY header naming the v2 pod's declared port 5000 gets a handshake, its port 22 is refused and counted" ||
+	bad "inbound PROXY target port" "$(cat "$tmp/pp")" "refusedPort $rp0 -> $(node tunnels.refusedPort)"
+
 # ---- a Gateway host ns/host exposes that namespace's services only ----
 expose() { # NS-PART: cluster2's Gateway with hosts [NS-PART/*.global]; then one dial's outcome
 	sed "s|\"\*\.global\"|\"$1/*.global\"|" "$SHARED/scenario/cluster2/02-gateway.yaml" >"$tmp/gw-$1.yaml"
