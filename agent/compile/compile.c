@@ -1127,6 +1127,27 @@ static int image_build(struct cctx *c)
 
 /* ---- pods and targets: for the shim, the gateway and the inbound side ---- */
 
+/* The TCP containerPorts a pod declares: a PROXY header may name only these. */
+static void pod_ports(struct cctx *c, struct c_pod *pod, const struct pod_spec *ps)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; ps && i < ps->containers.n; i++)
+		n += ps->containers.v[i].ports.n;
+	if (!n)
+		return;
+	pod->ports = arena_alloc(c->a, n * sizeof(*pod->ports));
+	for (uint32_t i = 0; i < ps->containers.n; i++)
+		for (uint32_t j = 0; j < ps->containers.v[i].ports.n; j++) {
+			const struct container_port *cp = &ps->containers.v[i].ports.v[j];
+
+			if (cp->containerPort < 1 || cp->containerPort > 65535 ||
+			    (cp->protocol && strcmp(cp->protocol, "TCP")))
+				continue;
+			pod->ports[pod->n_ports++] = (uint16_t)cp->containerPort;
+		}
+}
+
 static void pods_build(struct cctx *c)
 {
 	struct plan *pl = c->plan;
@@ -1153,6 +1174,9 @@ static void pods_build(struct cctx *c)
 				pod->addr[pod->n_addr++] = ka;
 		}
 		pod->has_node = r->status->hostIP && !addr_parse(r->status->hostIP, &pod->node);
+		pod->host_network = (ps && ps->hostNetwork) ||
+				    (pod->has_node && !memcmp(&pod->node, &pod->addr[0], sizeof(pod->node)));
+		pod_ports(c, pod, ps);
 	}
 }
 
@@ -1168,13 +1192,15 @@ static int cmp_target(const void *a, const void *b)
 	return strcmp(x->subset ? x->subset : "", y->subset ? y->subset : "");
 }
 
-static void target_add(struct cctx *c, const char *host, uint16_t port, const char *subset)
+static void target_add(struct cctx *c, const char *host, const char *ns, uint16_t port,
+		       const char *subset)
 {
 	struct plan *pl = c->plan;
 	struct c_target *t = PUSH(c->a, pl->targets, pl->n_targets, pl->cap_targets);
 
 	memset(t, 0, sizeof(*t));
 	t->host = host;
+	t->ns = ns;
 	t->port = port;
 	t->subset = subset;
 	t->d.host = host;
@@ -1194,9 +1220,10 @@ static void targets_build(struct cctx *c)
 		bool has_dr = find_dr(c, s->host, s->ns ? s->ns : "default", &dr);
 
 		for (uint32_t j = 0; j < s->n_ports; j++) {
-			target_add(c, s->host, s->ports[j].number, NULL);
+			target_add(c, s->host, s->ns, s->ports[j].number, NULL);
 			for (uint32_t k = 0; has_dr && k < dr.n_subsets; k++)
-				target_add(c, s->host, s->ports[j].number, dr.subsets[k]->name);
+				target_add(c, s->host, s->ns, s->ports[j].number,
+					   dr.subsets[k]->name);
 		}
 	}
 	if (pl->n_targets)

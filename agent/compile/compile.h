@@ -134,11 +134,15 @@ struct c_pod {
 	uint32_t n_addr;
 	bool has_node;
 	struct ks_addr node; /* status.hostIP */
+	bool host_network; /* spec.hostNetwork, or its address is its node's */
+	uint16_t *ports; /* its containers' TCP containerPorts: what the inbound side may reach */
+	uint32_t n_ports;
 };
 
 /* What a host:port, optionally one subset, resolves to: for the gateway and inbound. */
 struct c_target {
 	const char *host, *subset; /* subset NULL: the whole service */
+	const char *ns; /* the namespace of the service that defines host */
 	uint16_t port;
 	struct c_dest d;
 };

@@ -388,6 +388,7 @@ struct container {
 struct pod_spec {
 	struct obj o;
 	const char *nodeName, *serviceAccountName, *serviceAccount;
+	bool hostNetwork;
 	OBJS(struct container) containers;
 };
 

@@ -197,7 +197,7 @@ SCHEMA(schema_container, container, LENIENT, F(container, name, F_STR), F(contai
        FS(container, ports, F_OBJS, schema_container_port));
 SCHEMA(schema_pod_spec, pod_spec, LENIENT, F(pod_spec, nodeName, F_STR),
        F(pod_spec, serviceAccountName, F_STR), F(pod_spec, serviceAccount, F_STR),
-       FS(pod_spec, containers, F_OBJS, schema_container));
+       F(pod_spec, hostNetwork, F_BOOL), FS(pod_spec, containers, F_OBJS, schema_container));
 SCHEMA(schema_pod_ip, pod_ip, LENIENT, F(pod_ip, ip, F_STR));
 SCHEMA(schema_pod_status, pod_status, LENIENT, F(pod_status, podIP, F_STR), F(pod_status, hostIP, F_STR),
        FS(pod_status, podIPs, F_OBJS, schema_pod_ip));

@@ -35,7 +35,9 @@
 #include "../policy/policy.h"
 #include "shim_int.h"
 
-#define TUN_MAX_HELLO (16 * 1024 + 512) /* a ClientHello (one record) and a PROXY header */
+/* held before the decision: one full TLS record (a ClientHello) and the largest PROXY v2
+ * header proxy_v2_parse takes */
+#define TUN_MAX_HELLO (5 + 16384 + 16 + 512)
 
 enum { T_HELLO, T_TLS, T_CONNECT, T_ORIGINATE, T_RELAY, T_SPLICED };
 
@@ -50,11 +52,35 @@ struct tun {
 	struct ks_addr peer, local, dst, orig; /* orig: what an outbound stream's client dialled */
 	uint16_t peer_port, local_port, dst_port, orig_port;
 	uint64_t deadline;
+	uint64_t last; /* when a byte last moved either way: for the idle timeout */
 	bool dead, a_done, b_done; /* a_done: a's EOF was passed on to b */
+	bool a_fin, b_fin; /* SHUT_WR sent on a, on b */
+	bool a_paused, b_paused; /* not read: the other side owes SIDE_HIGH_WATER */
+	/* what each socket is armed for in epoll; 0: not in the set (level-triggered, and
+	 * EPOLLHUP/EPOLLERR come even for an empty mask, so a socket nobody waits on is out) */
+	uint32_t ev_a, ev_b;
 	/* spliced in the kernel: cookies, bytes user space sent to b first, EOFs seen */
 	uint64_t ca, cb, w_a2b;
+	/* the kernel's byte counts at the last look, and when to look again (every quarter
+	 * of the idle timeout: a spliced tunnel is closed within 1.25 times it) */
+	uint64_t spliced_seen, spliced_look;
 	bool a_eof, b_eof;
 };
+
+/* Arms fd for want: added, changed, or taken out of the set when nothing is wanted. */
+static void tun_arm(struct tun *t, int fd, uint32_t *armed, uint32_t want)
+{
+	struct epoll_event e = { .events = want, .data.ptr = &t->h };
+	int op = !*armed ? EPOLL_CTL_ADD : !want ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
+
+	if (fd < 0 || want == *armed)
+		return;
+	if (epoll_ctl(t->s->epfd, op, fd, &e)) {
+		pr_warn("tunnel: epoll_ctl %d: %s\n", op, strerror(errno));
+		return;
+	}
+	*armed = want;
+}
 
 static void tun_free(void *p)
 {
@@ -98,6 +124,15 @@ static void send_alert(struct tun *t, unsigned char desc)
 		return;
 }
 
+/* No more bytes will come before the decision: the client's EOF, or TUN_MAX_HELLO held. */
+static bool hello_ended(struct tun *t)
+{
+	if (t->pre.len < TUN_MAX_HELLO)
+		return t->a.eof;
+	t->s->st.tun_hello_cap++;
+	return true;
+}
+
 static void refuse(struct tun *t, uint64_t *counter, unsigned char alert, const char *fmt,
 		   const char *what)
 {
@@ -111,8 +146,23 @@ static void refuse(struct tun *t, uint64_t *counter, unsigned char alert, const 
 	tun_kill(t);
 }
 
-/* Does a Gateway selecting us expose host on port, in AUTO_PASSTHROUGH? */
-static bool exposed(const struct shim *s, uint16_t port, const char *host)
+/*
+ * The namespace part of a Gateway host "ns/host" (nsl bytes): "*" any, "." the
+ * Gateway's own, else that namespace; the service's namespace must be it.
+ */
+static bool ns_exposes(const char *ns, size_t nsl, const char *gw_ns, const char *svc_ns)
+{
+	if (nsl == 1 && ns[0] == '*')
+		return true;
+	if (nsl == 1 && ns[0] == '.') {
+		ns = gw_ns;
+		nsl = gw_ns ? strlen(gw_ns) : 0;
+	}
+	return svc_ns && ns && strlen(svc_ns) == nsl && !strncmp(svc_ns, ns, nsl);
+}
+
+/* Does a Gateway selecting us expose host (of namespace svc_ns; NULL: not known) on port? */
+static bool exposed(const struct shim *s, uint16_t port, const char *host, const char *svc_ns)
 {
 	const struct policy *p = s->plan ? s->plan->policy : NULL;
 
@@ -130,10 +180,9 @@ static bool exposed(const struct shim *s, uint16_t port, const char *host)
 			for (uint32_t h = 0; h < sv->hosts.n; h++) {
 				const char *pat = sv->hosts.v[h], *slash = strchr(pat, '/');
 
-				if (slash)
-					pat = slash +
-					      1; /* "ns/host": the namespace part is exportTo's */
-				if (host_matches(pat, host))
+				if (slash && !ns_exposes(pat, (size_t)(slash - pat), r->ns, svc_ns))
+					continue;
+				if (host_matches(slash ? slash + 1 : pat, host))
 					return true;
 			}
 		}
@@ -169,7 +218,8 @@ static int connect_b(struct tun *t, const struct ks_addr *addr, uint16_t port)
 
 	if (err)
 		return err;
-	ep_set(t->s, t->b.fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP, &t->h, true);
+	t->ev_b = 0; /* a new socket */
+	tun_arm(t, t->b.fd, &t->ev_b, EPOLLOUT);
 	t->state = T_CONNECT;
 	return 0;
 }
@@ -184,7 +234,7 @@ static void gateway_hello(struct tun *t)
 	int r = sni_peek(s->peek_ctx, t->pre.p, t->pre.len, sni, sizeof(sni)), why;
 
 	if (r == 0) {
-		if (t->pre.len >= TUN_MAX_HELLO || t->a.eof)
+		if (hello_ended(t))
 			refuse(t, &s->st.gw_refused_hello, 0, "incomplete ClientHello", NULL);
 		return;
 	}
@@ -201,7 +251,7 @@ static void gateway_hello(struct tun *t)
 		refuse(t, &s->st.gw_refused_sni, 112, "SNI not of the outbound_ form:", sni);
 		return;
 	}
-	if (!exposed(s, t->local_port, host)) {
+	if (!exposed(s, t->local_port, host, tg ? tg->ns : NULL)) {
 		refuse(t, &s->st.gw_refused_exposure, 112, "no Gateway exposes the host of SNI",
 		       sni);
 		return;
@@ -240,6 +290,14 @@ static void gateway_hello(struct tun *t)
 	pr_debug("gateway: %s -> %s\n", sni, e->address);
 }
 
+static bool pod_declares(const struct c_pod *pod, uint16_t port)
+{
+	for (uint32_t i = 0; i < pod->n_ports; i++)
+		if (pod->ports[i] == port)
+			return true;
+	return false;
+}
+
 static void inbound_hello(struct tun *t)
 {
 	struct shim *s = t->s;
@@ -255,7 +313,7 @@ static void inbound_hello(struct tun *t)
 		return;
 	}
 	if (n == 0) {
-		if (t->a.eof || t->pre.len >= TUN_MAX_HELLO)
+		if (hello_ended(t))
 			refuse(t, &s->st.in_refused_proxy, 0, "incomplete PROXY header", NULL);
 		return;
 	}
@@ -269,7 +327,7 @@ static void inbound_hello(struct tun *t)
 		bool found = false;
 
 		if (r == 0) {
-			if (t->a.eof || t->pre.len >= TUN_MAX_HELLO)
+			if (hello_ended(t))
 				refuse(t, &s->st.in_refused_tls, 0, "incomplete ClientHello", NULL);
 			return;
 		}
@@ -300,6 +358,16 @@ static void inbound_hello(struct tun *t)
 
 		refuse(t, &s->st.in_refused_pod, 0,
 		       "not a pod of this node:", addr_str(&t->dst, a, sizeof(a)));
+		return;
+	}
+	/* the header only picks a pod's declared port: never the node's own services */
+	if (pod->host_network || !pod_declares(pod, t->dst_port)) {
+		char a[320];
+
+		snprintf(a, sizeof(a), "%u of %s", t->dst_port, pod->name);
+		refuse(t, &s->st.in_refused_port, 0,
+		       pod->host_network ? "a hostNetwork pod: port" : "a port the pod does not declare:",
+		       a);
 		return;
 	}
 	id = ids_get(&s->ids, pod->ns, pod->sa);
@@ -373,7 +441,7 @@ static void outbound_route(struct tun *t)
 	if (routes_by_sni(fe)) {
 		int r = sni_peek(s->peek_ctx, t->pre.p, t->pre.len, sni, sizeof(sni));
 
-		if (r == 0 && !t->a.eof && t->pre.len < TUN_MAX_HELLO)
+		if (r == 0 && !hello_ended(t))
 			return; /* more of the ClientHello to come */
 		if (r <= 0) {
 			refuse(t, &s->st.out_refused, 0, "tls routes need a ClientHello with SNI", NULL);
@@ -434,7 +502,8 @@ static void outbound_route(struct tun *t)
 		refuse(t, &s->st.out_refused, 0, "connect failed to", e->address);
 		return;
 	}
-	ep_set(s, t->b.fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP, &t->h, true);
+	t->ev_b = 0; /* a new socket */
+	tun_arm(t, t->b.fd, &t->ev_b, EPOLLOUT);
 	t->state = T_CONNECT;
 	if (tls && !same) {
 		char osni[300];
@@ -555,9 +624,8 @@ static void splice_step(struct tun *t)
 	if (splice_waiting(t) && !t->s->pend_us)
 		splice_pending_arm(t->s);
 	/* EOFs seen are not asked about again (level-triggered); the timer re-checks */
-	ep_set(t->s, t->a.fd, t->a_eof ? 0 : EPOLLRDHUP, &t->h, false);
-	ep_set(t->s, t->b.fd, (t->b_eof ? 0 : EPOLLRDHUP) | (t->b.out.len ? EPOLLOUT : 0), &t->h,
-	       false);
+	tun_arm(t, t->a.fd, &t->ev_a, t->a_eof ? 0 : EPOLLRDHUP);
+	tun_arm(t, t->b.fd, &t->ev_b, (t->b_eof ? 0 : EPOLLRDHUP) | (t->b.out.len ? EPOLLOUT : 0));
 	return;
 kill:
 	tun_kill(t);
@@ -597,8 +665,22 @@ void splice_pending_event(struct evh *h, uint32_t events)
 		s->pend_us = 0;
 }
 
-/* Moves application bytes from one side to the other until one would block. */
-static int pump(struct side *from, struct side *to, bool *done)
+/* Sends what a side owes; a byte sent counts as activity. False on a socket error. */
+static bool tun_flush(struct tun *t, struct side *sd)
+{
+	size_t owed = sd->out.len;
+	bool ok = side_flush(sd);
+
+	if (sd->out.len < owed)
+		t->last = now_ms();
+	return ok;
+}
+
+/*
+ * Moves application bytes from one side to the other until one would block or
+ * the other owes SIDE_HIGH_WATER: it then holds at most that and one read more.
+ */
+static int pump(struct tun *t, struct side *from, struct side *to, bool *done)
 {
 	char buf[16384];
 	ssize_t n;
@@ -606,6 +688,7 @@ static int pump(struct side *from, struct side *to, bool *done)
 	while (!*done && to->out.len < SIDE_HIGH_WATER) {
 		n = side_read(from, buf, sizeof(buf));
 		if (n > 0) {
+			t->last = now_ms();
 			if (!side_write(to, buf, (size_t)n))
 				return -1;
 			continue;
@@ -622,6 +705,55 @@ static int pump(struct side *from, struct side *to, bool *done)
 	return 0;
 }
 
+/* Reading a relayed side is wanted until its EOF, and while the other side owes little. */
+static uint32_t want_read(struct tun *t, const struct side *from, bool done,
+			  const struct side *to, bool *paused)
+{
+	bool full = to->out.len >= SIDE_HIGH_WATER;
+
+	if (from->eof || done)
+		return 0;
+	t->s->st.tun_paused += full && !*paused;
+	*paused = full;
+	return full ? 0 : EPOLLIN;
+}
+
+/* What each socket waits for in this state; nothing is armed that cannot be acted on. */
+static void tun_arm_all(struct tun *t)
+{
+	uint32_t wa = 0, wb = 0;
+
+	switch (t->state) {
+	case T_HELLO:
+		wa = t->a.eof || t->pre.len >= TUN_MAX_HELLO ? 0 : EPOLLIN;
+		break;
+	case T_TLS:
+		wa = t->a.eof ? 0 : EPOLLIN;
+		break;
+	case T_CONNECT: /* a is not read while b is being set up: its bytes wait in the kernel */
+		wb = EPOLLOUT;
+		break;
+	case T_ORIGINATE:
+		wb = t->b.eof ? 0 : EPOLLIN;
+		break;
+	case T_RELAY:
+		wa = want_read(t, &t->a, t->a_done, &t->b, &t->a_paused);
+		wb = want_read(t, &t->b, t->b_done, &t->a, &t->b_paused);
+		break;
+	}
+	tun_arm(t, t->a.fd, &t->ev_a, wa | (t->a.out.len ? EPOLLOUT : 0));
+	tun_arm(t, t->b.fd, &t->ev_b, wb | (t->b.out.len ? EPOLLOUT : 0));
+}
+
+/* A half-close passed on: SHUT_WR once every byte owed before it is sent. */
+static void tun_fin(struct side *to, bool done, bool *fin)
+{
+	if (done && !*fin && !to->out.len) {
+		shutdown(to->fd, SHUT_WR);
+		*fin = true;
+	}
+}
+
 static void tun_step(struct tun *t)
 {
 	struct shim *s = t->s;
@@ -632,8 +764,12 @@ static void tun_step(struct tun *t)
 		char tmp[4096];
 		ssize_t n = -1;
 
+		/* never more than TUN_MAX_HELLO held: the decision is made within it */
 		while (t->pre.len < TUN_MAX_HELLO &&
-		       (n = recv(t->a.fd, tmp, sizeof(tmp), 0)) != 0) {
+		       (n = recv(t->a.fd, tmp,
+				 TUN_MAX_HELLO - t->pre.len < sizeof(tmp) ? TUN_MAX_HELLO - t->pre.len
+									  : sizeof(tmp),
+				 0)) != 0) {
 			if (n < 0) {
 				if (errno == EAGAIN || errno == EWOULDBLOCK)
 					break;
@@ -715,30 +851,20 @@ static void tun_step(struct tun *t)
 		}
 		t->pre.len = 0;
 	}
-	if (!side_flush(&t->b) || !side_flush(&t->a) || pump(&t->a, &t->b, &t->a_done) ||
-	    pump(&t->b, &t->a, &t->b_done) || !side_flush(&t->a) || !side_flush(&t->b)) {
+	if (!tun_flush(t, &t->b) || !tun_flush(t, &t->a) || pump(t, &t->a, &t->b, &t->a_done) ||
+	    pump(t, &t->b, &t->a, &t->b_done) || !tun_flush(t, &t->a) || !tun_flush(t, &t->b)) {
 		tun_kill(t);
 		return;
 	}
+	tun_fin(&t->b, t->a_done, &t->b_fin);
+	tun_fin(&t->a, t->b_done, &t->a_fin);
 	if (t->a_done && t->b_done && !t->a.out.len && !t->b.out.len) {
 		tun_kill(t);
 		return;
 	}
 arm:
-	if (t->dead)
-		return;
-	/* a is not read while b is being set up: its bytes wait in the kernel */
-	ep_set(s, t->a.fd,
-	       (t->state == T_CONNECT || t->state == T_ORIGINATE
-			? 0
-			: (t->b.out.len < SIDE_HIGH_WATER ? EPOLLIN : 0) | EPOLLRDHUP) |
-		   (t->a.out.len ? EPOLLOUT : 0),
-	       &t->h, false);
-	if (t->state >= T_CONNECT)
-		ep_set(s, t->b.fd,
-		       (t->a.out.len < SIDE_HIGH_WATER ? EPOLLIN : 0) | EPOLLRDHUP |
-			   (t->b.out.len || t->state == T_CONNECT ? EPOLLOUT : 0),
-		       &t->h, false);
+	if (!t->dead)
+		tun_arm_all(t);
 }
 
 static void tun_event(struct evh *h, uint32_t events)
@@ -748,6 +874,14 @@ static void tun_event(struct evh *h, uint32_t events)
 	(void)events;
 	if (!t->dead)
 		tun_step(t);
+}
+
+uint64_t tun_idle_ms(void)
+{
+	const char *e = getenv("KSTEER_TUNNEL_IDLE_MS");
+	uint64_t v = e ? strtoull(e, NULL, 10) : 0;
+
+	return v ? v : SHIM_TUNNEL_IDLE_MS;
 }
 
 static struct tun *tun_new(struct shim *s, int fd, const struct sockaddr_in6 *peer, int kind)
@@ -771,9 +905,12 @@ static struct tun *tun_new(struct shim *s, int fd, const struct sockaddr_in6 *pe
 	t->peer_port = ntohs(peer->sin6_port);
 	memcpy(&t->local, &local.sin6_addr, 16);
 	t->local_port = ntohs(local.sin6_port);
-	t->deadline = now_ms() + SHIM_SETUP_MS;
+	t->last = now_ms();
+	t->deadline = t->last + SHIM_SETUP_MS;
+	if (!s->tun_idle_ms)
+		s->tun_idle_ms = tun_idle_ms();
 	LIST_PUSH(s->tuns, t);
-	ep_set(s, fd, EPOLLIN | EPOLLRDHUP, &t->h, true);
+	tun_arm(t, fd, &t->ev_a, EPOLLIN);
 	return t;
 }
 
@@ -804,8 +941,11 @@ void tun_outbound(struct shim *s, int fd, const struct sockaddr_in6 *peer,
 	s->st.out_accepted++;
 	t->orig = *orig;
 	t->orig_port = orig_port;
-	if (!routes_by_sni(fe)) /* server-first protocols too: nothing to wait for */
+	if (!routes_by_sni(fe)) { /* server-first protocols too: nothing to wait for */
 		outbound_route(t);
+		if (!t->dead)
+			tun_arm_all(t);
+	}
 }
 
 void tun_tick(struct shim *s, uint64_t now)
@@ -815,14 +955,35 @@ void tun_tick(struct shim *s, uint64_t now)
 		if (t->state == T_SPLICED) {
 			if (splice_waiting(t))
 				splice_step(t); /* a half-close waiting for its bytes to be queued */
-			continue;
+			if (!t->dead && now >= t->spliced_look) {
+				/* the kernel moves the bytes: its counts say whether any moved */
+				uint64_t n = spliced_bytes(t, t->ca) + spliced_bytes(t, t->cb);
+
+				if (n != t->spliced_seen)
+					t->last = now;
+				t->spliced_seen = n;
+				t->spliced_look = now + s->tun_idle_ms / 4;
+			}
 		}
-		if (t->state != T_RELAY && now > t->deadline)
+		if (t->dead)
+			continue;
+		if (t->state != T_RELAY && t->state != T_SPLICED && now > t->deadline) {
+			s->st.tun_setup_timeout++;
 			refuse(t,
 			       t->kind == LST_GATEWAY	? &s->st.gw_refused_hello
 			       : t->kind == LST_INBOUND ? &s->st.in_refused_tls
 							: &s->st.out_refused,
 			       0, "set-up timeout", NULL);
+		} else if ((t->state == T_RELAY || t->state == T_SPLICED) &&
+			   now - t->last > s->tun_idle_ms) {
+			char a[INET6_ADDRSTRLEN];
+
+			s->st.tun_idle_timeout++;
+			pr_info("%s: %s:%u: idle for %lu ms: closed\n", tun_kind_name(t),
+				addr_str(&t->peer, a, sizeof(a)), t->peer_port,
+				(unsigned long)(now - t->last));
+			tun_kill(t);
+		}
 	}
 }
 

@@ -2548,8 +2548,14 @@ void shim_print_json(const struct shim *s, FILE *f)
 {
 	const struct shim_stats *t = &s->st;
 
+	/* tunnel limits hit (relay.c) */
 	fprintf(f,
-		"{\"requests\":%lu,\"localResponses\":%lu,\"upstreamTlsOk\":%lu,"
+		"{\"tunnels\":{\"helloTooLong\":%lu,\"setupTimeouts\":%lu,\"idleTimeouts\":%lu,"
+		"\"paused\":%lu,\"refusedPort\":%lu,\"idleMs\":%lu},",
+		t->tun_hello_cap, t->tun_setup_timeout, t->tun_idle_timeout, t->tun_paused,
+		t->in_refused_port, tun_idle_ms());
+	fprintf(f,
+		"\"requests\":%lu,\"localResponses\":%lu,\"upstreamTlsOk\":%lu,"
 		"\"upstreamTlsFailed\":%lu,\"sameNode\":%lu,\"poolReused\":%lu,\"pooledIdle\":%u,"
 		"\"faults\":{\"delayed\":%lu,\"aborted\":%lu},\"outlierEjections\":%lu,"
 		"\"retriedAnswers\":%lu,\"mirrored\":%lu,\"mirrorFailed\":%lu,"

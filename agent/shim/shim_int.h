@@ -27,6 +27,9 @@
 
 #define SHIM_SETUP_MS 10000 /* a tunnel must be set up (headers, handshakes) within this */
 #define SIDE_HIGH_WATER (256 * 1024) /* stop reading a peer while the other side owes this */
+/* a tunnel that moved no byte either way for this long is closed (Istio's TCP idle timeout);
+ * KSTEER_TUNNEL_IDLE_MS in the agent's environment overrides it, for tests */
+#define SHIM_TUNNEL_IDLE_MS (3600 * 1000)
 
 
 /* Everything registered in the shim's epoll set starts with this. */
@@ -92,6 +95,9 @@ struct shim_stats {
 	uint64_t head_timeouts, idle_closed, stream_timeouts;
 	uint64_t refused_pod_limit, refused_agent_limit, accept_no_fd;
 	uint64_t mirrors_dropped;
+	/* tunnel limits hit: ClientHello/PROXY bytes over TUN_MAX_HELLO, SHIM_SETUP_MS passed,
+	 * SHIM_TUNNEL_IDLE_MS passed, a side paused at SIDE_HIGH_WATER; PROXY targets refused */
+	uint64_t tun_hello_cap, tun_setup_timeout, tun_idle_timeout, tun_paused, in_refused_port;
 };
 
 /* Clients of one source address, for the per-pod connection cap. */
@@ -139,6 +145,7 @@ struct shim {
 	SSL_CTX *peek_ctx;
 	struct conn *conns; /* all outbound connections: for deadlines */
 	struct tun *tuns;
+	uint64_t tun_idle_ms; /* SHIM_TUNNEL_IDLE_MS or its override; 0 until the first tunnel */
 	struct mirror *mirrors; /* mirrored requests in flight, their answers dropped */
 	struct up *pool; /* idle upstream connections */
 	unsigned n_pool;
@@ -206,6 +213,8 @@ void tun_accept(struct shim *s, int lfd, int kind);
 void tun_outbound(struct shim *s, int fd, const struct sockaddr_in6 *peer,
 		  const struct ks_addr *orig, uint16_t orig_port, const struct c_frontend *fe);
 void tun_tick(struct shim *s, uint64_t now);
+/* SHIM_TUNNEL_IDLE_MS, or KSTEER_TUNNEL_IDLE_MS from the environment */
+uint64_t tun_idle_ms(void);
 void tun_close_all(struct shim *s);
 void splice_pending_event(struct evh *h, uint32_t events);
 bool shim_gateway_selects(const struct shim *s, const struct gateway *g);

@@ -375,6 +375,42 @@ static void test_unknown_subset_and_host(void **state)
 	batch_free(&b);
 }
 
+/* What the inbound side and the gateway read: a pod's declared ports, hostNetwork, a target's ns. */
+static void test_pods_for_tunnels(void **state)
+{
+	struct batch b;
+	struct ks_addr a;
+	const struct c_pod *pod;
+	const struct c_target *tg;
+
+	(void)state;
+	batch_one(&b, "hello", "p.yaml", SVC("hw", "10.96.0.10", "5000")
+		  "---\napiVersion: v1\nkind: Pod\nmetadata: {name: web, labels: {app: hw}}\n"
+		  "spec:\n  containers:\n  - name: c\n    ports: [{containerPort: 5000}, "
+		  "{containerPort: 53, protocol: UDP}, {containerPort: 9090, protocol: TCP}]\n"
+		  "status: {podIP: 10.244.0.1, hostIP: 10.0.0.1}\n"
+		  "---\napiVersion: v1\nkind: Pod\nmetadata: {name: hn}\n"
+		  "spec: {hostNetwork: true}\nstatus: {podIP: 10.0.0.2, hostIP: 10.0.0.2}\n"
+		  "---\napiVersion: v1\nkind: Pod\nmetadata: {name: same}\n"
+		  "status: {podIP: 10.0.0.3, hostIP: 10.0.0.3}\n");
+	assert_int_equal(b.diag.errors, 0);
+	assert_int_equal(addr_parse("10.244.0.1", &a), 0);
+	pod = plan_pod(&b.plan, &a);
+	assert_non_null(pod);
+	assert_false(pod->host_network);
+	assert_int_equal(pod->n_ports, 2); /* UDP is not a tunnel's */
+	assert_int_equal(pod->ports[0], 5000);
+	assert_int_equal(pod->ports[1], 9090);
+	assert_int_equal(addr_parse("10.0.0.2", &a), 0);
+	assert_true(plan_pod(&b.plan, &a)->host_network);
+	assert_int_equal(addr_parse("10.0.0.3", &a), 0); /* no spec: its address is its node's */
+	assert_true(plan_pod(&b.plan, &a)->host_network);
+	tg = plan_target(&b.plan, "hw.hello.svc.cluster.local", 5000, NULL);
+	assert_non_null(tg);
+	assert_string_equal(tg->ns, "hello");
+	batch_free(&b);
+}
+
 static void test_service_entry_frontends(void **state)
 {
 	struct batch b;
@@ -579,6 +615,7 @@ int main(void)
 		cmocka_unit_test(test_subset_tls_precedence),
 		cmocka_unit_test(test_unknown_subset_and_host),
 		cmocka_unit_test(test_service_entry_frontends),
+		cmocka_unit_test(test_pods_for_tunnels),
 		cmocka_unit_test(test_deterministic_under_shuffle),
 		cmocka_unit_test(test_scale_10k_services),
 	};
