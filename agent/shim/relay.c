@@ -34,6 +34,7 @@
 #include "../lib/log.h"
 #include "../policy/policy.h"
 #include "shim_int.h"
+#include "upstream.h"
 
 /* held before the decision: one full TLS record (a ClientHello) and the largest PROXY v2
  * header proxy_v2_parse takes */
@@ -424,15 +425,13 @@ static void outbound_route(struct tun *t)
 {
 	struct shim *s = t->s;
 	const struct c_frontend *fe = plan_frontend(s->plan, &t->orig, t->orig_port);
-	const struct c_endpoint *e = NULL;
 	const struct c_route *rt;
-	const struct c_dest *d;
-	const struct c_pod *me;
-	const struct ids_entry *id = NULL;
+	struct up_target ut;
 	char sni[300] = "", a[INET6_ADDRSTRLEN];
-	uint32_t draw[2], n_ip = 0;
-	struct peer_rule rule = {0};
-	bool tls, same = false;
+	const char *why;
+	uint32_t draw[2];
+	uint64_t id_gen;
+	int err;
 
 	if (!fe) {
 		refuse(t, &s->st.out_refused, 0, "no frontend for", addr_str(&t->orig, a, sizeof(a)));
@@ -455,71 +454,28 @@ static void outbound_route(struct tun *t)
 	}
 	if (getrandom(draw, sizeof(draw), 0) != sizeof(draw))
 		draw[0] = draw[1] = (uint32_t)rand();
-	d = route_pick_dest(rt, draw[0]);
-	for (uint32_t k = 0; d && k < d->n_eps; k++)
-		n_ip += d->eps[k].is_ip;
-	if (!d || !n_ip) {
-		refuse(t, &s->st.out_refused, 0, "no healthy upstream:",
-		       d && d->problem ? d->problem : fe->host);
+	why = up_target_make(s, route_pick_dest(rt, draw[0]), &t->peer, draw[1], &ut);
+	if (why) {
+		refuse(t, &s->st.out_refused, 0, "no upstream:", why);
 		return;
 	}
-	draw[1] %= n_ip;
-	for (uint32_t k = 0; k < d->n_eps; k++)
-		if (d->eps[k].is_ip && !draw[1]--) {
-			e = &d->eps[k];
-			break;
-		}
-	tls = d->tls_mode && !strcmp(d->tls_mode, "ISTIO_MUTUAL");
-	if (d->tls_mode && strcmp(d->tls_mode, "DISABLE") && !tls) {
-		refuse(t, &s->st.out_refused, 0, "TLS mode not originated by this shim:", d->tls_mode);
-		return;
-	}
-	if (tls) {
-		me = plan_pod(s->plan, &t->peer);
-		if (!me) {
-			refuse(t, &s->st.out_refused, 0, "ISTIO_MUTUAL from an unknown pod:",
-			       addr_str(&t->peer, a, sizeof(a)));
-			return;
-		}
-		rule.trust_domain = s->ids.trust_domain;
-		for (uint32_t k = 0; d->tls_sans && k < d->tls_sans->n && k < PEER_MAX_SANS; k++)
-			snprintf(rule.sans[rule.n_sans++], sizeof(rule.sans[0]), "%s",
-				 d->tls_sans->v[k]);
-		same = s->o.inbound && me->has_node && e->has_node &&
-		       !memcmp(&me->node, &e->node, sizeof(e->node));
-		if (same && shim_same_node_check(s, &rule, &e->ka)) {
-			refuse(t, &s->st.out_refused, 0, "upstream identity:", rule.why);
-			return;
-		}
-		if (!same && !(id = s->ids.have_ca ? ids_get(&s->ids, me->ns, me->sa) : NULL)) {
-			refuse(t, &s->st.out_refused, 0, "no workload certificate for", me->name);
-			return;
-		}
-	}
-	t->dst = e->ka;
-	t->dst_port = e->port;
-	if (shim_connect_ep(s, &t->b, e, tls && !same, &t->peer, t->peer_port)) {
-		refuse(t, &s->st.out_refused, 0, "connect failed to", e->address);
+	t->dst = ut.eps[0].addr;
+	t->dst_port = ut.eps[0].port;
+	err = up_target_connect(s, &ut, 0, &t->peer, t->peer_port, &t->b, &id_gen, alpn_tcp,
+				sizeof(alpn_tcp) - 1);
+	if (err) {
+		refuse(t, &s->st.out_refused, 0, "upstream:",
+		       err == -EACCES ? ut.rule.why : err == -ENOKEY ? "no workload certificate"
+								      : strerror(-err));
 		return;
 	}
 	t->ev_b = 0; /* a new socket */
 	tun_arm(t, t->b.fd, &t->ev_b, EPOLLOUT);
 	t->state = T_CONNECT;
-	if (tls && !same) {
-		char osni[300];
-
-		t->b.rule = rule; /* the connect made the side afresh */
-		shim_sni(s, d, osni, sizeof(osni));
-		if (side_tls(&t->b, id->client, true, osni, NULL, 0) ||
-		    SSL_set_alpn_protos(t->b.ssl, alpn_tcp, sizeof(alpn_tcp) - 1)) {
-			tun_kill(t);
-			return;
-		}
-	}
-	s->st.same_node += same;
 	s->st.out_routed++;
 	pr_debug("outbound: %s:%u -> %s (%s)\n", addr_str(&t->orig, a, sizeof(a)), t->orig_port,
-		 e->address, tls ? same ? "same node" : "ISTIO_MUTUAL" : "plain");
+		 addr_str(&ut.eps[0].addr, sni, sizeof(sni)),
+		 ut.tls ? ut.eps[0].same_node ? "same node" : "ISTIO_MUTUAL" : "plain");
 }
 
 /*

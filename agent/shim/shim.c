@@ -32,10 +32,10 @@
 #include "../policy/decode.h"
 #include "h1.h"
 #include "shim_int.h"
+#include "upstream.h"
 
 #define SHIM_MAX_HEADERS H1_MAX_FIELDS
 #define SHIM_BUF (64 * 1024)
-#define SHIM_MAX_TRIES 8       /* endpoints remembered per request for retries */
 #define SHIM_DEFAULT_RETRIES 2 /* Istio's default: 2 retries, connect-failure among them */
 #define SHIM_CONNECT_MS 10000  /* Istio's default connectTimeout */
 #define SHIM_POOL_MAX 512
@@ -58,12 +58,6 @@ struct up {
 	struct up *next;
 };
 
-struct ep {
-	struct ks_addr addr, node;
-	uint16_t port;
-	bool has_node;
-	bool same_node; /* mutual TLS to a pod of this very node: the in-process fast path */
-};
 
 /*
  * A client connection carries one request at a time: its head is read
@@ -115,16 +109,13 @@ struct conn {
 	int abort_status;    /* an injected abort: answered with this status instead */
 	struct buf local;    /* a redirect or direct response, ready to send instead of upstream */
 	struct c_http hp;    /* the route's retries, timeouts and faults, copied */
-	struct c_outlier od; /* the destination's outlierDetection, copied */
+
 	/* the route's response header operations: names dropped (NUL-separated), lines added;
 	 * the response head is held until complete, then passed on with them */
 	struct buf resp_drop, resp_add, resp_head;
 	/* where this request may go: copied, as a reload may free the plan meanwhile */
-	struct ep eps[SHIM_MAX_TRIES];
-	unsigned n_eps, next_ep, tries_left;
-	bool tls;
-	char sni[300], id_ns[128], id_sa[128];
-	struct peer_rule rule;
+	struct up_target t; /* endpoints, TLS and identity, outlier detection */
+	unsigned next_ep, tries_left;
 };
 
 uint64_t now_ms(void)
@@ -321,105 +312,13 @@ static void conn_kill(struct conn *c)
 }
 
 /* An error response of the shim's own; the connection closes after it. */
-/* ---- outlier detection, as Envoy does it for Istio's DestinationRule ---- */
-
-static unsigned health_slot(const struct shim *s, const struct ks_addr *a, uint16_t port)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-	const unsigned char *p = (const unsigned char *)a;
-
-	for (size_t i = 0; i < sizeof(*a); i++)
-		h = (h ^ p[i]) * 0x100000001b3ULL;
-	h = (h ^ port) * 0x100000001b3ULL;
-	return (unsigned)(h & (s->health_cap - 1));
-}
-
-/* An endpoint's record; created when asked (NULL when absent or out of memory). */
-static struct ep_health *health_get(struct shim *s, const struct ks_addr *a, uint16_t port,
-				    bool create)
-{
-	unsigned i;
-
-	if (create && (s->health_n + 1) * 2 > s->health_cap) { /* grow, rehash */
-		unsigned cap = s->health_cap ? s->health_cap * 2 : 64;
-		struct ep_health *old = s->health, *nv = calloc(cap, sizeof(*nv));
-		unsigned old_cap = s->health_cap;
-
-		if (!nv)
-			return NULL;
-		s->health = nv;
-		s->health_cap = cap;
-		for (unsigned k = 0; k < old_cap; k++)
-			if (old[k].used) {
-				for (i = health_slot(s, &old[k].a, old[k].port); nv[i].used;
-				     i = (i + 1) & (cap - 1))
-					;
-				nv[i] = old[k];
-			}
-		free(old);
-	}
-	if (!s->health_cap)
-		return NULL;
-	for (i = health_slot(s, a, port); s->health[i].used; i = (i + 1) & (s->health_cap - 1))
-		if (s->health[i].port == port && !memcmp(&s->health[i].a, a, sizeof(*a)))
-			return &s->health[i];
-	if (!create)
-		return NULL;
-	s->health[i].used = true;
-	s->health[i].a = *a;
-	s->health[i].port = port;
-	s->health_n++;
-	return &s->health[i];
-}
-
-static bool health_ejected(struct shim *s, const struct ks_addr *a, uint16_t port, uint64_t now)
-{
-	const struct ep_health *h = health_get(s, a, port, false);
-
-	return h && h->ejected_until > now;
-}
-
-/*
- * The answer of the endpoint this request last went to: a 5xx (502, 503 and
- * 504 are gateway errors, as a failed connect, reset or timeout is) counts
- * towards its ejection, anything else clears its count. Ejected for
- * baseEjectionTime times the ejections so far (at most 300 s more).
- */
+/* The answer of the endpoint this request last went to, for outlier detection. */
 static void health_result(struct conn *c, int status)
 {
-	struct shim *s = c->s;
-	bool err5 = status >= 500, gw = status == 502 || status == 503 || status == 504;
-	const struct ep *e;
-	struct ep_health *h;
-	uint64_t t;
+	unsigned n = c->t.n_eps;
 
-	if (!c->od.on || !c->n_eps)
-		return;
-	e = &c->eps[(c->next_ep + c->n_eps - 1) % c->n_eps];
-	h = health_get(s, &e->addr, e->port, err5);
-	if (!h)
-		return;
-	if (!err5) {
-		h->errors = h->gw_errors = 0;
-		return;
-	}
-	h->errors++;
-	h->gw_errors = gw ? h->gw_errors + 1 : 0;
-	if ((c->od.max_5xx && h->errors >= c->od.max_5xx) ||
-	    (c->od.max_gw && h->gw_errors >= c->od.max_gw)) {
-		char a[INET6_ADDRSTRLEN];
-
-		h->ejections++;
-		t = c->od.base_ms * h->ejections;
-		if (t > c->od.base_ms + 300000)
-			t = c->od.base_ms + 300000;
-		h->ejected_until = now_ms() + t;
-		h->errors = h->gw_errors = 0;
-		s->st.ejections++;
-		pr_info("outlier: %s:%u ejected for %lu ms (%u in a row answered %d)\n",
-			addr_str(&e->addr, a, sizeof(a)), e->port, (unsigned long)t,
-			c->od.max_gw && !c->od.max_5xx ? c->od.max_gw : c->od.max_5xx, status);
-	}
+	if (n)
+		up_health_result(c->s, &c->t.od, &c->t.eps[(c->next_ep + n - 1) % n], status);
 }
 
 /*
@@ -507,62 +406,6 @@ static void upstream_failed(struct conn *c, const char *why);
 static void route_start(struct conn *c);
 static void conn_step(struct conn *c);
 
-/*
- * Mutual TLS to a pod of this node would reach our own inbound side: it is
- * skipped and the pod gets its bytes as the inbound would give them, after
- * the checks both ends would make (the server's identity against the rule;
- * the client's is ours to know). 0, or -1 with rule->why set.
- */
-int shim_same_node_check(const struct shim *s, struct peer_rule *rule, const struct ks_addr *pod_addr)
-{
-	const struct c_pod *pod = plan_pod(s->plan, pod_addr);
-	char spiffe[300];
-
-	if (!pod) {
-		snprintf(rule->why, sizeof(rule->why), "not a pod of this node");
-		return -1;
-	}
-	snprintf(spiffe, sizeof(spiffe), "spiffe://%s/ns/%s/sa/%s", s->ids.trust_domain, pod->ns,
-		 pod->sa);
-	return peer_rule_check(rule, spiffe);
-}
-
-/* FNV-1a over the subjectAltNames a peer must present. */
-static uint64_t rule_hash(const struct peer_rule *r)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (unsigned i = 0; i < r->n_sans; i++)
-		for (const char *p = r->sans[i];; p++) {
-			h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
-			if (!*p)
-				break;
-		}
-	return h;
-}
-
-/*
- * Connects sd towards a mesh endpoint: through its node's inbound port, a
- * PROXY v2 header naming it (and the client src) first, when mutual TLS goes
- * to a pod of another node; else directly (a gateway, a plain or same-node
- * pod). 0, or -errno.
- */
-int shim_connect_ep(const struct shim *s, struct side *sd, const struct c_endpoint *e,
-		    bool via_node, const struct ks_addr *src, uint16_t sport)
-{
-	unsigned char pp[64];
-	size_t n;
-	int err;
-
-	if (!via_node || !e->has_node)
-		return side_connect(sd, &e->ka, e->port, s->o.mark);
-	n = proxy_v2_build(pp, src, sport, &e->ka, e->port);
-	err = side_connect(sd, &e->node, s->o.in_port, s->o.mark);
-	if (!err)
-		buf_put(&sd->out, pp, n);
-	return err;
-}
-
 /* A fresh response codec for this try: the answer is read from its first byte. */
 static void resp_reset(struct conn *c)
 {
@@ -579,37 +422,34 @@ static void resp_reset(struct conn *c)
 static int upstream_start(struct conn *c)
 {
 	struct shim *s = c->s;
-	const struct ids_entry *id = NULL;
+	struct up_target *t = &c->t;
 	char a[INET6_ADDRSTRLEN], key[512];
-	const struct ep *e;
+	const struct up_ep *e;
+	uint64_t id_gen = 0;
 	struct up *u;
 	unsigned i;
 	int err;
 
-	if (!c->n_eps || !c->tries_left)
+	if (!t->n_eps || !c->tries_left)
 		return -EHOSTUNREACH;
-	i = c->next_ep++ % c->n_eps;
-	e = &c->eps[i];
+	i = c->next_ep++ % t->n_eps;
+	e = &t->eps[i];
+	if (up_target_tls(t, i)) {
+		const struct ids_entry *id = ids_get(&s->ids, t->id_ns, t->id_sa);
 
-	if (c->tls && e->same_node) {
-		if (shim_same_node_check(s, &c->rule, &e->addr)) {
-			c->tries_left--;
-			return -EACCES;
-		}
-	} else if (c->tls) {
-		id = ids_get(&s->ids, c->id_ns, c->id_sa);
 		if (!id)
 			return -ENOKEY;
+		id_gen = id->gen;
 	}
 	inet_ntop(AF_INET6, &e->addr, a, sizeof(a));
 	/* the rule is in the key: a connection verified under other subjectAltNames is not this one */
 	snprintf(key, sizeof(key), "%s|%u|%s|%s/%s|%016" PRIx64, a, e->port,
-		 !c->tls ? "" : e->same_node ? "=this node" : c->sni, c->tls ? c->id_ns : "",
-		 c->tls ? c->id_sa : "", c->tls ? rule_hash(&c->rule) : 0);
+		 !t->tls ? "" : e->same_node ? "=this node" : t->sni, t->tls ? t->id_ns : "",
+		 t->tls ? t->id_sa : "", t->tls ? up_rule_hash(&t->rule) : 0);
 	c->tries_left--;
 	c->try_deadline = c->per_try_ms ? now_ms() + c->per_try_ms : 0;
 	resp_reset(c);
-	u = pool_take(s, key, id ? id->gen : 0);
+	u = pool_take(s, key, id_gen);
 	if (u) {
 		s->st.pool_reused++;
 		c->up = u;
@@ -622,27 +462,12 @@ static int upstream_start(struct conn *c)
 		return -ENOMEM;
 	u->s = s;
 	snprintf(u->key, sizeof(u->key), "%s", key);
-	{
-		struct c_endpoint ce = { .ka = e->addr, .port = e->port, .has_node = e->has_node,
-					 .node = e->node };
-
-		err = shim_connect_ep(s, &u->sd, &ce, c->tls && !e->same_node, &c->peer,
-				      c->peer_port);
-		s->st.same_node += c->tls && e->same_node;
-	}
+	err = up_target_connect(s, t, i, &c->peer, c->peer_port, &u->sd, &u->id_gen, NULL, 0);
 	if (err) {
-		free(u);
+		up_free(u); /* closes a socket the connect may have opened */
 		return err;
 	}
-	if (c->tls && !e->same_node) {
-		u->tls = true;
-		u->id_gen = id->gen;
-		if (side_tls(&u->sd, id->client, true, c->sni, NULL, 0)) {
-			up_free(u);
-			return -ENOMEM;
-		}
-		u->sd.rule = c->rule;
-	}
+	u->tls = up_target_tls(t, i);
 	u->deadline = now_ms() + SHIM_CONNECT_MS;
 	u->h.fn = up_event;
 	u->owner = c;
@@ -651,17 +476,6 @@ static int upstream_start(struct conn *c)
 	return 0;
 }
 
-void shim_sni(const struct shim *s, const struct c_dest *d, char *out, size_t len)
-{
-	const char *h = d->host;
-	size_t hl = strlen(h);
-
-	if (s->o.sni_local && hl > 7 && !strcmp(h + hl - 7, ".global"))
-		snprintf(out, len, "outbound_.%u_.%s_.%.*s.svc.cluster.local", d->port,
-			 d->subset ? d->subset : "", (int)(hl - 7), h);
-	else
-		snprintf(out, len, "outbound_.%u_.%s_.%s", d->port, d->subset ? d->subset : "", h);
-}
 
 /* Whether retryOn names this answer's status (connect failures are always retried). */
 static bool retry_answer_wanted(const struct conn *c, unsigned status)
@@ -969,66 +783,29 @@ static void shadow_head(const struct buf *head, struct buf *out)
 static void mirror_start(struct conn *c, const struct c_mirror *mi, uint32_t draw)
 {
 	struct shim *s = c->s;
-	const struct c_dest *d = &mi->d;
-	const struct c_endpoint *e = NULL;
-	const struct c_pod *me = plan_pod(s->plan, &c->peer);
-	const struct ids_entry *id = NULL;
-	struct peer_rule rule = {0};
-	uint32_t n_ip = 0;
-	bool tls = d->tls == C_TLS_ISTIO_MUTUAL, same = false;
+	struct up_target t;
 	struct mirror *m;
-	int err;
+	uint64_t id_gen;
 
 	if (s->n_mirrors >= SHIM_MAX_MIRRORS) {
 		s->st.mirrors_dropped++; /* a shadow must never cost the real traffic */
 		return;
 	}
-	for (uint32_t k = 0; k < d->n_eps; k++)
-		n_ip += d->eps[k].is_ip;
-	if (!n_ip || d->tls == C_TLS_OTHER) {
+	if (up_target_make(s, &mi->d, &c->peer, draw, &t)) {
 		s->st.mirror_failed++;
 		return;
-	}
-	draw %= n_ip;
-	for (uint32_t k = 0; k < d->n_eps; k++)
-		if (d->eps[k].is_ip && !draw--) {
-			e = &d->eps[k];
-			break;
-		}
-	if (tls) {
-		rule.trust_domain = s->ids.trust_domain;
-		for (uint32_t k = 0; d->tls_sans && k < d->tls_sans->n && k < PEER_MAX_SANS; k++)
-			snprintf(rule.sans[rule.n_sans++], sizeof(rule.sans[0]), "%s", d->tls_sans->v[k]);
-		same = me && me->has_node && e->has_node && s->o.inbound &&
-		       !memcmp(&me->node, &e->node, sizeof(e->node));
-		if ((same && shim_same_node_check(s, &rule, &e->ka)) ||
-		    (!same && !(me && s->ids.have_ca && (id = ids_get(&s->ids, me->ns, me->sa))))) {
-			s->st.mirror_failed++;
-			return;
-		}
 	}
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return;
 	m->h.fn = mirror_event;
 	m->s = s;
-	err = shim_connect_ep(s, &m->sd, e, tls && !same, &c->peer, c->peer_port);
-	if (err) {
-		free(m);
+	if (up_target_connect(s, &t, 0, &c->peer, c->peer_port, &m->sd, &id_gen, NULL, 0)) {
+		mirror_free(m); /* closes a socket the connect may have opened */
 		s->st.mirror_failed++;
 		return;
 	}
-	if (tls && !same) {
-		char sni[300];
-
-		shim_sni(s, d, sni, sizeof(sni));
-		m->sd.rule = rule;
-		if (side_tls(&m->sd, id->client, true, sni, NULL, 0)) {
-			mirror_free(m); /* closes the socket too */
-			return;
-		}
-		m->tls = true;
-	}
+	m->tls = up_target_tls(&t, 0);
 	shadow_head(&c->to_up, &m->req);
 	m->deadline = now_ms() + SHIM_CONNECT_MS;
 	m->tm.fn = mirror_expire;
@@ -1166,73 +943,19 @@ static enum filt filt_router(struct conn *c, struct route_ctx *x)
 	const struct c_route *r = x->r;
 	const struct http_request *rq = x->rq;
 	const struct http_header *hs = rq->headers;
-	const struct c_pod *me = NULL;
 	const struct c_dest *d;
-	uint32_t draw[2], may_skip = 0, n_ip = 0;
-	uint64_t now = now_ms();
+	const char *why;
+	uint32_t draw[2];
 	char line[64];
 	int n;
 
 	if (getrandom(draw, sizeof(draw), 0) != sizeof(draw))
 		draw[0] = draw[1] = (uint32_t)rand();
 	d = route_pick_dest(r, draw[0]);
-	if (!d || !d->n_eps) {
-		reply_error(c, 503, "Service Unavailable",
-			    d && d->problem ? d->problem : "no healthy upstream");
+	why = up_target_make(c->s, d, &c->peer, draw[1], &c->t);
+	if (why) {
+		reply_error(c, 503, "Service Unavailable", why);
 		return FILT_STOP;
-	}
-	c->tls = d->tls == C_TLS_ISTIO_MUTUAL;
-	if (d->tls == C_TLS_OTHER) {
-		reply_error(c, 503, "Service Unavailable",
-			    "only ISTIO_MUTUAL and DISABLE TLS modes are originated by this shim");
-		return FILT_STOP;
-	}
-	if (c->tls) {
-		me = plan_pod(c->s->plan, &c->peer);
-		if (!me) {
-			reply_error(c, 503, "Service Unavailable",
-				    "the client is not a known pod: no workload identity for mTLS");
-			return FILT_STOP;
-		}
-		if (!c->s->ids.have_ca) {
-			reply_error(c, 503, "Service Unavailable",
-				    "ISTIO_MUTUAL needs a CA: the agent runs without --ca");
-			return FILT_STOP;
-		}
-		snprintf(c->id_ns, sizeof(c->id_ns), "%s", me->ns);
-		snprintf(c->id_sa, sizeof(c->id_sa), "%s", me->sa);
-		shim_sni(c->s, d, c->sni, sizeof(c->sni));
-		memset(&c->rule, 0, sizeof(c->rule));
-		c->rule.trust_domain = c->s->ids.trust_domain;
-		for (uint32_t k = 0; d->tls_sans && k < d->tls_sans->n && k < PEER_MAX_SANS; k++)
-			snprintf(c->rule.sans[c->rule.n_sans++], sizeof(c->rule.sans[0]), "%s",
-				 d->tls_sans->v[k]);
-	}
-	c->od = d->od;
-	/* endpoints from a random start; a failed connect moves to the next one */
-	c->n_eps = 0;
-	if (c->od.on) {
-		for (uint32_t k = 0; k < d->n_eps; k++)
-			n_ip += d->eps[k].is_ip;
-		may_skip = n_ip * c->od.max_pct / 100;
-		if (!may_skip)
-			may_skip = 1;
-	}
-	for (uint32_t k = 0; k < d->n_eps && c->n_eps < SHIM_MAX_TRIES; k++) {
-		const struct c_endpoint *e = &d->eps[(draw[1] + k) % d->n_eps];
-
-		if (!e->is_ip)
-			continue;
-		if (may_skip && health_ejected(c->s, &e->ka, e->port, now)) {
-			may_skip--;
-			continue;
-		}
-		c->eps[c->n_eps].addr = e->ka;
-		c->eps[c->n_eps].port = e->port;
-		c->eps[c->n_eps].has_node = e->has_node;
-		c->eps[c->n_eps].same_node = me && me->has_node && e->has_node && c->s->o.inbound &&
-					     !memcmp(&me->node, &e->node, sizeof(e->node));
-		c->eps[c->n_eps++].node = e->node;
 	}
 	c->next_ep = 0;
 	c->tries_left = 1 + c->hp.attempts;
@@ -1241,12 +964,6 @@ static enum filt filt_router(struct conn *c, struct route_ctx *x)
 	c->timeout = c->hp.timeout_ms;
 	c->deadline = 0;
 	c->resp_bytes = 0;
-	if (!c->n_eps) {
-		reply_error(c, 503, "Service Unavailable",
-			    c->od.on ? "no healthy upstream: every endpoint ejected by outlier detection"
-				     : "no endpoint with an address");
-		return FILT_STOP;
-	}
 	/* the head again, with the destination's then the route's header operations */
 	{
 		const struct http_rewrite *rw = r->http ? r->http->rewrite : NULL;
@@ -1391,7 +1108,7 @@ static void route_start(struct conn *c)
 	if (err) {
 		char why[220];
 
-		snprintf(why, sizeof(why), "upstream TLS handshake failed: %s", c->rule.why);
+		snprintf(why, sizeof(why), "upstream TLS handshake failed: %s", c->t.rule.why);
 		c->to_up.len = 0;
 		reply_error(c, 503, "Service Unavailable",
 			    err == -ENOKEY    ? "no workload certificate could be minted"
@@ -2609,7 +2326,7 @@ void shim_close(struct shim *s)
 	for (unsigned i = 0; i < s->n_dead; i++)
 		s->dead[i].fn(s->dead[i].obj);
 	free(s->dead);
-	free(s->health);
+	up_health_free(s);
 	free(s->src);
 	for (unsigned i = 0; i < s->n_lst; i++)
 		close(s->lst[i].fd);

@@ -201,10 +201,8 @@ uint64_t now_ms(void);
 void ep_set(struct shim *s, int fd, uint32_t ev, struct evh *h, bool add);
 void shim_defer_free(struct shim *s, void *obj, void (*fn)(void *));
 
-/* shim.c, for relay.c's outbound streams */
+/* upstream.c: the outbound_ SNI of a destination; the checks of the same-node hand-over */
 void shim_sni(const struct shim *s, const struct c_dest *d, char *out, size_t len);
-int shim_connect_ep(const struct shim *s, struct side *sd, const struct c_endpoint *e,
-		    bool via_node, const struct ks_addr *src, uint16_t sport);
 int shim_same_node_check(const struct shim *s, struct peer_rule *rule, const struct ks_addr *pod_addr);
 
 /* relay.c */
