@@ -1381,8 +1381,9 @@ static bool resp_head_done(struct conn *c)
 static bool resp_take(struct conn *c, const char *p, size_t n)
 {
 	size_t off = 0, used;
+	bool bodiless = false; /* a head without a body: its end comes without another byte */
 
-	while (off < n) {
+	while (off < n || bodiless) {
 		enum h1_event ev;
 
 		if (c->resp == RESP_TUNNEL) {
@@ -1396,6 +1397,7 @@ static bool resp_take(struct conn *c, const char *p, size_t n)
 		ev = h1_feed(&c->rs, p + off, n - off, &used);
 		buf_put(c->resp == RESP_HEAD ? &c->resp_head : &c->to_client, p + off, used);
 		off += used;
+		bodiless = ev == H1_HEAD && !c->rs.has_body;
 		switch (ev) {
 		case H1_MORE:
 			break;
