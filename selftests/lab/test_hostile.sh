@@ -111,7 +111,8 @@ cat >"$tmp/flood.py" <<'PY'
 # flood ADDR PORT N STOPFILE: N connections, odd ones with half a request head, held until STOPFILE
 import json, os, resource, selectors, socket, sys, time
 addr, n, stop = (sys.argv[1], int(sys.argv[2])), int(sys.argv[3]), sys.argv[4]
-resource.setrlimit(resource.RLIMIT_NOFILE, (n + 1024, n + 1024))
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(n + 1024, hard), hard))
 sel = selectors.DefaultSelector()
 st = {"attempted": 0, "established": 0, "refused": 0, "connect_timeout": 0, "closed_by_peer": 0, "answered": 0}
 answers = {}
@@ -178,18 +179,28 @@ st["open"] = len(sel.get_map())
 st["answers"] = answers
 print("held", json.dumps(st), flush=True)
 PY
-"$KSTEER" lab exec cluster1 hello/sleep -- python3 "$tmp/flood.py" "$HW" 5000 "$CONNS" "$tmp/stop" >"$tmp/flood" 2>&1 &
+# two processes of the same pod: one process may not hold 20,000 descriptors (the hard limit)
+"$KSTEER" lab exec cluster1 hello/sleep -- python3 "$tmp/flood.py" "$HW" 5000 $((CONNS / 2)) "$tmp/stop" >"$tmp/flood" 2>&1 &
 flood=$!
-started_pids+=($flood)
-for i in $(seq 120); do grep -q '^opened' "$tmp/flood" && break; kill -0 $flood 2>/dev/null || break; sleep 1; done
+"$KSTEER" lab exec cluster1 hello/sleep -- python3 "$tmp/flood.py" "$HW" 5000 $((CONNS - CONNS / 2)) "$tmp/stop" >"$tmp/flood2" 2>&1 &
+flood2=$!
+started_pids+=($flood $flood2)
+for i in $(seq 120); do
+	grep -q '^opened' "$tmp/flood" && grep -q '^opened' "$tmp/flood2" && break
+	kill -0 $flood 2>/dev/null || kill -0 $flood2 2>/dev/null || break
+	sleep 1
+done
 echo "     attacker: $(grep '^opened' "$tmp/flood" || tail -2 "$tmp/flood")"
-open=$(sed -n 's/^opened //p' "$tmp/flood" | python3 -c 'import json,sys; print(json.load(sys.stdin)["open"])' 2>/dev/null)
+echo "               $(grep '^opened' "$tmp/flood2" || tail -2 "$tmp/flood2")"
+open=$(cat "$tmp/flood" "$tmp/flood2" | sed -n 's/^opened //p' | python3 -c 'import json,sys
+v = [json.loads(l)["open"] for l in sys.stdin]
+print(sum(v) if len(v) == 2 else "")' 2>/dev/null)
 echo "     the node's agent now holds $(fds "$APID") descriptors"
 victim "$CONNS idle or half-sent connections held"
 bounded "$CONNS held connections" "$APID"
 touch "$tmp/stop"
-wait $flood
-echo "     attacker at the end: $(grep '^held' "$tmp/flood" | cut -c1-400)"
+wait $flood $flood2
+echo "     attacker at the end: $(grep '^held' "$tmp/flood" "$tmp/flood2" | cut -c1-400)"
 [ -n "$open" ] || bad "the attacker opened its connections" "$(tail -3 "$tmp/flood")"
 
 # all gone: the agent is back to about its descriptors before the flood
@@ -215,10 +226,13 @@ slow() { # NAME ARGS...
 slow "slowloris (-H)" -H -i 10 -u "http://$HW:5000/hello"
 slow "slow body (-B)" -B -i 10 -s 65536 -u "http://$HW:5000/hello"
 slow "slow read (-X)" -X -w 10 -y 20 -n 5 -z 32 -k 3 -u "http://$HW:5000/bytes/1000000"
-for i in $(seq 20); do [ "$(fds "$APID")" -le $((fd0 + 20)) ] && break; sleep 0.5; done
+# upstream connections idle in the pool (kept for reuse, up to 512 for an hour) are not leaks
+pooled() { shimstat "$NODE" pooledIdle; }
+for i in $(seq 20); do [ $(($(fds "$APID") - $(pooled))) -le $((fd0 + 20)) ] && break; sleep 0.5; done
 f=$(fds "$APID")
-[ "$f" -le $((fd0 + 20)) ] && ok "after slowhttptest the agent is back to $f descriptors (before: $fd0)" ||
-	bad "connections cleaned up after slowhttptest" "the agent holds $f descriptors, $fd0 before"
+p=$(pooled)
+[ $((f - p)) -le $((fd0 + 20)) ] && ok "after slowhttptest the agent is back to $f descriptors, $p of them pooled upstreams (before: $fd0)" ||
+	bad "connections cleaned up after slowhttptest" "the agent holds $f descriptors, $p pooled, $fd0 before"
 
 # ---- TLS ClientHellos held open on cluster2's gateway, three held and three half-closed ----
 scenario_kit "$tmp/kit"
