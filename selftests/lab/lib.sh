@@ -106,3 +106,27 @@ scenario_apply() {
 			for f in "$d"/cluster2/*.yaml; do "$KSTEER" lab apply "$c2" -n "$ns" -f "$f" || return 1; done
 	} >"$tmp/apply" 2>&1
 }
+
+# Routes that send helloworld through the shim (a header match), everything to v1:
+# the frontend every HTTP proxy test needs. shim_routes > FILE
+shim_routes() {
+	cat <<'Y'
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: helloworld}
+spec:
+  host: helloworld
+  subsets:
+  - {name: v1, labels: {version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: helloworld}
+spec:
+  hosts: [helloworld]
+  http:
+  - match: [{headers: {end-user: {exact: jason}}}]
+    route: [{destination: {host: helloworld, subset: v1}}]
+  - route: [{destination: {host: helloworld, subset: v1}}]
+Y
+}

@@ -18,25 +18,7 @@ FD_MAX=16384   # descriptors the node's agent may hold (it must not keep one per
 command -v slowhttptest >/dev/null || { bad "slowhttptest installed (scripts/deps.sh)"; finish; exit 1; }
 "$KSTEER" lab down >/dev/null 2>&1
 "$KSTEER" lab up >"$tmp/up" 2>&1 || { bad "lab up" "$(cat "$tmp/up")"; finish; exit 1; }
-cat >"$tmp/routes.yaml" <<'Y'
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: helloworld}
-spec:
-  host: helloworld
-  subsets:
-  - {name: v1, labels: {version: v1}}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: helloworld}
-spec:
-  hosts: [helloworld]
-  http:
-  - match: [{headers: {end-user: {exact: jason}}}]
-    route: [{destination: {host: helloworld, subset: v1}}]
-  - route: [{destination: {host: helloworld, subset: v1}}]
-Y
+shim_routes >"$tmp/routes.yaml"
 # the attacker is hello/sleep, the bystander other/sleep: two pods on the same node
 {
 	"$KSTEER" lab apply cluster1 -n hello -f "$EX/sleep.yaml" &&

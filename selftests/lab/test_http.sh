@@ -16,25 +16,7 @@ NODE=lab-cluster1-node1
 # helloworld v1 and sleep in cluster1, and a VirtualService with a header match: its
 # frontend needs the shim (the route of test_shim.sh, one subset)
 setup_local() {
-	cat >"$tmp/routes.yaml" <<'Y'
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: helloworld}
-spec:
-  host: helloworld
-  subsets:
-  - {name: v1, labels: {version: v1}}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: helloworld}
-spec:
-  hosts: [helloworld]
-  http:
-  - match: [{headers: {end-user: {exact: jason}}}]
-    route: [{destination: {host: helloworld, subset: v1}}]
-  - route: [{destination: {host: helloworld, subset: v1}}]
-Y
+	shim_routes >"$tmp/routes.yaml"
 	{
 		"$KSTEER" lab apply cluster1 -n hello -f "$EX/sleep.yaml" &&
 			"$KSTEER" lab apply cluster1 -n hello -f "$EX/helloworld.yaml" -l service=helloworld &&

@@ -14,24 +14,11 @@ need_root
 for f in "$EX/helloworld.yaml" "$EX/sleep.yaml"; do
 	"$KSTEER" lab apply cluster1 -n hello -f "$f" >"$tmp/o" 2>&1 || bad "apply $(basename "$f")" "$(cat "$tmp/o")"
 done
-cat >"$tmp/p.yaml" <<'Y'
-apiVersion: v1
-kind: Pod
-metadata: {name: other, labels: {app: other}}
-spec:
-  containers: [{name: c, image: curlimages/curl, command: ["/bin/sleep", "infinity"]}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: helloworld}
-spec:
-  hosts: [helloworld]
-  http:
-  - match: [{headers: {end-user: {exact: jason}}}]
-    route: [{destination: {host: helloworld}}]
-  - route: [{destination: {host: helloworld}}]
-Y
-"$KSTEER" lab apply cluster1 -n hello -f "$tmp/p.yaml" >"$tmp/o" 2>&1 || bad "apply a second client and a route through the shim" "$(cat "$tmp/o")"
+shim_routes >"$tmp/routes.yaml"
+{
+	"$KSTEER" lab apply cluster1 -n other -f "$EX/sleep.yaml" && # a second client pod
+		"$KSTEER" lab apply cluster1 -n hello -f "$tmp/routes.yaml"
+} >"$tmp/o" 2>&1 || bad "apply a second client and a route through the shim" "$(cat "$tmp/o")"
 HW=$(vip cluster1 hello helloworld)
 NODE=lab-cluster1-node1
 AGENT=$(pgrep -f "ksteer agent .*--instance $NODE( |$)" | head -1)
@@ -60,7 +47,7 @@ PY
 hold=$!
 started_pids+=($hold)
 sleep 1.5
-"$KSTEER" lab exec cluster1 hello/other -- bash -c \
+"$KSTEER" lab exec cluster1 other/sleep -- bash -c \
 	"for i in \$(seq 20); do curl -s -m 3 -H 'Connection: close' http://$HW:5000/hello || echo FAIL; echo; done" |
 	grep -v '^$' >"$tmp/other"
 wait $hold
@@ -116,7 +103,7 @@ grow=$((r1 - r0))
 
 # 4. slow clients cost no CPU: 30 half-sent heads and 30 silent connections for 3 s
 c0=$(cpu)
-"$KSTEER" lab exec cluster1 hello/other -- python3 - "$HW" <<'PY' >/dev/null 2>&1
+"$KSTEER" lab exec cluster1 other/sleep -- python3 - "$HW" <<'PY' >/dev/null 2>&1
 import socket, sys, time
 s = []
 for i in range(30):
