@@ -205,6 +205,12 @@ void shim_defer_free(struct shim *s, void *obj, void (*fn)(void *));
 void shim_sni(const struct shim *s, const struct c_dest *d, char *out, size_t len);
 int shim_same_node_check(const struct shim *s, struct peer_rule *rule, const struct ks_addr *pod_addr);
 
+/* http.c: outbound HTTP connections */
+void http_accept(struct shim *s, struct listener *l);
+void http_close_all(struct shim *s);
+/* shim.c: out of descriptors, a listener leaves the epoll set until the next tick */
+void shim_listener_pause(struct shim *s, struct listener *l);
+
 /* relay.c */
 void tun_accept(struct shim *s, int lfd, int kind);
 /* An outbound connection to a frontend that is not HTTP: a stream, routed once. */
