@@ -139,22 +139,28 @@ int cmd_get(int argc, char **argv)
 	uint32_t zero = 0;
 	json_t *list;
 
-	optind = 2;
-	while ((c = getopt(argc, argv, "i:o:")) != -1) {
+	static const struct option opts[] = {
+		{ "instance", required_argument, NULL, 'i' },
+		{ "output", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+
+	/* the options before or after what to get: get -i NAME stats, get stats -i NAME */
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "i:o:", opts, NULL)) != -1) {
 		if (c == 'i')
 			instance = optarg;
-		else if (c == 'o')
+		else if (c == 'o' && (!strcmp(optarg, "text") || !strcmp(optarg, "json")))
 			out = optarg;
 		else
-			return 2;
+			return cli_usage("get", stderr);
 	}
-	what = argc > 1 ? argv[1] : "";
+	what = optind == argc - 1 ? argv[optind] : "";
 	if (!instance || (strcmp(what, "frontends") && strcmp(what, "routes") &&
-			  strcmp(what, "endpoints") && strcmp(what, "stats"))) {
-		fprintf(stderr, "Usage: ksteer get frontends|routes|endpoints|stats -i INSTANCE "
-				"[-o json]\n");
+			  strcmp(what, "endpoints") && strcmp(what, "stats")))
+		return cli_usage("get", stderr);
+	if (cli_instance_check(instance))
 		return 2;
-	}
 	if (dp_open_pinned(instance, fds))
 		return 1;
 	if (bpf_map_lookup_elem(fds[DP_CONFIG], &zero, &cfg)) {
