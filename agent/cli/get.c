@@ -164,7 +164,7 @@ int cmd_get(int argc, char **argv)
 	if (dp_open_pinned(instance, fds))
 		return 1;
 	if (bpf_map_lookup_elem(fds[DP_CONFIG], &zero, &cfg)) {
-		fprintf(stderr, "Error: read ksteer_config: %s\n", strerror(errno));
+		fprintf(stderr, "Error: read ks_config: %s\n", strerror(errno));
 		goto out;
 	}
 	if (!strcmp(what, "stats")) {
@@ -187,7 +187,7 @@ int cmd_get(int argc, char **argv)
 			char path[PATH_MAX];
 			int gfd;
 
-			snprintf(path, sizeof(path), "%s/%s/ksteer_guard_stats", KS_PIN_ROOT, instance);
+			snprintf(path, sizeof(path), "%s/%s/ks_guard_stats", KS_PIN_ROOT, instance);
 			gfd = bpf_obj_get(path);
 			if (gfd >= 0) {
 				add_counters(j, gfd, gnames, KS_GUARD_STAT_MAX, v, ncpu, out);

@@ -81,9 +81,9 @@ self1=$(stat t-child connect_self)
 mkdir -p "$tmp/ps"
 { svc s1 10.250.1.1 80 18081; echo ---; svc s2 10.250.1.2 80 18081; } >"$tmp/ps/a.yaml"
 start_agent t-small ksteer-agent-test/small "$tmp/ps" --max-frontends 1 || bad "agent t-small starts" "$(cat "$tmp/t-small.log")"
-grep -q "map ksteer_frontends is full" "$tmp/t-small.log" && ok "a full map is an error naming it: $(grep -o 'Error: map ksteer_frontends[^(]*' "$tmp/t-small.log" | head -1)" ||
+grep -q "map ks_frontends is full" "$tmp/t-small.log" && ok "a full map is an error naming it: $(grep -o 'Error: map ks_frontends[^(]*' "$tmp/t-small.log" | head -1)" ||
 	bad "full map named" "$(cat "$tmp/t-small.log")"
-m=$(bpftool -j map show pinned /sys/fs/bpf/ksteer/t-small/ksteer_frontends | python3 -c 'import json,sys; print(json.load(sys.stdin)["max_entries"])')
+m=$(bpftool -j map show pinned /sys/fs/bpf/ksteer/t-small/ks_frontends | python3 -c 'import json,sys; print(json.load(sys.stdin)["max_entries"])')
 [ "$m" = 2 ] && ok "map sizes come from flags (--max-frontends 1: 2 entries, two generations)" || bad "map size from flags" "max_entries $m"
 
 # -- a ConfigMap volume: files are symlinks through ..data, swapped by one rename

@@ -65,7 +65,7 @@ a1=$(gstat guard_pass_allowed)
 [ "$r" = connected ] && [ "$a1" -gt "$a0" ] &&
 	ok "cluster1's gateway (an allowed peer) completes the handshake ($((a1 - a0)) packets passed as allowed)" ||
 	bad "peer to 15443" "$r" "allowed $a0 -> $a1"
-bpftool map dump pinned /sys/fs/bpf/ksteer/lab-cluster2-gateway/ksteer_guard_allow >"$tmp/allow" 2>&1 &&
+bpftool map dump pinned /sys/fs/bpf/ksteer/lab-cluster2-gateway/ks_guard_allow >"$tmp/allow" 2>&1 &&
 	grep -q '"prefixlen": 128' "$tmp/allow" && ok "bpftool reads the allowed networks (LPM trie, BTF)" ||
 	bad "bpftool map dump" "$(head -5 "$tmp/allow")"
 
