@@ -11,8 +11,8 @@ agents=()
 on_exit() {
 	for p in "${agents[@]}" "${started_pids[@]}"; do kill "$p" 2>/dev/null; done
 	for p in "${agents[@]}" "${started_pids[@]}"; do wait "$p" 2>/dev/null; done
-	for i in t-child t-parent t-small t-cm t-dns; do "$KSTEER" uninstall --instance $i >/dev/null 2>&1; done
-	rmdir "$base/child/run" "$base/child" "$base/cm" "$base/small" "$base/dns/run" "$base/dns" "$base" 2>/dev/null
+	for i in t-child t-parent t-small t-cm t-dns t-old; do "$KSTEER" uninstall --instance $i >/dev/null 2>&1; done
+	rmdir "$base/child/run" "$base/child" "$base/cm" "$base/old" "$base/small" "$base/dns/run" "$base/dns" "$base" 2>/dev/null
 	ip netns del ksl-agent-test 2>/dev/null
 }
 trap 'on_exit; cleanup' EXIT
@@ -159,4 +159,18 @@ a=$(in_cgroup "$base/child/run" curl -s -m 2 http://10.250.0.1/)
 	ok "uninstall removes links, pins and maps" || bad "uninstall" "$(ls /sys/fs/bpf/ksteer/t-child 2>&1)" "$(bpftool cgroup show "$base/child")"
 a=$(in_cgroup "$base/child/run" curl -s -m 2 http://10.250.0.2/)
 [ "$a" = "backend 18082" ] && ok "the other instance keeps working after uninstall" || bad "other instance after uninstall" "$a"
+
+# -- pins of layout 2 (maps named ksteer_*, cut by the kernel): refused, not adopted;
+# uninstall removes them
+mkdir -p /sys/fs/bpf/ksteer/t-old "$base/old"
+bpftool map create /sys/fs/bpf/ksteer/t-old/ksteer_config type array key 4 value 32 entries 1 name ksteer_config
+bpftool map create /sys/fs/bpf/ksteer/t-old/ksteer_guard_stats type percpu_array key 4 value 8 entries 6 name ksteer_guard_st
+if start_agent t-old ksteer-agent-test/old "$tmp/pc"; then
+	bad "layout 2 pins refused" "the agent started: $(cat "$tmp/t-old.log")"
+else
+	grep -q "have map layout 2 or older" "$tmp/t-old.log" && [ "$(bpftool cgroup show "$base/old" | grep -c connect4)" = 0 ] &&
+		ok "layout 2 pins refused, nothing attached: $(grep -o 'Error: pins.*' "$tmp/t-old.log")" || bad "layout 2 pins refused" "$(cat "$tmp/t-old.log")"
+fi
+"$KSTEER" uninstall --instance t-old >/dev/null
+[ ! -e /sys/fs/bpf/ksteer/t-old ] && ok "uninstall removes layout 2 pins" || bad "uninstall of layout 2 pins" "$(ls /sys/fs/bpf/ksteer/t-old 2>&1)"
 finish

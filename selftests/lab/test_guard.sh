@@ -68,6 +68,9 @@ a1=$(gstat guard_pass_allowed)
 bpftool map dump pinned /sys/fs/bpf/ksteer/lab-cluster2-gateway/ks_guard_allow >"$tmp/allow" 2>&1 &&
 	grep -q '"prefixlen": 128' "$tmp/allow" && ok "bpftool reads the allowed networks (LPM trie, BTF)" ||
 	bad "bpftool map dump" "$(head -5 "$tmp/allow")"
+# by name too: map names fit the kernel's 15 characters (ksteer_guard_stats did not)
+bpftool map dump name ks_guard_stats >"$tmp/gs" 2>&1 && grep -q "key" "$tmp/gs" &&
+	ok "bpftool map dump name ks_guard_stats" || bad "bpftool map dump name ks_guard_stats" "$(head -5 "$tmp/gs")"
 
 # -- upgrade: a new agent swaps its program into the pinned XDP link
 ip netns add ksl-guard-up
