@@ -110,7 +110,8 @@ static int cmd_help(int argc, char **argv)
 
 	if (argc < 2)
 		return cli_usage_all(stdout);
-	snprintf(name, sizeof(name), "%s%s%s", argv[1], argc > 2 ? " " : "", argc > 2 ? argv[2] : "");
+	snprintf(name, sizeof(name), "%s%s%s", argv[1], argc > 2 ? " " : "",
+		 argc > 2 ? argv[2] : "");
 	if (cli_has_help(name))
 		return cli_usage(name, stdout);
 	if (cli_has_help(argv[1]))

@@ -34,7 +34,8 @@ static void check_object(struct bpf_object *obj)
 			fail_msg("%s: map %s is %zu characters, the kernel keeps %d",
 				 bpf_object__name(obj), name, strlen(name), NAME_MAX_LEN);
 		if (strncmp(name, "ks_", 3))
-			fail_msg("%s: map %s: maps are named ks_<noun>", bpf_object__name(obj), name);
+			fail_msg("%s: map %s: maps are named ks_<noun>", bpf_object__name(obj),
+				 name);
 	}
 	bpf_object__for_each_program(p, obj) {
 		const char *name = bpf_program__name(p);
