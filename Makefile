@@ -36,7 +36,7 @@ UNIT_BIN := $(UNIT_SRC:selftests/unit/%.c=$(OUT)/unit/%)
 .SECONDARY: $(BPF_OBJ) $(BPF_OBJ:.bpf.o=.tmp.bpf.o)
 .PHONY: all deps test unit unit-asan cli-test lab-test fuzz demo bench vmlinux clean format
 
-all: ksteer
+all: ksteer $(OUT)/ksteer.1
 
 deps:
 	@scripts/deps.sh
@@ -46,6 +46,11 @@ ksteer: $(OUT)/ksteer
 
 $(OUT)/ksteer: $(AGENT_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The man page (scdoc); the bash completion is doc/ksteer.bash as it is.
+$(OUT)/ksteer.1: doc/ksteer.1.scd
+	@mkdir -p $(@D)
+	scdoc <$< >$@
 
 $(LLHTTP_OBJ): $(OUT)/llhttp/%.o: $(LLHTTP_SRC)/%.c
 	@mkdir -p $(dir $@)
@@ -122,7 +127,7 @@ lab-test: ksteer
 	@set -e; for t in selftests/lab/test_*.sh; do \
 		echo "== $$t"; KSTEER=$(abspath $(OUT)/ksteer) SHARED=$(SHARED) bash $$t; done
 
-cli-test: ksteer
+cli-test: ksteer $(OUT)/ksteer.1
 	@KSTEER=$(abspath $(OUT)/ksteer) SHARED=$(SHARED) bash selftests/cli/run.sh
 
 test:

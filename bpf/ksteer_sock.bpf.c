@@ -15,74 +15,74 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct ks_config);
-} ksteer_config SEC(".maps");
+} ks_config SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, KS_DEF_FRONTENDS * KS_GENERATIONS);
 	__type(key, struct ks_frontend_key);
 	__type(value, struct ks_frontend);
-} ksteer_frontends SEC(".maps");
+} ks_frontends SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, KS_DEF_DESTS * KS_GENERATIONS);
 	__type(key, struct ks_index_key);
 	__type(value, struct ks_dest);
-} ksteer_dests SEC(".maps");
+} ks_dests SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, KS_DEF_BACKENDS * KS_GENERATIONS);
 	__type(key, struct ks_index_key);
 	__type(value, struct ks_backend);
-} ksteer_backends SEC(".maps");
+} ks_backends SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
 	__type(value, struct ks_sock);
-} ksteer_sock SEC(".maps");
+} ks_sock SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct ks_peer_key);
 	__type(value, struct ks_origdst);
-} ksteer_origdst SEC(".maps");
+} ks_origdst SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, KS_STAT_MAX);
 	__type(key, __u32);
 	__type(value, __u64);
-} ksteer_stats SEC(".maps");
+} ks_stats SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
 	__uint(max_entries, KS_SOCKHASH_MAX);
 	__type(key, struct ks_sock_key);
 	__type(value, __u64);
-} ksteer_sockhash SEC(".maps");
+} ks_sockhash SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
 	__uint(max_entries, KS_SOCKHASH_MAX);
 	__type(key, __u64); /* socket cookie */
 	__type(value, __u64);
-} ksteer_splice SEC(".maps");
+} ks_splice SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, KS_SOCKHASH_MAX);
 	__type(key, __u64);
 	__type(value, struct ks_splice);
-} ksteer_splice_peer SEC(".maps");
+} ks_splice_peer SEC(".maps");
 
 static __always_inline void stat_inc(__u32 idx)
 {
-	__u64 *v = bpf_map_lookup_elem(&ksteer_stats, &idx);
+	__u64 *v = bpf_map_lookup_elem(&ks_stats, &idx);
 
 	if (v)
 		*v += 1;
@@ -102,7 +102,7 @@ static __always_inline int route_connect(struct bpf_sock_addr *ctx, struct ks_ad
 	__u32 zero = 0, r, gen;
 	struct bpf_sock *sk;
 
-	cfg = bpf_map_lookup_elem(&ksteer_config, &zero);
+	cfg = bpf_map_lookup_elem(&ks_config, &zero);
 	if (!cfg)
 		return 1;
 	stat_inc(KS_STAT_CONNECT_SEEN);
@@ -116,12 +116,12 @@ static __always_inline int route_connect(struct bpf_sock_addr *ctx, struct ks_ad
 	key.addr = *addr;
 	key.port = *port;
 	key.proto = (__u8)ctx->protocol;
-	fe = bpf_map_lookup_elem(&ksteer_frontends, &key);
+	fe = bpf_map_lookup_elem(&ks_frontends, &key);
 	if (!fe) {
 		stat_inc(KS_STAT_CONNECT_MISS);
 		return 1;
 	}
-	st = bpf_sk_storage_get(&ksteer_sock, ctx->sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	st = bpf_sk_storage_get(&ks_sock, ctx->sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 	if (st) {
 		st->orig_addr = *addr;
 		st->orig_port = *port;
@@ -148,7 +148,7 @@ static __always_inline int route_connect(struct bpf_sock_addr *ctx, struct ks_ad
 		if ((__u32)i >= fe->dest_count)
 			break;
 		dk.index = fe->dest_first + i;
-		d = bpf_map_lookup_elem(&ksteer_dests, &dk);
+		d = bpf_map_lookup_elem(&ks_dests, &dk);
 		if (!d)
 			break;
 		if (!ks_dest_hit(r, d->weight_cum))
@@ -156,7 +156,7 @@ static __always_inline int route_connect(struct bpf_sock_addr *ctx, struct ks_ad
 		if (!d->backend_count)
 			goto no_upstream;
 		dk.index = d->backend_first + bpf_get_prandom_u32() % d->backend_count;
-		be = bpf_map_lookup_elem(&ksteer_backends, &dk);
+		be = bpf_map_lookup_elem(&ks_backends, &dk);
 		if (!be)
 			goto no_upstream;
 		*addr = be->addr;
@@ -185,12 +185,12 @@ static __always_inline int dns_redirect(struct bpf_sock_addr *ctx)
 
 	if (ctx->protocol != IPPROTO_UDP || ctx->user_port != bpf_htons(53))
 		return 0;
-	cfg = bpf_map_lookup_elem(&ksteer_config, &zero);
+	cfg = bpf_map_lookup_elem(&ks_config, &zero);
 	if (!cfg || !cfg->dns_port || !ks_addr_is_v4(&cfg->shim_addr))
 		return 0;
 	if (sk && cfg->self_mark && sk->mark == cfg->self_mark)
 		return 0; /* the agent forwarding upstream */
-	st = bpf_sk_storage_get(&ksteer_sock, ctx->sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	st = bpf_sk_storage_get(&ks_sock, ctx->sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st)
 		return 0;
 	ks_addr_from_v4(&st->orig_addr, ctx->user_ip4);
@@ -213,13 +213,13 @@ int ksteer_sendmsg4(struct bpf_sock_addr *ctx)
 SEC("cgroup/recvmsg4")
 int ksteer_recvmsg4(struct bpf_sock_addr *ctx)
 {
-	struct ks_sock *st = bpf_sk_storage_get(&ksteer_sock, ctx->sk, NULL, 0);
+	struct ks_sock *st = bpf_sk_storage_get(&ks_sock, ctx->sk, NULL, 0);
 	struct ks_config *cfg;
 	__u32 zero = 0;
 
 	if (!st || !(st->flags & KS_SOCK_DNS))
 		return 1;
-	cfg = bpf_map_lookup_elem(&ksteer_config, &zero);
+	cfg = bpf_map_lookup_elem(&ks_config, &zero);
 	if (!cfg || ctx->user_ip4 != cfg->shim_addr.a[3] || ctx->user_port != cfg->dns_port)
 		return 1;
 	ctx->user_ip4 = st->orig_addr.a[3];
@@ -270,7 +270,7 @@ int ksteer_connect6(struct bpf_sock_addr *ctx)
 SEC("cgroup/getpeername4")
 int ksteer_getpeer4(struct bpf_sock_addr *ctx)
 {
-	struct ks_sock *st = bpf_sk_storage_get(&ksteer_sock, ctx->sk, NULL, 0);
+	struct ks_sock *st = bpf_sk_storage_get(&ks_sock, ctx->sk, NULL, 0);
 
 	if (st && (st->flags & KS_SOCK_REWRITTEN) && ks_addr_is_v4(&st->orig_addr)) {
 		ctx->user_ip4 = st->orig_addr.a[3];
@@ -282,7 +282,7 @@ int ksteer_getpeer4(struct bpf_sock_addr *ctx)
 SEC("cgroup/getpeername6")
 int ksteer_getpeer6(struct bpf_sock_addr *ctx)
 {
-	struct ks_sock *st = bpf_sk_storage_get(&ksteer_sock, ctx->sk, NULL, 0);
+	struct ks_sock *st = bpf_sk_storage_get(&ks_sock, ctx->sk, NULL, 0);
 
 	if (st && (st->flags & KS_SOCK_REWRITTEN)) {
 		ctx->user_ip6[0] = st->orig_addr.a[0];
@@ -294,7 +294,7 @@ int ksteer_getpeer6(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
-/* The sockops view of a socket as its ksteer_sockhash key (IPv4 only). */
+/* The sockops view of a socket as its ks_sockhash key (IPv4 only). */
 static __always_inline void sock_key_ops(struct bpf_sock_ops *ops, struct ks_sock_key *k)
 {
 	ks_addr_from_v4(&k->local, ops->local_ip4);
@@ -306,7 +306,7 @@ static __always_inline void sock_key_ops(struct bpf_sock_ops *ops, struct ks_soc
 /*
  * Connections sent to the shim: record their client end so the shim finds the
  * VIP, and, when the agent enables it (ks_config.sockmap), put both ends in
- * ksteer_sockhash: the app's at ACTIVE_ESTABLISHED (this program on the pods'
+ * ks_sockhash: the app's at ACTIVE_ESTABLISHED (this program on the pods'
  * cgroups), the shim's at PASSIVE_ESTABLISHED (on the agent's own cgroup).
  */
 SEC("sockops")
@@ -321,7 +321,7 @@ int ksteer_sockops(struct bpf_sock_ops *ops)
 	__u32 zero = 0;
 
 	if (ops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) {
-		cfg = bpf_map_lookup_elem(&ksteer_config, &zero);
+		cfg = bpf_map_lookup_elem(&ks_config, &zero);
 		/* the shim listens on an IPv6 socket: IPv4 peers arrive v4-mapped, with the
 		 * IPv4 fields filled; a real IPv6 peer has no local_ip4 and never matches */
 		if (!cfg || !cfg->sockmap || !ks_addr_is_v4(&cfg->shim_addr) ||
@@ -329,7 +329,7 @@ int ksteer_sockops(struct bpf_sock_ops *ops)
 		    ops->local_port != bpf_ntohs(cfg->shim_port))
 			return 1;
 		sock_key_ops(ops, &sk_key);
-		if (!bpf_sock_hash_update(ops, &ksteer_sockhash, &sk_key, BPF_NOEXIST))
+		if (!bpf_sock_hash_update(ops, &ks_sockhash, &sk_key, BPF_NOEXIST))
 			stat_inc(KS_STAT_SOCKMAP_ADDED);
 		return 1;
 	}
@@ -338,7 +338,7 @@ int ksteer_sockops(struct bpf_sock_ops *ops)
 	sk = ops->sk;
 	if (!sk)
 		return 1;
-	st = bpf_sk_storage_get(&ksteer_sock, sk, NULL, 0);
+	st = bpf_sk_storage_get(&ks_sock, sk, NULL, 0);
 	if (!st || !(st->flags & KS_SOCK_TO_SHIM))
 		return 1;
 	if (ops->family == AF_INET) {
@@ -353,11 +353,11 @@ int ksteer_sockops(struct bpf_sock_ops *ops)
 	od.addr = st->orig_addr;
 	od.port = st->orig_port;
 	od.frontend_id = st->frontend_id;
-	bpf_map_update_elem(&ksteer_origdst, &key, &od, BPF_ANY);
-	cfg = bpf_map_lookup_elem(&ksteer_config, &zero);
+	bpf_map_update_elem(&ks_origdst, &key, &od, BPF_ANY);
+	cfg = bpf_map_lookup_elem(&ks_config, &zero);
 	if (cfg && cfg->sockmap && ops->family == AF_INET) {
 		sock_key_ops(ops, &sk_key);
-		if (!bpf_sock_hash_update(ops, &ksteer_sockhash, &sk_key, BPF_NOEXIST))
+		if (!bpf_sock_hash_update(ops, &ks_sockhash, &sk_key, BPF_NOEXIST))
 			stat_inc(KS_STAT_SOCKMAP_ADDED);
 	}
 	return 1;
@@ -376,7 +376,7 @@ int ksteer_msg(struct sk_msg_md *msg)
 	struct ks_sock *st = NULL;
 
 	if (msg->sk)
-		st = bpf_sk_storage_get(&ksteer_sock, msg->sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+		st = bpf_sk_storage_get(&ks_sock, msg->sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st) {
 		stat_inc(KS_STAT_SOCKMAP_PLAIN);
 		return SK_PASS;
@@ -389,7 +389,7 @@ int ksteer_msg(struct sk_msg_md *msg)
 	ks_addr_from_v4(&peer.remote, msg->local_ip4);
 	peer.lport = (__u16)bpf_ntohl(msg->remote_port);
 	peer.rport = (__u16)msg->local_port;
-	if (bpf_msg_redirect_hash(msg, &ksteer_sockhash, &peer, BPF_F_INGRESS) == SK_PASS) {
+	if (bpf_msg_redirect_hash(msg, &ks_sockhash, &peer, BPF_F_INGRESS) == SK_PASS) {
 		st->flags |= KS_SOCK_REDIRECTED;
 		stat_inc(KS_STAT_SOCKMAP_REDIRECTED);
 		return SK_PASS;
@@ -403,10 +403,10 @@ int ksteer_msg(struct sk_msg_md *msg)
 
 /* The gateway's splice: a segment from one side goes out of the other, counted. */
 SEC("sk_skb")
-int ksteer_splice_verdict(struct __sk_buff *skb)
+int ksteer_skb(struct __sk_buff *skb)
 {
 	__u64 c = bpf_get_socket_cookie(skb);
-	struct ks_splice *p = bpf_map_lookup_elem(&ksteer_splice_peer, &c);
+	struct ks_splice *p = bpf_map_lookup_elem(&ks_splice_peer, &c);
 
 	if (!p)
 		return SK_PASS; /* not (yet) spliced: user space reads it */
@@ -418,7 +418,7 @@ int ksteer_splice_verdict(struct __sk_buff *skb)
 	 */
 	if (!skb->len)
 		return SK_PASS;
-	if (bpf_sk_redirect_hash(skb, &ksteer_splice, &p->peer, 0) == SK_PASS) {
+	if (bpf_sk_redirect_hash(skb, &ks_splice, &p->peer, 0) == SK_PASS) {
 		__sync_fetch_and_add(&p->bytes, skb->len);
 		stat_inc(KS_STAT_SPLICE_REDIRECTED);
 		return SK_PASS;

@@ -32,25 +32,25 @@ struct {
 	__uint(max_entries, KS_GUARD_MAX_NETS);
 	__type(key, struct ks_lpm_key);
 	__type(value, __u32);
-} ksteer_guard_allow SEC(".maps");
+} ks_guard_allow SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, KS_GUARD_MAX_PORTS);
 	__type(key, __u16); /* host order */
 	__type(value, __u32);
-} ksteer_guard_ports SEC(".maps");
+} ks_guard_ports SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, KS_GUARD_STAT_MAX);
 	__type(key, __u32);
 	__type(value, __u64);
-} ksteer_guard_stats SEC(".maps");
+} ks_guard_stats SEC(".maps");
 
 static __always_inline int verdict(__u32 reason)
 {
-	__u64 *v = bpf_map_lookup_elem(&ksteer_guard_stats, &reason);
+	__u64 *v = bpf_map_lookup_elem(&ks_guard_stats, &reason);
 
 	if (v)
 		*v += 1;
@@ -84,10 +84,10 @@ static __always_inline int judge(struct ks_addr *src, int port)
 
 	if (port < 0)
 		return verdict(KS_GUARD_PASS_TRUNCATED);
-	if (!port || !bpf_map_lookup_elem(&ksteer_guard_ports, &p))
+	if (!port || !bpf_map_lookup_elem(&ks_guard_ports, &p))
 		return verdict(KS_GUARD_PASS_OTHER);
 	key.addr = *src;
-	if (bpf_map_lookup_elem(&ksteer_guard_allow, &key))
+	if (bpf_map_lookup_elem(&ks_guard_allow, &key))
 		return verdict(KS_GUARD_PASS_ALLOWED);
 	return verdict(KS_GUARD_DROP_DENIED);
 }

@@ -13,7 +13,13 @@
 #include <linux/types.h>
 #endif
 
-#define KS_LAYOUT_VERSION 2
+/*
+ * Map names are ks_<noun>: the kernel keeps 15 characters of a map's name
+ * (BPF_OBJ_NAME_LEN), and bpftool finds maps by that name. The pins under
+ * /sys/fs/bpf/ksteer/INSTANCE/ carry the same names. Layout 3 renamed
+ * layout 2's ksteer_* maps (ksteer_guard_stats was cut to ksteer_guard_st).
+ */
+#define KS_LAYOUT_VERSION 3
 
 /* Two generations of policy live side by side; ks_config.active picks one. */
 #define KS_GENERATIONS 2
@@ -30,7 +36,7 @@ struct ks_addr {
 	__be32 a[4];
 };
 
-/* ksteer_frontends: (generation, VIP, port, protocol) -> frontend */
+/* ks_frontends: (generation, VIP, port, protocol) -> frontend */
 struct ks_frontend_key {
 	__u32 gen;
 	struct ks_addr addr;
@@ -54,7 +60,7 @@ struct ks_frontend {
 	__u32 pad;
 };
 
-/* ksteer_dests and ksteer_backends: (generation, index) -> value */
+/* ks_dests and ks_backends: (generation, index) -> value */
 struct ks_index_key {
 	__u32 gen;
 	__u32 index;
@@ -75,7 +81,7 @@ struct ks_backend {
 	__u32 weight; /* endpoint weight, carried; selection is uniform for now */
 };
 
-/* ksteer_config: a single-entry array; the one word an image switch writes. */
+/* ks_config: a single-entry array; the one word an image switch writes. */
 struct ks_config {
 	__u32 layout_version; /* KS_LAYOUT_VERSION of whoever filled the maps */
 	__u32 active; /* generation the programs read, < KS_GENERATIONS */
@@ -83,10 +89,10 @@ struct ks_config {
 	__be16 shim_port;
 	__be16 dns_port; /* pods' UDP/53 goes to shim_addr:dns_port; 0: left alone */
 	__u32 self_mark; /* SO_MARK of the agent's own sockets: never redirected */
-	__u32 sockmap; /* 1: app <-> shim sockets join ksteer_sockhash (sk_msg) */
+	__u32 sockmap; /* 1: app <-> shim sockets join ks_sockhash (sk_msg) */
 };
 
-/* ksteer_origdst: socket cookie -> what the application dialled (for the shim). */
+/* ks_origdst: socket cookie -> what the application dialled (for the shim). */
 struct ks_origdst {
 	struct ks_addr addr;
 	__be16 port;
@@ -94,10 +100,10 @@ struct ks_origdst {
 	__u32 frontend_id;
 };
 
-/* ksteer_sock (socket storage): what a redirected socket dialled, for getpeername */
+/* ks_sock (socket storage): what a redirected socket dialled, for getpeername */
 enum ks_sock_flags {
 	KS_SOCK_REWRITTEN = 1u << 0,
-	KS_SOCK_TO_SHIM = 1u << 1, /* sockops records its 4-tuple in ksteer_origdst */
+	KS_SOCK_TO_SHIM = 1u << 1, /* sockops records its 4-tuple in ks_origdst */
 	KS_SOCK_DNS = 1u << 2, /* UDP/53 sent to the agent's resolver: replies are rewritten */
 	KS_SOCK_PLAIN = 1u << 3, /* its first message found no peer in the sockhash: TCP for life */
 	KS_SOCK_REDIRECTED = 1u << 4, /* its messages go socket to socket (sk_msg) */
@@ -110,14 +116,14 @@ struct ks_sock {
 	__u32 frontend_id;
 };
 
-/* ksteer_origdst key: the client end of a connection to the shim, as the shim sees it */
+/* ks_origdst key: the client end of a connection to the shim, as the shim sees it */
 struct ks_peer_key {
 	struct ks_addr addr;
 	__be16 port;
 	__u16 pad;
 };
 
-/* ksteer_stats: per-CPU array of counters indexed by this enum. */
+/* ks_stats: per-CPU array of counters indexed by this enum. */
 enum ks_stat {
 	KS_STAT_CONNECT_SEEN,
 	KS_STAT_CONNECT_ROUTED,
@@ -126,7 +132,7 @@ enum ks_stat {
 	KS_STAT_CONNECT_MISS,
 	KS_STAT_CONNECT_SELF, /* the agent's own sockets, never redirected */
 	KS_STAT_DNS_REDIRECTED, /* UDP/53 connects and sends sent to the agent's resolver */
-	KS_STAT_SOCKMAP_ADDED, /* app or shim sockets put in ksteer_sockhash by sockops */
+	KS_STAT_SOCKMAP_ADDED, /* app or shim sockets put in ks_sockhash by sockops */
 	KS_STAT_SOCKMAP_REDIRECTED, /* messages handed socket to socket by sk_msg */
 	KS_STAT_SOCKMAP_PLAIN, /* messages that went through TCP: no peer when the flow began */
 	KS_STAT_SPLICE_REDIRECTED, /* gateway: segments sent socket to socket by sk_skb */
@@ -135,7 +141,7 @@ enum ks_stat {
 };
 
 /*
- * ksteer_sockhash: the two ends of each app <-> shim connection on a node, keyed
+ * ks_sockhash: the two ends of each app <-> shim connection on a node, keyed
  * by the socket's own 4-tuple (IPv4 as ::ffff:); sk_msg hands a message to the
  * peer's receive queue, skipping TCP/IP.
  */
@@ -147,7 +153,7 @@ struct ks_sock_key {
 #define KS_SOCKHASH_MAX 65536
 
 /*
- * The gateway's splice: both sockets of a passthrough tunnel in ksteer_splice
+ * The gateway's splice: both sockets of a passthrough tunnel in ks_splice
  * (a SOCKHASH keyed by socket cookie); an sk_skb verdict sends each side's
  * bytes out of the other and counts them, so half-closes are passed on only
  * once every byte before them has been queued.
@@ -158,8 +164,8 @@ struct ks_splice {
 };
 
 /*
- * The XDP guard (ksteer_xdp.bpf.c): packets to a guarded port (ksteer_guard_ports)
- * from a source outside every allowed network (ksteer_guard_allow, an LPM trie
+ * The XDP guard (ksteer_xdp.bpf.c): packets to a guarded port (ks_guard_ports)
+ * from a source outside every allowed network (ks_guard_allow, an LPM trie
  * over ks_addr: IPv4 as ::ffff:a.b.c.d/96+len) are dropped; everything else passes.
  */
 struct ks_lpm_key {

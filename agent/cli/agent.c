@@ -6,7 +6,6 @@
  * and answers `ksteer apply` and `ksteer status` on a root-only socket.
  */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -183,30 +182,15 @@ int cmd_agent(int argc, char **argv)
 			so->sni_local = !strcmp(optarg, "local");
 			break;
 		default:
-			fprintf(stderr, "Usage: ksteer agent --policy DIR --cgroup PATH --instance NAME "
-					"[-n NS] [--self-mark N] [--max-frontends N] [--max-dests N] "
-					"[--max-backends N] [--ready-file PATH] [--netns NAME]\n"
-					"       [--shim ADDR] [--inbound] [--gateway] [--gateway-labels K=V,..]\n"
-					"       [--ca DIR] [--trust-domain TD] [--cert-ttl DUR] "
-					"[--sni-form global|local]\n"
-					"       [--no-dns] [--dns-upstream ADDR] [--limit NAME=VALUE]...\n"
-					"       [--xdp-dev IFNAME]... [--xdp-mode auto|native|generic] "
-					"[--allow CIDR]... [--guard-port N]...\n"
-					"       [--sockmap on|off] [--splice on|off]\n");
-			return 2;
+			return cli_usage("agent", stderr);
 		}
 	}
 	if (!opt.policy_dir || !o->cgroup || !opt.instance) {
 		fprintf(stderr, "Error: --policy, --cgroup and --instance are required\n");
-		return 2;
+		return cli_usage("agent", stderr);
 	}
-	for (const char *q = opt.instance; *q; q++)
-		if (!isalnum((unsigned char)*q) && *q != '-' && *q != '_') {
-			fprintf(stderr, "Error: --instance %s: letters, digits, '-' and '_' only (it "
-					"names a bpffs directory)\n",
-				opt.instance);
-			return 2;
-		}
+	if (cli_instance_check(opt.instance))
+		return 2;
 	{
 		char s6[64];
 
@@ -281,27 +265,66 @@ static int ctl_request(const char *instance, const char *head, const char *body,
 	return err ? 1 : 0;
 }
 
-int cmd_status(int argc, char **argv)
+/*
+ * The clients' options: -i/--instance NAME everywhere, -f/--filename for apply;
+ * positional words after them. Returns the index of the first positional, or -1
+ * after a usage error was printed.
+ */
+static int client_opts(int argc, char **argv, const char *cmd, const char **instance,
+		       const char **file)
 {
-	if (argc != 3 || strcmp(argv[1], "--instance")) {
-		fprintf(stderr, "Usage: ksteer status --instance NAME\n");
-		return 2;
+	/* --filename first: the commands without a file skip it */
+	static const struct option opts[] = {
+		{ "filename", required_argument, NULL, 'f' },
+		{ "instance", required_argument, NULL, 'i' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, file ? "i:f:" : "i:", file ? opts : opts + 1, NULL)) !=
+	       -1) {
+		if (c == 'i')
+			*instance = optarg;
+		else if (c == 'f' && file)
+			*file = optarg;
+		else
+			return cli_usage(cmd, stderr), -1;
 	}
-	return ctl_request(argv[2], "status\n", NULL, 0);
+	if (!*instance || (file && !*file)) {
+		fprintf(stderr, "Error: %s needed\n", *instance ? "-f FILE" : "-i NAME");
+		return cli_usage(cmd, stderr), -1;
+	}
+	if (cli_instance_check(*instance))
+		return -1;
+	return optind;
 }
 
-/* ksteer sockmap|splice --instance NAME on|off: one switch for new connections */
+int cmd_status(int argc, char **argv)
+{
+	const char *instance = NULL;
+	int i = client_opts(argc, argv, "status", &instance, NULL);
+
+	if (i < 0)
+		return 2;
+	if (i != argc)
+		return cli_usage("status", stderr);
+	return ctl_request(instance, "status\n", NULL, 0);
+}
+
+/* ksteer sockmap|splice -i NAME on|off: one switch for new connections */
 int cmd_switch(int argc, char **argv)
 {
+	const char *instance = NULL;
+	int i = client_opts(argc, argv, argv[0], &instance, NULL);
 	char req[32];
 
-	if (argc != 4 || strcmp(argv[1], "--instance") ||
-	    (strcmp(argv[3], "on") && strcmp(argv[3], "off"))) {
-		fprintf(stderr, "Usage: ksteer %s --instance NAME on|off\n", argv[0]);
+	if (i < 0)
 		return 2;
-	}
-	snprintf(req, sizeof(req), "%s %s\n", argv[0], argv[3]);
-	return ctl_request(argv[2], req, NULL, 0);
+	if (i != argc - 1 || (strcmp(argv[i], "on") && strcmp(argv[i], "off")))
+		return cli_usage(argv[0], stderr);
+	snprintf(req, sizeof(req), "%s %s\n", argv[0], argv[i]);
+	return ctl_request(instance, req, NULL, 0);
 }
 
 int cmd_apply(int argc, char **argv)
@@ -309,21 +332,12 @@ int cmd_apply(int argc, char **argv)
 	const char *instance = NULL, *file = NULL, *base;
 	char head[512], *body = NULL;
 	size_t len = 0;
-	int c, rc;
+	int i = client_opts(argc, argv, "apply", &instance, &file), rc;
 
-	optind = 1;
-	while ((c = getopt(argc, argv, "i:f:")) != -1) {
-		if (c == 'i')
-			instance = optarg;
-		else if (c == 'f')
-			file = optarg;
-		else
-			return 2;
-	}
-	if (!instance || !file) {
-		fprintf(stderr, "Usage: ksteer apply -i INSTANCE -f FILE\n");
+	if (i < 0)
 		return 2;
-	}
+	if (i != argc)
+		return cli_usage("apply", stderr);
 	if (read_input(file, &body, &len))
 		return 1;
 	base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
@@ -335,17 +349,18 @@ int cmd_apply(int argc, char **argv)
 
 int cmd_uninstall(int argc, char **argv)
 {
-	int err;
+	const char *instance = NULL;
+	int i = client_opts(argc, argv, "uninstall", &instance, NULL), err;
 
-	if (argc != 3 || strcmp(argv[1], "--instance")) {
-		fprintf(stderr, "Usage: ksteer uninstall --instance NAME\n");
+	if (i < 0)
 		return 2;
-	}
-	err = dp_uninstall(argv[2]);
+	if (i != argc)
+		return cli_usage("uninstall", stderr);
+	err = dp_uninstall(instance);
 	if (err) {
-		fprintf(stderr, "Error: uninstall %s: %s\n", argv[2], strerror(-err));
+		fprintf(stderr, "Error: uninstall %s: %s\n", instance, strerror(-err));
 		return 1;
 	}
-	printf("instance %s: links, maps and pins removed\n", argv[2]);
+	printf("instance %s: links, maps and pins removed\n", instance);
 	return 0;
 }

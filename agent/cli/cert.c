@@ -14,16 +14,13 @@
 #include "../policy/decode.h"
 #include "cli.h"
 
-static int usage(void)
+/* the subcommand's usage when there is one, else every cert usage */
+static int usage(const char *sub)
 {
-	fprintf(stderr,
-		"Usage: ksteer cert root --out DIR [--days N]\n"
-		"       ksteer cert intermediate --root DIR --out DIR --cluster NAME [--days N]\n"
-		"       ksteer cert mint --ca DIR --ns NS --sa SA --out DIR [--trust-domain TD]\n"
-		"                        [--ttl DUR] [--valid-from OFFSET]   (OFFSET e.g. -48h)\n"
-		"mint writes DIR/key.pem, DIR/cert.pem (the workload certificate) and\n"
-		"DIR/cert-chain.pem (it and the intermediate), as a workload presents them.\n");
-	return 2;
+	char name[64];
+
+	snprintf(name, sizeof(name), "cert %s", sub);
+	return cli_usage(cli_has_help(name) ? name : "cert", stderr);
 }
 
 static int duration_s(const char *s, long *out)
@@ -88,7 +85,7 @@ int cmd_cert(int argc, char **argv)
 			if (duration_s(optarg, &ttl) || ttl <= 0) {
 				fprintf(stderr, "Error: --ttl %s: not a positive duration\n",
 					optarg);
-				return 2;
+				return usage(sub);
 			}
 			break;
 		case 'v':
@@ -98,17 +95,17 @@ int cmd_cert(int argc, char **argv)
 			}
 			break;
 		default:
-			return usage();
+			return usage(sub);
 		}
 	}
 	if (!out)
-		return usage();
+		return usage(sub);
 	mkdir(out, 0755);
 	if (!strcmp(sub, "root"))
 		return id_root_create(out, days) ? 1 : 0;
 	if (!strcmp(sub, "intermediate")) {
 		if (!root || !cluster)
-			return usage();
+			return usage(sub);
 		return id_intermediate_create(root, out, cluster, days) ? 1 : 0;
 	}
 	if (!strcmp(sub, "mint")) {
@@ -118,7 +115,7 @@ int cmd_cert(int argc, char **argv)
 		int err;
 
 		if (!ca_dir || !ns || !sa)
-			return usage();
+			return usage(sub);
 		if (id_ca_load(&ca, ca_dir)) {
 			fprintf(stderr, "Error: %s: not a CA in Istio's plug-in layout\n", ca_dir);
 			return 1;
@@ -136,5 +133,5 @@ int cmd_cert(int argc, char **argv)
 		id_ca_free(&ca);
 		return err ? 1 : 0;
 	}
-	return usage();
+	return usage(sub);
 }

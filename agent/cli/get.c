@@ -139,26 +139,32 @@ int cmd_get(int argc, char **argv)
 	uint32_t zero = 0;
 	json_t *list;
 
-	optind = 2;
-	while ((c = getopt(argc, argv, "i:o:")) != -1) {
+	static const struct option opts[] = {
+		{ "instance", required_argument, NULL, 'i' },
+		{ "output", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+
+	/* the options before or after what to get: get -i NAME stats, get stats -i NAME */
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "i:o:", opts, NULL)) != -1) {
 		if (c == 'i')
 			instance = optarg;
-		else if (c == 'o')
+		else if (c == 'o' && (!strcmp(optarg, "text") || !strcmp(optarg, "json")))
 			out = optarg;
 		else
-			return 2;
+			return cli_usage("get", stderr);
 	}
-	what = argc > 1 ? argv[1] : "";
+	what = optind == argc - 1 ? argv[optind] : "";
 	if (!instance || (strcmp(what, "frontends") && strcmp(what, "routes") &&
-			  strcmp(what, "endpoints") && strcmp(what, "stats"))) {
-		fprintf(stderr, "Usage: ksteer get frontends|routes|endpoints|stats -i INSTANCE "
-				"[-o json]\n");
+			  strcmp(what, "endpoints") && strcmp(what, "stats")))
+		return cli_usage("get", stderr);
+	if (cli_instance_check(instance))
 		return 2;
-	}
 	if (dp_open_pinned(instance, fds))
 		return 1;
 	if (bpf_map_lookup_elem(fds[DP_CONFIG], &zero, &cfg)) {
-		fprintf(stderr, "Error: read ksteer_config: %s\n", strerror(errno));
+		fprintf(stderr, "Error: read ks_config: %s\n", strerror(errno));
 		goto out;
 	}
 	if (!strcmp(what, "stats")) {
@@ -181,7 +187,7 @@ int cmd_get(int argc, char **argv)
 			char path[PATH_MAX];
 			int gfd;
 
-			snprintf(path, sizeof(path), "%s/%s/ksteer_guard_stats", KS_PIN_ROOT, instance);
+			snprintf(path, sizeof(path), "%s/%s/ks_guard_stats", KS_PIN_ROOT, instance);
 			gfd = bpf_obj_get(path);
 			if (gfd >= 0) {
 				add_counters(j, gfd, gnames, KS_GUARD_STAT_MAX, v, ncpu, out);

@@ -11,41 +11,16 @@
 #include "../lab/lab.h"
 #include "cli.h"
 
-static int usage(FILE *f)
-{
-	fprintf(f, "Usage: ksteer COMMAND [ARGS]\n"
-		   "\n"
-		   "Commands:\n"
-		   "  check [-n NS] [--strict] [-o text|json] -f PATH...\n"
-		   "          validate Istio/Kubernetes YAML (files, directories, - for stdin)\n"
-		   "          and print the compiled plan; exit 0 valid, 1 invalid\n"
-		   "  agent --policy DIR --cgroup PATH --instance NAME [...]\n"
-		   "          load, attach and feed the datapath; watch DIR\n"
-		   "  apply -i INSTANCE -f FILE   hand a policy file to a running agent\n"
-		   "  status --instance NAME      the agent's state\n"
-		   "  get frontends|routes|endpoints|stats -i INSTANCE [-o json]\n"
-		   "          read the pinned maps (works while the agent is down)\n"
-		   "  uninstall --instance NAME   remove every link, pin and map of an instance\n"
-		   "  sockmap --instance NAME on|off   app <-> shim sockets in the kernel, new connections\n"
-		   "  splice --instance NAME on|off    gateway tunnels in the kernel, new tunnels\n"
-		   "  cert root|intermediate|mint ...\n"
-		   "          identity material in Istio's plug-in layout; workload certs by hand\n"
-		   "  lab up [-f LABFILE] [--cert-ttl DUR] [--sni-form global|local]\n"
-		   "         [--no-guard] [--no-sockmap] [--no-splice]\n"
-		   "      | apply CLUSTER [-n NS] [-l SEL] -f FILE | exec CLUSTER NS/NAME -- CMD\n"
-		   "      | env | status [-o json] | down\n"
-		   "          clusters of network namespaces on this machine\n"
-		   "  version print the version and the map layout version\n"
-		   "  help    this text\n");
-	return f == stderr ? 2 : 0;
-}
+#ifndef KSTEER_VERSION
+#define KSTEER_VERSION "0.1"
+#endif
 
 static int cmd_check(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "namespace", required_argument, NULL, 'n' }, { "filename", required_argument, NULL, 'f' },
 		{ "output", required_argument, NULL, 'o' },    { "strict", no_argument, NULL, 's' },
-		{ "quiet", no_argument, NULL, 'q' },           { "help", no_argument, NULL, 'h' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *ns = NULL, *out = "text";
@@ -56,7 +31,7 @@ static int cmd_check(int argc, char **argv)
 	struct plan plan;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "n:f:o:qh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:f:o:q", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			ns = optarg;
@@ -72,7 +47,7 @@ static int cmd_check(int argc, char **argv)
 			out = optarg;
 			if (strcmp(out, "text") && strcmp(out, "json")) {
 				fprintf(stderr, "Error: -o takes text or json\n");
-				return 2;
+				return cli_usage("check", stderr);
 			}
 			break;
 		case 's':
@@ -82,16 +57,14 @@ static int cmd_check(int argc, char **argv)
 			quiet = 1;
 			break;
 		default:
-			fprintf(stderr,
-				"Usage: ksteer check [-n NS] [--strict] [-q] [-o text|json] -f PATH...\n");
-			return c == 'h' ? 0 : 2;
+			return cli_usage("check", stderr);
 		}
 	}
 	for (; optind < argc && npaths < 256; optind++)
 		paths[npaths++] = argv[optind];
 	if (!npaths) {
 		fprintf(stderr, "Error: no input: give -f FILE, -f DIR or -f -\n");
-		return 2;
+		return cli_usage("check", stderr);
 	}
 	policy_init(&p, &diag, ns);
 	for (int i = 0; i < npaths; i++)
@@ -126,15 +99,44 @@ static int cmd_version(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
-	printf("ksteer 0.1 (map layout %d)\n", KS_LAYOUT_VERSION);
+	printf("ksteer %s (map layout %d)\n", KSTEER_VERSION, KS_LAYOUT_VERSION);
 	return 0;
 }
 
+/* ksteer help [COMMAND [SUBCOMMAND]] */
 static int cmd_help(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	return usage(stdout);
+	char name[64];
+
+	if (argc < 2)
+		return cli_usage_all(stdout);
+	snprintf(name, sizeof(name), "%s%s%s", argv[1], argc > 2 ? " " : "",
+		 argc > 2 ? argv[2] : "");
+	if (cli_has_help(name))
+		return cli_usage(name, stdout);
+	if (cli_has_help(argv[1]))
+		return cli_usage(argv[1], stdout);
+	fprintf(stderr, "Error: unknown command \"%s\"\n", argv[1]);
+	return cli_usage_all(stderr);
+}
+
+/*
+ * -h, --help and --version anywhere before a "--" answer for the command (or
+ * its subcommand, "lab up --help") without parsing the rest; -1 when absent.
+ */
+static int help_asked(int argc, char **argv)
+{
+	char name[64];
+
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		if (!strcmp(argv[i], "--version"))
+			return cmd_version(0, NULL);
+		if (strcmp(argv[i], "-h") && strcmp(argv[i], "--help"))
+			continue;
+		snprintf(name, sizeof(name), "%s %s", argv[0], argc > 1 ? argv[1] : "");
+		return cli_usage(cli_has_help(name) ? name : argv[0], stdout);
+	}
+	return -1;
 }
 
 static const struct cmd {
@@ -158,16 +160,26 @@ static const struct cmd {
 
 int main(int argc, char **argv)
 {
-	if (argc < 2)
-		return usage(stderr);
-	if (!strcmp(argv[1], "-v")) {
+	int rc;
+
+	if (argc >= 2 && !strcmp(argv[1], "-v")) {
 		log_level = LOG_DEBUG;
 		argv++;
 		argc--;
 	}
-	for (size_t i = 0; argc >= 2 && i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		if (!strcmp(argv[1], cmds[i].name))
-			return cmds[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "Error: unknown command \"%s\"\n", argc >= 2 ? argv[1] : "");
-	return usage(stderr);
+	if (argc < 2)
+		return cli_usage_all(stderr);
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
+		return cli_usage_all(stdout);
+	if (!strcmp(argv[1], "--version"))
+		return cmd_version(0, NULL);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strcmp(argv[1], cmds[i].name))
+			continue;
+		if (cmds[i].fn != lab_serve && (rc = help_asked(argc - 1, argv + 1)) >= 0)
+			return rc;
+		return cmds[i].fn(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "Error: unknown command \"%s\"\n", argv[1]);
+	return cli_usage_all(stderr);
 }

@@ -20,9 +20,9 @@
 #include "ksteer_sock.skel.h"
 
 const char *const dp_map_names[DP_MAPS] = {
-	[DP_CONFIG] = "ksteer_config",	 [DP_FRONTENDS] = "ksteer_frontends",
-	[DP_DESTS] = "ksteer_dests",	 [DP_BACKENDS] = "ksteer_backends",
-	[DP_STATS] = "ksteer_stats",	 [DP_ORIGDST] = "ksteer_origdst",
+	[DP_CONFIG] = "ks_config",   [DP_FRONTENDS] = "ks_frontends",
+	[DP_DESTS] = "ks_dests",     [DP_BACKENDS] = "ks_backends",
+	[DP_STATS] = "ks_stats",     [DP_ORIGDST] = "ks_origdst",
 };
 
 static const struct {
@@ -151,9 +151,9 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 static struct bpf_map *skel_map(struct ksteer_sock *s, enum dp_map m)
 {
 	struct bpf_map *maps[DP_MAPS] = {
-		[DP_CONFIG] = s->maps.ksteer_config,	 [DP_FRONTENDS] = s->maps.ksteer_frontends,
-		[DP_DESTS] = s->maps.ksteer_dests,	 [DP_BACKENDS] = s->maps.ksteer_backends,
-		[DP_STATS] = s->maps.ksteer_stats,	 [DP_ORIGDST] = s->maps.ksteer_origdst,
+		[DP_CONFIG] = s->maps.ks_config, [DP_FRONTENDS] = s->maps.ks_frontends,
+		[DP_DESTS] = s->maps.ks_dests,   [DP_BACKENDS] = s->maps.ks_backends,
+		[DP_STATS] = s->maps.ks_stats,   [DP_ORIGDST] = s->maps.ks_origdst,
 	};
 
 	return maps[m];
@@ -175,23 +175,38 @@ static int pinned_max_entries(const char *path, uint32_t *max)
 	return 0;
 }
 
+/* Pins of another map layout are refused, not adopted: their programs would read them wrong. */
 static int check_layout(const char *pin_dir)
 {
 	char path[PATH_MAX + 32];
+	struct bpf_map_info info = { 0 };
+	uint32_t zero = 0, len = sizeof(info);
 	struct ks_config cfg;
-	uint32_t zero = 0;
 	int fd, err;
 
+	/* layouts 1 and 2 named their maps ksteer_*: the name alone tells */
 	snprintf(path, sizeof(path), "%s/ksteer_config", pin_dir);
+	if (!access(path, F_OK)) {
+		pr_warn("Error: pins in %s have map layout 2 or older (ksteer_* maps), this agent "
+			"has %u: run 'ksteer uninstall' first\n",
+			pin_dir, KS_LAYOUT_VERSION);
+		return -EPROTO;
+	}
+	snprintf(path, sizeof(path), "%s/ks_config", pin_dir);
 	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
-	err = bpf_map_lookup_elem(fd, &zero, &cfg);
+	memset(&cfg, 0, sizeof(cfg));
+	err = bpf_obj_get_info_by_fd(fd, &info, &len);
+	/* a config of another size is another layout: not read into this one's struct */
+	if (!err && info.value_size == sizeof(cfg) && bpf_map_lookup_elem(fd, &zero, &cfg))
+		err = -errno;
 	close(fd);
 	if (err)
-		return -errno;
-	if (cfg.layout_version && cfg.layout_version != KS_LAYOUT_VERSION) {
-		pr_warn("Error: pins in %s have map layout %u, this agent has %u: run "
+		return err;
+	if (info.value_size != sizeof(cfg) ||
+	    (cfg.layout_version && cfg.layout_version != KS_LAYOUT_VERSION)) {
+		pr_warn("Error: pins in %s have another map layout (%u), this agent has %u: run "
 			"'ksteer uninstall' first\n",
 			pin_dir, cfg.layout_version, KS_LAYOUT_VERSION);
 		return -EPROTO;
@@ -218,7 +233,7 @@ static void self_cgroup(char *buf, size_t len)
 /* Detaches whatever sk_msg program the pinned sockhash carries. */
 static void sockmap_detach(struct datapath *dp)
 {
-	int mfd = bpf_map__fd(dp->skel->maps.ksteer_sockhash);
+	int mfd = bpf_map__fd(dp->skel->maps.ks_sockhash);
 	__u32 ids[4], n = 4;
 	LIBBPF_OPTS(bpf_prog_query_opts, q, .prog_ids = ids, .prog_cnt = n);
 
@@ -235,7 +250,7 @@ static void sockmap_detach(struct datapath *dp)
 }
 
 /*
- * sockmap between apps and the shim: sk_msg on ksteer_sockhash, and sockops on the
+ * sockmap between apps and the shim: sk_msg on ks_sockhash, and sockops on the
  * agent's own cgroup for the shim's accepted sockets. Returns 1 when on.
  */
 static uint32_t sockmap_setup(struct datapath *dp, const struct dp_opts *o)
@@ -259,7 +274,7 @@ static uint32_t sockmap_setup(struct datapath *dp, const struct dp_opts *o)
 		goto off;
 	}
 	if (bpf_prog_attach(bpf_program__fd(dp->skel->progs.ksteer_msg),
-			    bpf_map__fd(dp->skel->maps.ksteer_sockhash), BPF_SK_MSG_VERDICT, 0)) {
+			    bpf_map__fd(dp->skel->maps.ks_sockhash), BPF_SK_MSG_VERDICT, 0)) {
 		dp->sockmap = "off (attaching sk_msg failed)";
 		goto off;
 	}
@@ -289,7 +304,7 @@ off:
 	return 0;
 }
 
-/* The gateway's splice: sk_skb verdict on ksteer_splice. */
+/* The gateway's splice: sk_skb verdict on ks_splice. */
 static void splice_setup(struct datapath *dp, const struct dp_opts *o)
 {
 	dp->splice_fd = dp->splice_peer_fd = -1;
@@ -300,14 +315,14 @@ static void splice_setup(struct datapath *dp, const struct dp_opts *o)
 		dp->splice = "off (the kernel lacks BPF_PROG_TYPE_SK_SKB)";
 		return;
 	}
-	if (bpf_prog_attach(bpf_program__fd(dp->skel->progs.ksteer_splice_verdict),
-			    bpf_map__fd(dp->skel->maps.ksteer_splice), BPF_SK_SKB_VERDICT, 0)) {
+	if (bpf_prog_attach(bpf_program__fd(dp->skel->progs.ksteer_skb),
+			    bpf_map__fd(dp->skel->maps.ks_splice), BPF_SK_SKB_VERDICT, 0)) {
 		dp->splice = "off (attaching the sk_skb verdict failed)";
 		pr_warn("splice: attach sk_skb verdict: %s\n", strerror(errno));
 		return;
 	}
-	dp->splice_fd = bpf_map__fd(dp->skel->maps.ksteer_splice);
-	dp->splice_peer_fd = bpf_map__fd(dp->skel->maps.ksteer_splice_peer);
+	dp->splice_fd = bpf_map__fd(dp->skel->maps.ks_splice);
+	dp->splice_peer_fd = bpf_map__fd(dp->skel->maps.ks_splice_peer);
 	dp->splice = "on";
 }
 
@@ -377,10 +392,10 @@ int dp_open(struct datapath *dp, const struct dp_opts *o)
 		bpf_map__set_pin_path(m, path);
 	}
 	/* the sk storage map is private to the programs: pinned too, so all agents agree */
-	snprintf(path, sizeof(path), "%s/ksteer_sock", dp->pin_dir);
-	bpf_map__set_pin_path(dp->skel->maps.ksteer_sock, path);
-	snprintf(path, sizeof(path), "%s/ksteer_sockhash", dp->pin_dir);
-	bpf_map__set_pin_path(dp->skel->maps.ksteer_sockhash, path);
+	snprintf(path, sizeof(path), "%s/ks_sock", dp->pin_dir);
+	bpf_map__set_pin_path(dp->skel->maps.ks_sock, path);
+	snprintf(path, sizeof(path), "%s/ks_sockhash", dp->pin_dir);
+	bpf_map__set_pin_path(dp->skel->maps.ks_sockhash, path);
 
 	err = ksteer_sock__load(dp->skel);
 	if (err) {
@@ -404,7 +419,7 @@ int dp_open(struct datapath *dp, const struct dp_opts *o)
 	splice_setup(dp, o);
 	if (bpf_map_update_elem(dp->fds[DP_CONFIG], &zero, &cfg, BPF_ANY)) {
 		err = -errno;
-		pr_warn("Error: write ksteer_config: %s\n", strerror(errno));
+		pr_warn("Error: write ks_config: %s\n", strerror(errno));
 		goto fail;
 	}
 
@@ -570,40 +585,27 @@ out:
 	return err;
 }
 
+/* Every pin of an instance, of this layout and older: ks_* (ksteer_* up to 2) and link_* */
 static int rm_pins(const char *dir)
 {
-	static const char *const extra[] = { "ksteer_sock", "link_connect4", "link_connect6",
-					     "link_getpeer4", "link_getpeer6", "link_sockops",
-					     "link_sendmsg4", "link_recvmsg4", "ksteer_sockhash",
-					     "link_sockops_self" };
+	static const char *const prefixes[] = { "ks_", "ksteer_", "link_" };
 	char path[PATH_MAX + 64];
+	DIR *d = opendir(dir);
+	struct dirent *e;
 	int err = 0;
 
-	for (int i = 0; i < DP_MAPS; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, dp_map_names[i]);
-		if (unlink(path) && errno != ENOENT)
-			err = -errno;
-	}
-	for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, extra[i]);
-		if (unlink(path) && errno != ENOENT)
-			err = -errno;
-	}
-	{
-		/* the XDP guard's: its maps and one link per device */
-		DIR *d = opendir(dir);
-		struct dirent *e;
-
-		while (d && (e = readdir(d)))
-			if (!strncmp(e->d_name, "ksteer_guard_", 13) ||
-			    !strncmp(e->d_name, "link_xdp_", 9)) {
-				snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-				if (unlink(path) && errno != ENOENT)
-					err = -errno;
-			}
-		if (d)
-			closedir(d);
-	}
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((e = readdir(d)))
+		for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+			if (strncmp(e->d_name, prefixes[i], strlen(prefixes[i])))
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			if (unlink(path) && errno != ENOENT)
+				err = -errno;
+			break;
+		}
+	closedir(d);
 	if (rmdir(dir) && errno != ENOENT)
 		err = -errno;
 	return err;

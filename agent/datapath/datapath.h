@@ -23,7 +23,7 @@ struct dp_opts {
 	struct ks_addr shim_addr;
 	uint16_t shim_port; /* host order */
 	uint16_t dns_port; /* host order; 0: pods' DNS is left alone */
-	bool sockmap; /* join app <-> shim sockets in ksteer_sockhash (sk_msg) when the kernel can */
+	bool sockmap; /* join app <-> shim sockets in ks_sockhash (sk_msg) when the kernel can */
 	bool splice; /* gateway tunnels joined in the kernel (sk_skb) when the kernel can */
 };
 
@@ -35,7 +35,7 @@ struct datapath {
 	bool adopted; /* the links were already pinned: programs replaced in place */
 	const char *sockmap; /* "on", or why it is off */
 	const char *splice; /* "on", or why it is off */
-	int splice_fd, splice_peer_fd; /* ksteer_splice, ksteer_splice_peer; -1 when off */
+	int splice_fd, splice_peer_fd; /* ks_splice, ks_splice_peer; -1 when off */
 	int fds[DP_MAPS];
 	uint32_t max[DP_MAPS];
 };
@@ -49,7 +49,7 @@ int dp_set_sockmap(struct datapath *dp, bool on);
 int cgroup2_mount(char *buf, size_t len);
 int bpffs_ensure(void);
 int dp_open(struct datapath *dp, const struct dp_opts *o);
-/* Writes the image into the inactive generation, then flips ksteer_config.active. */
+/* Writes the image into the inactive generation, then flips ks_config.active. */
 int dp_apply(struct datapath *dp, const struct c_image *img, uint32_t *gen_out);
 void dp_close(struct datapath *dp);
 /* Removes every link, pin and map of an instance. */

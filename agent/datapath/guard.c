@@ -56,7 +56,7 @@ int guard_open(struct guard *g, const char *instance, const char *const *devs, u
 	       const char *mode)
 {
 	struct bpf_map *maps[3];
-	const char *names[3] = { "ksteer_guard_allow", "ksteer_guard_ports", "ksteer_guard_stats" };
+	const char *names[3] = { "ks_guard_allow", "ks_guard_ports", "ks_guard_stats" };
 	char path[PATH_MAX + 64];
 	int err;
 
@@ -74,9 +74,9 @@ int guard_open(struct guard *g, const char *instance, const char *const *devs, u
 	g->skel = ksteer_xdp__open();
 	if (!g->skel)
 		return -errno;
-	maps[0] = g->skel->maps.ksteer_guard_allow;
-	maps[1] = g->skel->maps.ksteer_guard_ports;
-	maps[2] = g->skel->maps.ksteer_guard_stats;
+	maps[0] = g->skel->maps.ks_guard_allow;
+	maps[1] = g->skel->maps.ks_guard_ports;
+	maps[2] = g->skel->maps.ks_guard_stats;
 	for (int i = 0; i < 3; i++) {
 		snprintf(path, sizeof(path), "%s/%s", g->pin_dir, names[i]);
 		bpf_map__set_pin_path(maps[i], path); /* reused when there: counters survive */
@@ -207,9 +207,9 @@ int guard_apply(struct guard *g, const struct plan *plan, const struct guard_cfg
 					nn++;
 		}
 	}
-	err = sync_keys(bpf_map__fd(g->skel->maps.ksteer_guard_allow), nets, nn, sizeof(*nets));
+	err = sync_keys(bpf_map__fd(g->skel->maps.ks_guard_allow), nets, nn, sizeof(*nets));
 	if (!err)
-		err = sync_keys(bpf_map__fd(g->skel->maps.ksteer_guard_ports), ports, np,
+		err = sync_keys(bpf_map__fd(g->skel->maps.ks_guard_ports), ports, np,
 				sizeof(ports[0]));
 	free(nets);
 	if (err) {

@@ -510,7 +510,7 @@ static int lab_up(int argc, char **argv)
 		else if (c == 'l' && n_limits < 16 && !shim_limit_set(&(struct shim_limits){0}, optarg))
 			limits[n_limits++] = optarg;
 		else
-			return 2;
+			return cli_usage("lab up", stderr);
 	if (lab_init(&lab))
 		return 1;
 	if (lab.st) {
@@ -1171,12 +1171,10 @@ static int lab_apply(int argc, char **argv)
 		else if (opt == 'f')
 			file = optarg;
 		else
-			return 2;
+			return cli_usage("lab apply", stderr);
 	}
-	if (argc < 3 || !file) {
-		fprintf(stderr, "Usage: ksteer lab apply CLUSTER [-n NS] [-l SELECTOR] -f FILE|-\n");
-		return 2;
-	}
+	if (argc < 3 || !file)
+		return cli_usage("lab apply", stderr);
 	if (lab_open(&lab))
 		return 1;
 	c = find_cluster(&lab, argv[2]);
@@ -1368,10 +1366,8 @@ static int lab_exec(int argc, char **argv)
 	char *slash, who[512];
 	int i;
 
-	if (argc < 6 || strcmp(argv[4], "--")) {
-		fprintf(stderr, "Usage: ksteer lab exec CLUSTER NS/NAME -- CMD...\n");
-		return 2;
-	}
+	if (argc < 6 || strcmp(argv[4], "--"))
+		return cli_usage("lab exec", stderr);
 	if (lab_open(&lab))
 		return 1;
 	snprintf(who, sizeof(who), "%s", argv[3]);
@@ -1511,7 +1507,5 @@ int cmd_lab(int argc, char **argv)
 		return lab_env();
 	if (!strcmp(sub, "status"))
 		return lab_status(argc, argv);
-	fprintf(stderr, "Usage: ksteer lab up [-f LABFILE] | apply CLUSTER [-n NS] [-l SEL] -f FILE|- |\n"
-			"       exec CLUSTER NS/NAME -- CMD... | env | status [-o json] | down\n");
-	return 2;
+	return cli_usage("lab", stderr);
 }

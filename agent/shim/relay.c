@@ -479,7 +479,7 @@ static void outbound_route(struct tun *t)
 }
 
 /*
- * Joins a and b in the kernel: both in ksteer_splice, each naming the other.
+ * Joins a and b in the kernel: both in ks_splice, each naming the other.
  * Called once b is connected and before the buffered ClientHello goes out, so
  * no byte of either side waits in a receive queue the verdict will not see
  * (the client waits for the ServerHello). 0, or -1: the copy loop carries it.

@@ -51,7 +51,7 @@ struct shim_opts {
 	bool gateway; /* listen on the AUTO_PASSTHROUGH ports of Gateways selecting labels */
 	const char *gateway_labels; /* "k=v,k=v" */
 	uint32_t mark; /* SO_MARK of every socket the shim opens: connect4 lets them be */
-	int origdst_fd; /* ksteer_origdst */
+	int origdst_fd; /* ks_origdst */
 	const char *ca_dir; /* Istio plug-in CA: ca-cert.pem, ca-key.pem, root-cert.pem */
 	const char *trust_domain;
 	long cert_ttl; /* seconds */

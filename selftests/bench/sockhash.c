@@ -2,7 +2,7 @@
 /*
  * What deleting a socket from a sockhash costs while N others are held in it
  * (reported elsewhere to grow with N): the accepted ends of N loopback TCP
- * connections go in a SOCKHASH shaped like ksteer_sockhash, then one more socket is added
+ * connections go in a SOCKHASH shaped like ks_sockhash, then one more socket is added
  * and deleted ROUNDS times; prints the median delete time in ns.
  *
  *   sockhash N [ROUNDS]

@@ -266,5 +266,112 @@ else
 	bad "check runs without root" "setpriv (util-linux) is missing"
 fi
 
+# -- every command and subcommand answers -h/--help on stdout with exit 0, its own usage
+here=$(cd "$(dirname "$0")/../.." && pwd)
+cmds="check agent apply status get uninstall sockmap splice cert lab version help"
+subs="cert root|cert intermediate|cert mint|lab up|lab apply|lab exec|lab env|lab status|lab down"
+IFS='|' read -ra sublist <<<"$subs"
+for c in $cmds "${sublist[@]}"; do
+	for h in --help -h; do
+		# shellcheck disable=SC2086 # $c is the command and its subcommand
+		if expect "ksteer $c $h" 0 "$KSTEER" $c $h; then
+			if head -n 1 "$tmp/out" | grep -q "^Usage: ksteer $c" && [ ! -s "$tmp/err" ]; then
+				ok "ksteer $c $h: its usage on stdout"
+			else
+				bad "ksteer $c $h: its usage on stdout" "stdout: $(head -c 300 "$tmp/out")" "stderr: $(head -c 300 "$tmp/err")"
+			fi
+		fi
+	done
+done
+# after other arguments too, and for the instance commands without their instance
+expect "ksteer get stats -i x --help" 0 "$KSTEER" get stats -i x --help && has "get ... --help: usage" "$tmp/out" "Usage: ksteer get"
+expect "ksteer lab up -f nope --help" 0 "$KSTEER" lab up -f "$tmp/nope" --help && has "lab up ... --help: usage" "$tmp/out" "Usage: ksteer lab up"
+for h in --help -h help; do
+	expect "ksteer $h" 0 "$KSTEER" $h && has "ksteer $h: every command" "$tmp/out" "ksteer lab down"
+done
+expect "ksteer help lab up" 0 "$KSTEER" help lab up && has "help lab up" "$tmp/out" "Usage: ksteer lab up"
+# the binary's commands are the ones this test, the man page and the completion know
+listed=$("$KSTEER" --help | awk '/^  ksteer / { print $2 }' | sort -u | tr '\n' ' ')
+want=$(tr ' ' '\n' <<<"$cmds" | sort -u | tr '\n' ' ')
+[ "$listed" = "$want" ] && ok "--help lists exactly: $listed" || bad "--help lists the commands" "listed: $listed" "expected: $want"
+man=$(dirname "$KSTEER")/ksteer.1
+if [ -s "$man" ]; then
+	miss=""
+	# a command's entry: "\fBcheck\fR [..." or "\fBsockmap\fR|\fBsplice\fR ..."
+	for c in $cmds; do grep -qE "^\\\\fB([a-z]+\\\\fR\\|\\\\fB)?$c\\\\fR" "$man" || miss="$miss $c"; done
+	[ -z "$miss" ] && ok "the man page describes every command" || bad "man page" "missing:$miss"
+	MANWIDTH=80 man -l "$man" >"$tmp/man" 2>"$tmp/manerr" && [ ! -s "$tmp/manerr" ] && grep -q "EXIT STATUS" "$tmp/man" &&
+		ok "the man page renders ($(wc -l <"$tmp/man") lines)" || bad "man -l ksteer.1" "$(head -c 300 "$tmp/manerr")"
+else
+	bad "man page" "$man is missing (make builds it with scdoc)"
+fi
+# bash completion, run as bash would (the binary on PATH)
+compl() { # WORDS...: what _ksteer offers for the last word
+	PATH=$(dirname "$KSTEER"):$PATH bash -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _ksteer; echo "${COMPREPLY[*]}"' \
+		_ "$here/doc/ksteer.bash" "$@"
+}
+got=$(compl ksteer "")
+[ "$(tr ' ' '\n' <<<"$got" | grep -v '^-' | sort -u | tr '\n' ' ')" = "$want" ] && ok "completion: the commands" || bad "completion: the commands" "got: $got"
+for t in "lab u|up" "cert m|mint" "get -i x r|routes" "status --i|--instance" "lab up --no-s|--no-sockmap --no-splice" \
+	"agent --xdp-mode n|native" "sockmap -i x o|on off" "get stats --o|--output"; do
+	w=${t%%|*} e=${t#*|}
+	# shellcheck disable=SC2086 # the words before the one being completed
+	g=$(compl ksteer ${w% *} "${w##* }")
+	[ "$g" = "$e" ] && ok "completion: ksteer $w -> $e" || bad "completion: ksteer $w" "got: $g" "expected: $e"
+done
+
+# -- --version everywhere
+for v in "--version" "version" "status --version" "lab up --version"; do
+	# shellcheck disable=SC2086
+	expect "ksteer $v" 0 "$KSTEER" $v && has "ksteer $v: version and map layout" "$tmp/out" "(map layout 3)"
+done
+
+# -- usage errors: exit 2, the usage on stderr, nothing on stdout
+for u in "frobnicate" "status --frob -i x" "get stats" "get nothing -i x" "get stats -i x -o yaml" "sockmap -i x maybe" \
+	"apply -i x" "uninstall" "status -i ../x" "lab frob" "lab apply" "cert mint --out $tmp/c" "agent --policy x"; do
+	# shellcheck disable=SC2086
+	if expect "usage error: ksteer $u" 2 "$KSTEER" $u; then
+		grep -q "Usage: ksteer" "$tmp/err" || grep -q "letters, digits" "$tmp/err" && [ ! -s "$tmp/out" ] &&
+			ok "usage error: ksteer $u: exit 2, said on stderr" || bad "usage error: ksteer $u" "stdout: $(head -c 200 "$tmp/out")" "stderr: $(head -c 300 "$tmp/err")"
+	fi
+done
+
+# -- -i and --instance both name the instance of every instance command: the command goes
+# on past its arguments (and fails: no such agent or pins), never a usage error
+inst=ksteer-cli-no-such-instance
+printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n' >"$tmp/p.yaml"
+accepted() { # NAME CMD...: not a usage error
+	local name=$1 rc
+	shift
+	"$@" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	if [ "$rc" -ne 2 ] && ! grep -q "Usage:" "$tmp/err"; then
+		ok "$name (exit $rc: $(head -n 1 "$tmp/err" | cut -c1-70))"
+	else
+		bad "$name" "exit $rc" "stderr: $(head -c 300 "$tmp/err")"
+	fi
+}
+for form in "-i $inst" "--instance $inst" "--instance=$inst"; do
+	for c in "status" "sockmap on" "splice off" "get stats" "get frontends -o json" "apply -f $tmp/p.yaml" "uninstall"; do
+		# shellcheck disable=SC2086
+		accepted "ksteer $c $form" "$KSTEER" $c $form
+	done
+	# the instance first works too
+	# shellcheck disable=SC2086
+	accepted "ksteer sockmap $form off" "$KSTEER" sockmap $form off
+done
+
+# -- the README's own instance commands, as written (NAME and friends filled in)
+grep -oE '(`|^ +)(\./)?ksteer (status|uninstall|sockmap|splice|apply|get) [^`#]*(-i|--instance) [^`#]*' "$here/README.md" |
+	sed -E 's/^[` ]+//; s/ +$//' | sort -u >"$tmp/readme-cmds"
+n=0
+while read -r line; do
+	n=$((n + 1))
+	run=$(sed -E "s/\[[^]]*\]//g; s/\b(NAME|NODE|lab-cluster1-node1)\b/$inst/g; s/\bFILE\b/${tmp//\//\\/}\/p.yaml/g; s/([a-z]+)(\|[a-z]+)+/\1/g; s/^(\.\/)?ksteer //" <<<"$line")
+	# shellcheck disable=SC2086
+	accepted "README: $line" "$KSTEER" $run
+done <"$tmp/readme-cmds"
+[ "$n" -ge 8 ] && ok "README: $n instance commands found" || bad "README: instance commands found" "only $n" "$(cat "$tmp/readme-cmds")"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -11,8 +11,8 @@ agents=()
 on_exit() {
 	for p in "${agents[@]}" "${started_pids[@]}"; do kill "$p" 2>/dev/null; done
 	for p in "${agents[@]}" "${started_pids[@]}"; do wait "$p" 2>/dev/null; done
-	for i in t-child t-parent t-small t-cm t-dns; do "$KSTEER" uninstall --instance $i >/dev/null 2>&1; done
-	rmdir "$base/child/run" "$base/child" "$base/cm" "$base/small" "$base/dns/run" "$base/dns" "$base" 2>/dev/null
+	for i in t-child t-parent t-small t-cm t-dns t-old; do "$KSTEER" uninstall --instance $i >/dev/null 2>&1; done
+	rmdir "$base/child/run" "$base/child" "$base/cm" "$base/old" "$base/small" "$base/dns/run" "$base/dns" "$base" 2>/dev/null
 	ip netns del ksl-agent-test 2>/dev/null
 }
 trap 'on_exit; cleanup' EXIT
@@ -81,9 +81,9 @@ self1=$(stat t-child connect_self)
 mkdir -p "$tmp/ps"
 { svc s1 10.250.1.1 80 18081; echo ---; svc s2 10.250.1.2 80 18081; } >"$tmp/ps/a.yaml"
 start_agent t-small ksteer-agent-test/small "$tmp/ps" --max-frontends 1 || bad "agent t-small starts" "$(cat "$tmp/t-small.log")"
-grep -q "map ksteer_frontends is full" "$tmp/t-small.log" && ok "a full map is an error naming it: $(grep -o 'Error: map ksteer_frontends[^(]*' "$tmp/t-small.log" | head -1)" ||
+grep -q "map ks_frontends is full" "$tmp/t-small.log" && ok "a full map is an error naming it: $(grep -o 'Error: map ks_frontends[^(]*' "$tmp/t-small.log" | head -1)" ||
 	bad "full map named" "$(cat "$tmp/t-small.log")"
-m=$(bpftool -j map show pinned /sys/fs/bpf/ksteer/t-small/ksteer_frontends | python3 -c 'import json,sys; print(json.load(sys.stdin)["max_entries"])')
+m=$(bpftool -j map show pinned /sys/fs/bpf/ksteer/t-small/ks_frontends | python3 -c 'import json,sys; print(json.load(sys.stdin)["max_entries"])')
 [ "$m" = 2 ] && ok "map sizes come from flags (--max-frontends 1: 2 entries, two generations)" || bad "map size from flags" "max_entries $m"
 
 # -- a ConfigMap volume: files are symlinks through ..data, swapped by one rename
@@ -159,4 +159,18 @@ a=$(in_cgroup "$base/child/run" curl -s -m 2 http://10.250.0.1/)
 	ok "uninstall removes links, pins and maps" || bad "uninstall" "$(ls /sys/fs/bpf/ksteer/t-child 2>&1)" "$(bpftool cgroup show "$base/child")"
 a=$(in_cgroup "$base/child/run" curl -s -m 2 http://10.250.0.2/)
 [ "$a" = "backend 18082" ] && ok "the other instance keeps working after uninstall" || bad "other instance after uninstall" "$a"
+
+# -- pins of layout 2 (maps named ksteer_*, cut by the kernel): refused, not adopted;
+# uninstall removes them
+mkdir -p /sys/fs/bpf/ksteer/t-old "$base/old"
+bpftool map create /sys/fs/bpf/ksteer/t-old/ksteer_config type array key 4 value 32 entries 1 name ksteer_config
+bpftool map create /sys/fs/bpf/ksteer/t-old/ksteer_guard_stats type percpu_array key 4 value 8 entries 6 name ksteer_guard_st
+if start_agent t-old ksteer-agent-test/old "$tmp/pc"; then
+	bad "layout 2 pins refused" "the agent started: $(cat "$tmp/t-old.log")"
+else
+	grep -q "have map layout 2 or older" "$tmp/t-old.log" && [ "$(bpftool cgroup show "$base/old" | grep -c connect4)" = 0 ] &&
+		ok "layout 2 pins refused, nothing attached: $(grep -o 'Error: pins.*' "$tmp/t-old.log")" || bad "layout 2 pins refused" "$(cat "$tmp/t-old.log")"
+fi
+"$KSTEER" uninstall --instance t-old >/dev/null
+[ ! -e /sys/fs/bpf/ksteer/t-old ] && ok "uninstall removes layout 2 pins" || bad "uninstall of layout 2 pins" "$(ls /sys/fs/bpf/ksteer/t-old 2>&1)"
 finish

@@ -65,9 +65,12 @@ a1=$(gstat guard_pass_allowed)
 [ "$r" = connected ] && [ "$a1" -gt "$a0" ] &&
 	ok "cluster1's gateway (an allowed peer) completes the handshake ($((a1 - a0)) packets passed as allowed)" ||
 	bad "peer to 15443" "$r" "allowed $a0 -> $a1"
-bpftool map dump pinned /sys/fs/bpf/ksteer/lab-cluster2-gateway/ksteer_guard_allow >"$tmp/allow" 2>&1 &&
+bpftool map dump pinned /sys/fs/bpf/ksteer/lab-cluster2-gateway/ks_guard_allow >"$tmp/allow" 2>&1 &&
 	grep -q '"prefixlen": 128' "$tmp/allow" && ok "bpftool reads the allowed networks (LPM trie, BTF)" ||
 	bad "bpftool map dump" "$(head -5 "$tmp/allow")"
+# by name too: map names fit the kernel's 15 characters (ksteer_guard_stats did not)
+bpftool map dump name ks_guard_stats >"$tmp/gs" 2>&1 && grep -q "key" "$tmp/gs" &&
+	ok "bpftool map dump name ks_guard_stats" || bad "bpftool map dump name ks_guard_stats" "$(head -5 "$tmp/gs")"
 
 # -- upgrade: a new agent swaps its program into the pinned XDP link
 ip netns add ksl-guard-up

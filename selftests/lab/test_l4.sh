@@ -96,7 +96,7 @@ fi
 # -- restart: SIGKILL the agent during connects; its pins are adopted, not recreated
 pin=/sys/fs/bpf/ksteer/$NODE
 links0=$(bpftool -j link show pinned "$pin/link_connect4" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-map0=$(bpftool -j map show pinned "$pin/ksteer_frontends" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+map0=$(bpftool -j map show pinned "$pin/ks_frontends" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 apid=$(python3 -c 'import json; print(json.load(open("/run/ksteer-lab/state.json"))["clusters"][0]["nodes"][0]["agentPid"])')
 mapfile -d '' cmd </proc/"$apid"/cmdline
 connects cluster1 hello/sleep "http://$VIP:5000/hello" 400 >"$tmp/restart" &
@@ -108,7 +108,7 @@ sleep 0.5
 started_pids+=($!)
 wait $load
 links1=$(bpftool -j link show pinned "$pin/link_connect4" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-map1=$(bpftool -j map show pinned "$pin/ksteer_frontends" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+map1=$(bpftool -j map show pinned "$pin/ks_frontends" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 if [ "$(wc -l <"$tmp/restart")" -eq 400 ] && ! grep -q FAIL "$tmp/restart"; then ok "SIGKILL and restart under load: 400 connects, none failed"; else bad "SIGKILL and restart under load" "$(shares "$tmp/restart")"; fi
 [ "$links0" = "$links1" ] && [ "$map0" = "$map1" ] && grep -q "adopted pinned links and maps" "$tmp/agent2.log" &&
 	ok "pins adopted, not recreated (link $links0, map $map0)" || bad "pins adopted" "link $links0 -> $links1, map $map0 -> $map1" "$(head -3 "$tmp/agent2.log")"
@@ -140,7 +140,7 @@ else
 fi
 
 # -- inspect with bpftool: named fields from BTF
-bpftool map dump pinned "$pin/ksteer_frontends" >"$tmp/dump" 2>&1
+bpftool map dump pinned "$pin/ks_frontends" >"$tmp/dump" 2>&1
 grep -q '"weight_total"' "$tmp/dump" && ok "bpftool map dump shows named fields" || bad "bpftool map dump" "$(head -5 "$tmp/dump")"
 
 finish

@@ -106,7 +106,7 @@ static uint64_t counter(int reason)
 	uint32_t k = (uint32_t)reason;
 
 	assert_true(ncpu > 0 && ncpu <= 512);
-	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(skel->maps.ksteer_guard_stats), &k, v), 0);
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(skel->maps.ks_guard_stats), &k, v), 0);
 	for (int i = 0; i < ncpu; i++)
 		sum += v[i];
 	return sum;
@@ -138,7 +138,7 @@ static void allow(const char *cidr)
 
 	assert_int_equal(guard_cidr(cidr, &k), 0);
 	assert_int_equal(
-	    bpf_map_update_elem(bpf_map__fd(skel->maps.ksteer_guard_allow), &k, &one, BPF_ANY), 0);
+	    bpf_map_update_elem(bpf_map__fd(skel->maps.ks_guard_allow), &k, &one, BPF_ANY), 0);
 }
 
 static int setup(void **state)
@@ -161,7 +161,7 @@ static int setup(void **state)
 		return -1;
 	}
 	for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++)
-		if (bpf_map_update_elem(bpf_map__fd(skel->maps.ksteer_guard_ports), &ports[i], &one,
+		if (bpf_map_update_elem(bpf_map__fd(skel->maps.ks_guard_ports), &ports[i], &one,
 					BPF_ANY))
 			return -1;
 	allow("172.30.1.1/32"); /* cluster1's gateway */
