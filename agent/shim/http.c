@@ -125,8 +125,8 @@ static void arm(struct shim *s, int fd, uint32_t *armed, uint32_t want, struct e
 {
 	struct epoll_event e = {.events = want, .data.ptr = h};
 
-	if (fd < 0)
-		return;
+	if (fd < 0 || want == *armed)
+		return; /* as it is: no system call */
 	if (!want) {
 		if (*armed)
 			epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);

@@ -219,7 +219,9 @@ static void timers_arm(struct shim *s)
 	uint64_t next = timers_next(&s->timers);
 	struct itimerspec its = {0};
 
-	if (next == s->timer_armed)
+	/* deadlines mostly move later (an idle one each time a byte moves): the timer is set
+	 * again only for an earlier one; set too early, it finds nothing due and is set again */
+	if (next == s->timer_armed || (next && s->timer_armed && next > s->timer_armed))
 		return;
 	s->timer_armed = next;
 	if (next) { /* absolute: a ms past the deadline, so that it is due when read */
