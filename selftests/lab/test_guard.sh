@@ -162,8 +162,15 @@ import json, sys
 x = json.load(sys.stdin)[0]["xdp"]
 print(len(x), " ".join(str(p["id"]) for p in x))'; }
 link_id() { bpftool -j link show pinned /sys/fs/bpf/ksteer/t-guard/link_xdp_v0 | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
+# a counters map pinned by an older guard, with fewer counters, is replaced rather than refused
+mkdir -p /sys/fs/bpf/ksteer/t-guard
+bpftool map create /sys/fs/bpf/ksteer/t-guard/ksteer_guard_stats type percpu_array key 4 value 8 \
+	entries 6 name ksteer_guard_st
 rm -f "$tmp/g.ready"
 start || bad "guard agent starts" "$(cat "$tmp/g.log")"
+n=$(bpftool -j map show pinned /sys/fs/bpf/ksteer/t-guard/ksteer_guard_stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["max_entries"])')
+[ "$n" -gt 6 ] && ok "a counters map pinned by an older guard (6 counters) is replaced ($n now)" ||
+	bad "older pinned counters map" "$n entries" "$(cat "$tmp/g.log")"
 read -r n1 p1 <<<"$(xdp_ids)"
 l1=$(link_id)
 kill "${agents[-1]}" && wait "${agents[-1]}" 2>/dev/null
