@@ -11,9 +11,12 @@
  * walk are dropped. A later fragment carries no ports: it passes only when
  * the guard passed its datagram's first fragment (ksteer_gfrags), so one
  * whose first was dropped, came later or was never sent is dropped too.
- * Ports sit in the first 8 bytes of TCP and UDP, which no later fragment can
- * reach in IPv4; Linux discards overlapping fragments anyway (IPv4 since 4.19,
- * IPv6 per RFC 5722), and RFC 1858's offset-1 TCP fragment is dropped here.
+ * Ports sit in the first 4 bytes of TCP and UDP and a later fragment starts
+ * 8 or more bytes in, so in IPv4 none can rewrite them; Linux discards
+ * overlapping fragments anyway (IPv4 since 4.19, IPv6 per RFC 5722) and
+ * RFC 1858's offset-1 TCP fragment is dropped here. (Linux drops an IPv6
+ * first fragment with a cut TCP/UDP header itself, ipv6_frag_thdr_truncated,
+ * but not one whose chain is cut, nor any IPv4 one.)
  */
 #include "vmlinux.h"
 #include <bpf/bpf_endian.h>
