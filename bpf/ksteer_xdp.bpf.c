@@ -3,28 +3,27 @@
  * The XDP guard on node and gateway uplinks: a packet to a mesh port (15443,
  * 15008, or any the agent guards) whose source is outside the allowed
  * networks (Istio's meshNetworks) is dropped before the stack sees it.
- * Everything the guard cannot positively judge passes: the stack decides.
+ *
+ * It fails closed on what it cannot judge by port, for sources outside the
+ * allowed networks: the stack reassembles fragments, so a first fragment cut
+ * short of its TCP/UDP header (RFC 1858's tiny fragment; RFC 8200 4.5 has the
+ * first fragment carry the whole chain) and an IPv6 chain longer than the
+ * walk are dropped. A later fragment carries no ports: it passes only when
+ * the guard passed its datagram's first fragment (ks_gfrags), so one
+ * whose first was dropped, came later or was never sent is dropped too.
+ * Ports sit in the first 4 bytes of TCP and UDP and a later fragment starts
+ * 8 or more bytes in, so in IPv4 none can rewrite them; Linux discards
+ * overlapping fragments anyway (IPv4 since 4.19, IPv6 per RFC 5722) and
+ * RFC 1858's offset-1 TCP fragment is dropped here. (Linux drops an IPv6
+ * first fragment with a cut TCP/UDP header itself, ipv6_frag_thdr_truncated,
+ * but not one whose chain is cut, nor any IPv4 one.)
  */
 #include "vmlinux.h"
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
 #include "maps/ksteer_maps.h"
-#include "bpf/lib/route.h"
-
-#define ETH_P_IP 0x0800
-#define ETH_P_IPV6 0x86DD
-#define ETH_P_8021Q 0x8100
-#define ETH_P_8021AD 0x88A8
-#define IPPROTO_TCP 6
-#define IPPROTO_UDP 17
-#define IPPROTO_HOPOPTS 0
-#define IPPROTO_ROUTING 43
-#define IPPROTO_FRAGMENT 44
-#define IPPROTO_DSTOPTS 60
-#define IPPROTO_AH 51
-#define IP_MF 0x2000
-#define IP_OFFSET 0x1fff
+#include "bpf/lib/parse.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -48,128 +47,74 @@ struct {
 	__type(value, __u64);
 } ks_guard_stats SEC(".maps");
 
+/* Datagrams whose first fragment passed from outside the allowed networks. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, KS_GUARD_MAX_FRAGS);
+	__type(key, struct ks_frag_key);
+	__type(value, __u32);
+} ks_gfrags SEC(".maps");
+
 static __always_inline int verdict(__u32 reason)
 {
 	__u64 *v = bpf_map_lookup_elem(&ks_guard_stats, &reason);
 
 	if (v)
 		*v += 1;
-	return reason == KS_GUARD_DROP_DENIED ? XDP_DROP : XDP_PASS;
+	return reason >= KS_GUARD_DROP_DENIED ? XDP_DROP : XDP_PASS;
 }
 
-/* The destination port of a TCP or UDP header at l4, or -1 (truncated), 0 (not TCP/UDP). */
-static __always_inline int dst_port(void *l4, void *end, __u8 proto)
+static __always_inline int src_allowed(struct ks_pkt *pk)
 {
-	if (proto == IPPROTO_TCP) {
-		struct tcphdr *th = l4;
+	struct ks_lpm_key key = {.prefixlen = 128, .addr = pk->key.src};
 
-		if ((void *)(th + 1) > end)
-			return -1;
-		return bpf_ntohs(th->dest);
-	}
-	if (proto == IPPROTO_UDP) {
-		struct udphdr *uh = l4;
-
-		if ((void *)(uh + 1) > end)
-			return -1;
-		return bpf_ntohs(uh->dest);
-	}
-	return 0;
+	return bpf_map_lookup_elem(&ks_guard_allow, &key) != NULL;
 }
 
-static __always_inline int judge(struct ks_addr *src, int port)
+/* A packet the ports cannot judge: only the source and the fragment state can. */
+static __always_inline __u32 judge_unported(struct ks_pkt *pk, int parsed)
 {
-	struct ks_lpm_key key = {.prefixlen = 128};
-	__u16 p = (__u16)port;
+	if (src_allowed(pk))
+		return pk->frag == KS_FRAG_LATER ? KS_GUARD_PASS_FRAGMENT : KS_GUARD_PASS_ALLOWED;
+	if (parsed == KS_PARSE_FIRST_CUT)
+		return KS_GUARD_DROP_FIRST_CUT;
+	if (parsed == KS_PARSE_LONG_CHAIN)
+		return KS_GUARD_DROP_EXT_CHAIN;
+	if (pk->l4proto == KS_IPPROTO_TCP && pk->frag_off == 1)
+		return KS_GUARD_DROP_OVERLAP;
+	if (bpf_map_lookup_elem(&ks_gfrags, &pk->key))
+		return KS_GUARD_PASS_FRAGMENT;
+	return KS_GUARD_DROP_LATER;
+}
 
-	if (port < 0)
-		return verdict(KS_GUARD_PASS_TRUNCATED);
-	if (!port || !bpf_map_lookup_elem(&ks_guard_ports, &p))
-		return verdict(KS_GUARD_PASS_OTHER);
-	key.addr = *src;
-	if (bpf_map_lookup_elem(&ks_guard_allow, &key))
-		return verdict(KS_GUARD_PASS_ALLOWED);
-	return verdict(KS_GUARD_DROP_DENIED);
+static __always_inline __u32 judge(struct ks_pkt *pk, int parsed)
+{
+	__u32 one = 1;
+
+	if (parsed == KS_PARSE_NOT_IP)
+		return KS_GUARD_PASS_NOT_IP;
+	if (parsed == KS_PARSE_CUT)
+		return KS_GUARD_PASS_TRUNCATED;
+	if (parsed != KS_PARSE_OK || pk->frag == KS_FRAG_LATER)
+		return judge_unported(pk, parsed);
+	if ((pk->l4proto != KS_IPPROTO_TCP && pk->l4proto != KS_IPPROTO_UDP) ||
+	    !bpf_map_lookup_elem(&ks_guard_ports, &pk->dport)) {
+		/* an outsider's datagram to another port: its later fragments may pass */
+		if (pk->frag == KS_FRAG_FIRST && !src_allowed(pk))
+			bpf_map_update_elem(&ks_gfrags, &pk->key, &one, BPF_ANY);
+		return KS_GUARD_PASS_OTHER;
+	}
+	return src_allowed(pk) ? KS_GUARD_PASS_ALLOWED : KS_GUARD_DROP_DENIED;
 }
 
 SEC("xdp")
 int ksteer_guard(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	struct ks_addr src;
-	void *p;
-	__u16 proto;
+	struct ks_pkt pk = {};
+	int parsed;
 
-	if ((void *)(eth + 1) > end)
-		return verdict(KS_GUARD_PASS_TRUNCATED);
-	proto = eth->h_proto;
-	p = eth + 1;
-	/* up to two VLAN tags (802.1Q, or 802.1ad outer with 802.1Q inner) */
-	for (int i = 0; i < 2; i++) {
-		struct vlan_hdr *vh = p;
-
-		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
-			break;
-		if ((void *)(vh + 1) > end)
-			return verdict(KS_GUARD_PASS_TRUNCATED);
-		proto = vh->h_vlan_encapsulated_proto;
-		p = vh + 1;
-	}
-	if (proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *ip = p;
-		__u32 hl;
-
-		if ((void *)(ip + 1) > end)
-			return verdict(KS_GUARD_PASS_TRUNCATED);
-		hl = ip->ihl * 4;
-		if (hl < sizeof(*ip) || p + hl > end)
-			return verdict(KS_GUARD_PASS_TRUNCATED);
-		if (ip->frag_off & bpf_htons(IP_OFFSET))
-			return verdict(KS_GUARD_PASS_FRAGMENT);
-		ks_addr_from_v4(&src, ip->saddr);
-		return judge(&src, dst_port(p + hl, end, ip->protocol));
-	}
-	if (proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = p;
-		__u8 nh;
-
-		if ((void *)(ip6 + 1) > end)
-			return verdict(KS_GUARD_PASS_TRUNCATED);
-		__builtin_memcpy(&src, &ip6->saddr, sizeof(src));
-		nh = ip6->nexthdr;
-		p = ip6 + 1;
-		/* extension headers, a bounded walk */
-		for (int i = 0; i < 6; i++) {
-			struct ipv6_opt_hdr *oh = p;
-
-			if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING ||
-			    nh == IPPROTO_DSTOPTS) {
-				if ((void *)(oh + 1) > end)
-					return verdict(KS_GUARD_PASS_TRUNCATED);
-				nh = oh->nexthdr;
-				p += (oh->hdrlen + 1) * 8;
-			} else if (nh == IPPROTO_AH) {
-				if ((void *)(oh + 1) > end)
-					return verdict(KS_GUARD_PASS_TRUNCATED);
-				nh = oh->nexthdr;
-				p += (oh->hdrlen + 2) * 4;
-			} else if (nh == IPPROTO_FRAGMENT) {
-				struct frag_hdr *fh = p;
-
-				if ((void *)(fh + 1) > end)
-					return verdict(KS_GUARD_PASS_TRUNCATED);
-				if (fh->frag_off & bpf_htons(0xfff8))
-					return verdict(KS_GUARD_PASS_FRAGMENT);
-				nh = fh->nexthdr;
-				p = fh + 1;
-			} else {
-				break;
-			}
-		}
-		return judge(&src, dst_port(p, end, nh));
-	}
-	return verdict(KS_GUARD_PASS_NOT_IP);
+	parsed = ks_parse_frame(&pk, (void *)(long)ctx->data, (void *)(long)ctx->data_end);
+	return verdict(judge(&pk, parsed));
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

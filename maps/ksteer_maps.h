@@ -166,28 +166,46 @@ struct ks_splice {
 /*
  * The XDP guard (ksteer_xdp.bpf.c): packets to a guarded port (ks_guard_ports)
  * from a source outside every allowed network (ks_guard_allow, an LPM trie
- * over ks_addr: IPv4 as ::ffff:a.b.c.d/96+len) are dropped; everything else passes.
+ * over ks_addr: IPv4 as ::ffff:a.b.c.d/96+len) are dropped. What it cannot
+ * judge by port fails closed for such sources: a first fragment cut short of
+ * its TCP/UDP header, an IPv6 header chain longer than it walks, and a later
+ * fragment unless the guard passed its datagram's first (ks_gfrags).
  */
 struct ks_lpm_key {
 	__u32 prefixlen; /* over the 128 bits of addr */
 	struct ks_addr addr;
 };
 
+/* A datagram being reassembled, as the kernel keys it (ks_gfrags, an LRU hash). */
+struct ks_frag_key {
+	struct ks_addr src, dst;
+	__be32 id; /* IPv4's 16 bits widened, or IPv6's 32 */
+	__u8 proto; /* IPv4's protocol; 0 for IPv6 (later fragments may name another) */
+	__u8 pad[3];
+};
+
 enum ks_guard_stat {
 	KS_GUARD_PASS_NOT_IP, /* ARP, LLDP, anything not IPv4/IPv6 */
 	KS_GUARD_PASS_OTHER, /* not TCP/UDP, or a port nobody guards */
-	KS_GUARD_PASS_ALLOWED, /* a guarded port, from an allowed network */
-	KS_GUARD_PASS_FRAGMENT, /* a non-first fragment: no ports to judge (its first is) */
-	KS_GUARD_PASS_TRUNCATED, /* too short to judge: the stack drops it */
+	KS_GUARD_PASS_ALLOWED, /* from an allowed network: a guarded port, or not judged by port */
+	KS_GUARD_PASS_FRAGMENT, /* a later fragment: from an allowed network, or its first passed */
+	KS_GUARD_PASS_TRUNCATED, /* not a fragment, too short to judge: the stack drops it */
 	KS_GUARD_DROP_DENIED, /* a guarded port, from outside the allowed networks */
+	/* the rest also drop, and only packets from outside the allowed networks */
+	KS_GUARD_DROP_FIRST_CUT, /* a first fragment without its whole TCP/UDP header */
+	KS_GUARD_DROP_LATER, /* a later fragment whose first the guard did not pass */
+	KS_GUARD_DROP_OVERLAP, /* an IPv4 TCP fragment at offset 8, rewriting a header (RFC 1858) */
+	KS_GUARD_DROP_EXT_CHAIN, /* IPv6 extension headers beyond the guard's walk */
 	KS_GUARD_STAT_MAX,
 };
 
 #define KS_GUARD_MAX_NETS 4096
 #define KS_GUARD_MAX_PORTS 64
+#define KS_GUARD_MAX_FRAGS 8192 /* datagrams in reassembly; Linux holds 4 MB of fragments */
 
 #ifndef __BPF__
 _Static_assert(sizeof(struct ks_lpm_key) == 20, "ks_lpm_key layout");
+_Static_assert(sizeof(struct ks_frag_key) == 40, "ks_frag_key layout");
 _Static_assert(sizeof(struct ks_sock_key) == 36, "ks_sock_key layout");
 _Static_assert(sizeof(struct ks_splice) == 16, "ks_splice layout");
 _Static_assert(sizeof(struct ks_addr) == 16, "ks_addr layout");

@@ -183,6 +183,10 @@ int cmd_get(int argc, char **argv)
 				[KS_GUARD_PASS_FRAGMENT] = "guard_pass_fragment",
 				[KS_GUARD_PASS_TRUNCATED] = "guard_pass_truncated",
 				[KS_GUARD_DROP_DENIED] = "guard_drop_denied",
+				[KS_GUARD_DROP_FIRST_CUT] = "guard_drop_first_cut",
+				[KS_GUARD_DROP_LATER] = "guard_drop_later",
+				[KS_GUARD_DROP_OVERLAP] = "guard_drop_overlap",
+				[KS_GUARD_DROP_EXT_CHAIN] = "guard_drop_ext_chain",
 			};
 			char path[PATH_MAX];
 			int gfd;

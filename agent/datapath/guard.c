@@ -52,6 +52,32 @@ static const char *xdp_mode(int ifindex)
 						     : "none";
 }
 
+/*
+ * A map pinned by an older guard with another layout (more counters, say)
+ * cannot be reused: libbpf would refuse the load. Its pin goes and a new map
+ * takes its place; the attached program keeps the old one until it is swapped.
+ */
+static void unpin_changed(const char *path, const struct bpf_map *m)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	int fd = bpf_obj_get(path);
+
+	if (fd < 0)
+		return;
+	if (!bpf_obj_get_info_by_fd(fd, &info, &len) &&
+	    (info.type != bpf_map__type(m) || info.key_size != bpf_map__key_size(m) ||
+	     info.value_size != bpf_map__value_size(m) ||
+	     info.max_entries != bpf_map__max_entries(m) ||
+	     info.map_flags != bpf_map__map_flags(m))) {
+		pr_info("XDP guard: %s has an older layout: replaced, its entries start anew\n",
+			path);
+		if (unlink(path))
+			pr_warn("Error: unpin %s: %s\n", path, strerror(errno));
+	}
+	close(fd);
+}
+
 int guard_open(struct guard *g, const char *instance, const char *const *devs, unsigned n,
 	       const char *mode)
 {
@@ -79,6 +105,7 @@ int guard_open(struct guard *g, const char *instance, const char *const *devs, u
 	maps[2] = g->skel->maps.ks_guard_stats;
 	for (int i = 0; i < 3; i++) {
 		snprintf(path, sizeof(path), "%s/%s", g->pin_dir, names[i]);
+		unpin_changed(path, maps[i]);
 		bpf_map__set_pin_path(maps[i], path); /* reused when there: counters survive */
 	}
 	err = ksteer_xdp__load(g->skel);
