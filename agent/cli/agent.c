@@ -64,6 +64,7 @@ int cmd_agent(int argc, char **argv)
 		{ "splice", required_argument, NULL, 'J' },
 		{ "dns-upstream", required_argument, NULL, 'U' },
 		{ "limit", required_argument, NULL, 'l' },
+		{ "admin", required_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct daemon_opts opt = {
@@ -164,6 +165,17 @@ int cmd_agent(int argc, char **argv)
 			}
 			so->dns_upstream_set = true;
 			so->dns_upstream_port = 53;
+			break;
+		}
+		case 'a': {
+			char a6[64];
+
+			snprintf(a6, sizeof(a6), "%s%s", strchr(optarg, ':') ? "" : "::ffff:", optarg);
+			if (inet_pton(AF_INET6, a6, &so->admin_addr) != 1) {
+				fprintf(stderr, "Error: --admin: not an address: %s\n", optarg);
+				return 2;
+			}
+			so->admin = true;
 			break;
 		}
 		case 'l':

@@ -418,6 +418,8 @@ static pid_t start_agent(struct lab *lab, const char *cname, const char *instanc
 			  * 0.26x throughput, generic 0.96x; make bench)
 			  */
 			 "--sockmap", lab->sockmap ? "on" : "off", "--splice", lab->splice ? "on" : "off",
+			 /* readiness and stats on every address of the node, as a DaemonSet's */
+			 "--admin", "::",
 			 /* room for the guard's four and two per --limit */
 			 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
 			 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,

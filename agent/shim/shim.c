@@ -156,6 +156,8 @@ static void listener_event(struct evh *h, uint32_t events)
 		dns_query(l->s, l->fd);
 	else if (l->kind == LST_DNS_UPSTREAM)
 		dns_upstream_reply(l->s, l->fd);
+	else if (l->kind == LST_ADMIN)
+		admin_accept(l->s, l->fd);
 	else
 		tun_accept(l->s, l->fd, l->kind);
 }
@@ -311,6 +313,10 @@ int shim_open(struct shim **out, const struct shim_opts *o)
 		pr_warn("shim: no outbound listener here\n");
 	if (o->inbound && (err = listen_on(s, LST_INBOUND, NULL, o->in_port)))
 		goto fail;
+	/* another agent in this network namespace may have them: it answers, this one goes on */
+	if (o->admin && (listen_on(s, LST_ADMIN, &o->admin_addr, SHIM_READY_PORT) ||
+			 listen_on(s, LST_ADMIN, &o->admin_addr, SHIM_STATS_PORT)))
+		pr_warn("shim: no readiness or stats port here\n");
 	s->dns_fd = s->dns_up_fd = -1;
 	if (o->dns_port) {
 		if (dns_sockets(s, &s->dns_fd, &s->dns_up_fd)) {

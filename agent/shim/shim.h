@@ -43,6 +43,8 @@ void shim_limits_print(const struct shim_limits *l, FILE *f);
 
 struct shim_opts {
 	struct shim_limits lim;
+	bool admin; /* admin_addr:15021/healthz/ready and admin_addr:15020/stats/prometheus */
+	struct ks_addr admin_addr;
 	bool outbound; /* listen on out_addr:out_port */
 	struct ks_addr out_addr;
 	uint16_t out_port;

@@ -116,7 +116,10 @@ struct listener {
 	bool paused; /* out of descriptors: out of the epoll set until the next tick */
 };
 
-enum { LST_OUTBOUND, LST_INBOUND, LST_GATEWAY, LST_DNS, LST_DNS_UPSTREAM };
+enum { LST_OUTBOUND, LST_INBOUND, LST_GATEWAY, LST_DNS, LST_DNS_UPSTREAM, LST_ADMIN };
+
+#define SHIM_READY_PORT 15021 /* /healthz/ready, as Istio's agents */
+#define SHIM_STATS_PORT 15020 /* /stats/prometheus */
 
 #define SHIM_MAX_LISTENERS 16
 
@@ -130,7 +133,7 @@ struct shim {
 	int epfd, timerfd, origdst_fd;
 	struct shim_opts o;
 	struct shim_limits lim; /* o.lim with the defaults filled in */
-	unsigned n_conns, n_mirrors;
+	unsigned n_conns, n_mirrors, n_admin;
 	struct src_count *src; /* open addressing by address */
 	unsigned src_cap, src_used, src_live;
 	struct ks_addr out_addr;
@@ -204,6 +207,9 @@ void shim_defer_free(struct shim *s, void *obj, void (*fn)(void *));
 /* upstream.c: the outbound_ SNI of a destination; the checks of the same-node hand-over */
 void shim_sni(const struct shim *s, const struct c_dest *d, char *out, size_t len);
 int shim_same_node_check(const struct shim *s, struct peer_rule *rule, const struct ks_addr *pod_addr);
+
+/* admin.c: readiness and Prometheus answers */
+void admin_accept(struct shim *s, int lfd);
 
 /* http.c: outbound HTTP connections */
 void http_accept(struct shim *s, struct listener *l);

@@ -11,8 +11,8 @@ agents=()
 on_exit() {
 	for p in "${agents[@]}" "${started_pids[@]}"; do kill "$p" 2>/dev/null; done
 	for p in "${agents[@]}" "${started_pids[@]}"; do wait "$p" 2>/dev/null; done
-	for i in t-child t-parent t-small t-cm t-dns t-old; do "$KSTEER" uninstall --instance $i >/dev/null 2>&1; done
-	rmdir "$base/child/run" "$base/child" "$base/cm" "$base/old" "$base/small" "$base/dns/run" "$base/dns" "$base" 2>/dev/null
+	for i in t-child t-parent t-small t-cm t-dns t-old t-ready; do "$KSTEER" uninstall --instance $i >/dev/null 2>&1; done
+	rmdir "$base/child/run" "$base/child" "$base/cm" "$base/old" "$base/small" "$base/dns/run" "$base/dns" "$base/ready" "$base" 2>/dev/null
 	ip netns del ksl-agent-test 2>/dev/null
 }
 trap 'on_exit; cleanup' EXIT
@@ -173,4 +173,24 @@ else
 fi
 "$KSTEER" uninstall --instance t-old >/dev/null
 [ ! -e /sys/fs/bpf/ksteer/t-old ] && ok "uninstall removes layout 2 pins" || bad "uninstall of layout 2 pins" "$(ls /sys/fs/bpf/ksteer/t-old 2>&1)"
+
+# -- readiness (what a DaemonSet's probe asks): 503 while no policy is active, 200 once one
+# is; the shim's counters as Prometheus text
+mkdir -p "$tmp/pr" "$base/ready"
+printf 'apiVersion: v1\nkind: Service\nmetadata: {name: bad}\nspec: {ports: [{port: 99999}]}\n' >"$tmp/pr/bad.yaml"
+start_agent t-ready ksteer-agent-test/ready "$tmp/pr" --netns ksl-agent-test --admin 127.0.0.1 ||
+	bad "agent t-ready starts" "$(cat "$tmp/t-ready.log")"
+probe() { ip netns exec ksl-agent-test curl -s -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1"; }
+r0=$(probe 15021/healthz/ready)
+rm "$tmp/pr/bad.yaml"
+svc okay 10.250.4.1 80 18081 >"$tmp/pr/a.yaml"
+for _ in $(seq 40); do [ "$(probe 15021/healthz/ready)" = 200 ] && break; sleep 0.1; done
+r1=$(probe 15021/healthz/ready)
+[ "$r0" = 503 ] && [ "$r1" = 200 ] && ok "readiness: 503 while the only policy is refused, 200 once a good one is active" ||
+	bad "readiness" "with a refused policy: $r0, after a good one: $r1" "$(tail -3 "$tmp/t-ready.log")"
+ip netns exec ksl-agent-test curl -s -m 2 http://127.0.0.1:15020/stats/prometheus >"$tmp/prom"
+grep -q '^# TYPE ksteer_shim_requests_total counter$' "$tmp/prom" && grep -q '^ksteer_shim_connections [0-9]' "$tmp/prom" &&
+	[ "$(probe 15020/nothing)" = 404 ] && [ "$(probe 15021/stats/prometheus)" = 404 ] &&
+	ok "stats: Prometheus text on 15020/stats/prometheus ($(grep -c '^ksteer_' "$tmp/prom") series); other paths 404" ||
+	bad "stats" "$(head -5 "$tmp/prom")"
 finish

@@ -24,6 +24,9 @@ NODE=lab-cluster1-node1
 AGENT=$(pgrep -f "ksteer agent .*--instance $NODE( |$)" | head -1)
 [ -n "$AGENT" ] && ok "the node agent runs (pid $AGENT)" || bad "node agent pid"
 cpu() { awk '{print $14 + $15}' "/proc/$AGENT/stat"; } # utime+stime, in clock ticks
+r=$(ip netns exec ksl-c1-n1 curl -s -m 2 http://127.0.0.1:15021/healthz/ready)
+[ "$r" = ready ] && ok "the lab's node agent answers its readiness probe (lab up gives every agent --admin ::)" ||
+	bad "readiness in the lab" "$r"
 rss() { awk '/VmRSS/ {print $2}' "/proc/$AGENT/status"; } # kB
 
 # 1. the per-pod cap: 60 connections held by sleep, 40 admitted, the rest refused with a 503
