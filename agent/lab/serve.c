@@ -511,6 +511,9 @@ int lab_serve(int argc, char **argv)
 							 MHD_USE_EPOLL | MHD_ALLOW_UPGRADE,
 						 (uint16_t)atoi(optarg), NULL, NULL, answer, &s,
 						 MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+						 /* not FD_SETSIZE's 1020: a pod that a hostile client
+						  * fills must not be what turns others away */
+						 MHD_OPTION_CONNECTION_LIMIT, 16384u,
 						 MHD_OPTION_URI_LOG_CALLBACK, req_new, NULL,
 						 MHD_OPTION_NOTIFY_COMPLETED, req_free, NULL,
 						 MHD_OPTION_END);
