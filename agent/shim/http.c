@@ -101,8 +101,7 @@ struct conn {
 	uint64_t head_start; /* when this request's head began to arrive; 0: not yet */
 	uint64_t last_io;    /* the last byte read or written, either side */
 	uint64_t deadline; /* the route's timeout; 0: none */
-	uint64_t timeout;  /* the route's timeout, counted from when the upstream starts */
-	uint64_t per_try_ms, try_deadline; /* retries.perTryTimeout, and this try's end */
+	uint64_t try_deadline; /* this try's end (retries.perTryTimeout, in hp) */
 	uint64_t hold_until; /* an injected delay: the upstream starts then */
 	int abort_status;    /* an injected abort: answered with this status instead */
 	struct buf local;    /* a redirect or direct response, ready to send instead of upstream */
@@ -413,7 +412,7 @@ static int upstream_start(struct conn *c)
 		 !t->tls ? "" : e->same_node ? "=this node" : t->sni, t->tls ? t->id_ns : "",
 		 t->tls ? t->id_sa : "", t->tls ? up_rule_hash(&t->rule) : 0);
 	c->tries_left--;
-	c->try_deadline = c->per_try_ms ? now_ms() + c->per_try_ms : 0;
+	c->try_deadline = c->hp.per_try_ms ? now_ms() + c->hp.per_try_ms : 0;
 	resp_reset(c);
 	u = pool_take(s, key, id_gen);
 	if (u) {
@@ -925,9 +924,7 @@ static enum filt filt_router(struct conn *c, struct route_ctx *x)
 	}
 	c->next_ep = 0;
 	c->tries_left = 1 + c->hp.attempts;
-	c->per_try_ms = c->hp.per_try_ms;
 	c->try_deadline = 0;
-	c->timeout = c->hp.timeout_ms;
 	c->deadline = 0;
 	c->resp_bytes = 0;
 	/* the head again, with the destination's then the route's header operations */
@@ -1067,7 +1064,7 @@ static void route_start(struct conn *c)
 		local_answered(c);
 		return;
 	}
-	c->deadline = c->timeout ? now_ms() + c->timeout : 0;
+	c->deadline = c->hp.timeout_ms ? now_ms() + c->hp.timeout_ms : 0;
 	err = upstream_start(c);
 	while (err && err != -ENOKEY && c->tries_left)
 		err = upstream_start(c);
