@@ -4,8 +4,7 @@
  * the shim's codec. Where heads and messages end must not depend on how the stream is cut
  * into reads (the same events at the same offsets, fed whole or in pieces; a refusal may be
  * seen at another byte); a head taken
- * reads back as NUL-terminated fields; the normalized target is no longer than the target
- * and normalizing it again changes nothing.
+ * reads back as NUL-terminated fields; the normalized target is no longer than the target.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,9 +33,11 @@ static void head_check(const struct h1 *h, bool response)
 		return;
 	a = malloc(h->target_len + 2);
 	b = malloc(h->target_len + 2);
+	/* one pass, as Envoy's: "%%33" decodes to "%3", which a second pass would decode
+	 * again, so only the bound is checked, on both passes */
 	route_normalize_path(h1_target(h), a);
 	route_normalize_path(a, b);
-	if (strlen(a) > h->target_len || strcmp(a, b))
+	if (strlen(a) > h->target_len || strlen(b) > strlen(a))
 		abort();
 	free(a);
 	free(b);
