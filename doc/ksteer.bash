@@ -18,7 +18,7 @@ _ksteer()
 {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
 	local bin=${COMP_WORDS[0]} cmd="" sub="" i w
-	local cmds="check agent apply status get uninstall sockmap splice cert lab version help"
+	local cmds="check explain agent apply status get uninstall sockmap splice cert lab version help"
 
 	COMPREPLY=()
 

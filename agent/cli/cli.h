@@ -22,6 +22,7 @@ int cmd_apply(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_uninstall(int argc, char **argv);
 int cmd_get(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
 int cmd_cert(int argc, char **argv);
 int cmd_switch(int argc, char **argv);
 

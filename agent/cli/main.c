@@ -144,6 +144,7 @@ static const struct cmd {
 	int (*fn)(int argc, char **argv);
 } cmds[] = {
 	{ "check", cmd_check },
+	{ "explain", cmd_explain },
 	{ "agent", cmd_agent },
 	{ "apply", cmd_apply },
 	{ "status", cmd_status },

@@ -19,6 +19,12 @@ static const struct cli_help {
 	{ "check", "[-n NS] [--strict] [-q] [-o text|json] -f PATH...",
 	  "validate Istio/Kubernetes YAML (files, directories, - for stdin) and print\n"
 	  "the compiled plan; exit 0 valid, 1 invalid, 2 usage" },
+	{ "explain",
+	  "(-i|--instance NAME | -f PATH... [-n NS]) [--pod NS/NAME] [-X METHOD]\n"
+	  "[-H 'Name: value']... [-o text|json] URL",
+	  "where a request (http://HOST[:PORT]/PATH, https://HOST:PORT, tcp://HOST:PORT)\n"
+	  "goes and why: the frontend, the route and its match, weights, TLS, endpoints,\n"
+	  "kernel or shim; from a running agent's plan (-i) or from policy files (-f)" },
 	{ "agent",
 	  "--policy DIR --cgroup PATH -i|--instance NAME [-n NS] [--netns NAME]\n"
 	  "[--max-frontends N] [--max-dests N] [--max-backends N] [--self-mark N]\n"

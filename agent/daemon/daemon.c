@@ -35,6 +35,7 @@
 #include "../identity/identity.h"
 #include "../policy/decode.h"
 #include "../datapath/guard.h"
+#include "../shim/explain.h"
 #include "../shim/shim.h"
 #include "daemon.h"
 
@@ -200,6 +201,39 @@ static void handle_apply(struct daemon *ag, int fd, const char *name, const char
 		reload(ag); /* synchronous: when apply returns, the kernel routes by it */
 }
 
+/* `ksteer explain -i`: the request in JSON, explained against the plan that routes now. */
+static void handle_explain(struct daemon *ag, int fd, const char *body)
+{
+	struct explain_req rq;
+	char err[512], *out = NULL;
+	json_t *j = json_loads(body, 0, NULL), *e = NULL;
+	size_t len;
+
+	if (!ag->have_plan)
+		snprintf(err, sizeof(err), "explain: no policy applied yet");
+	else if (!j)
+		snprintf(err, sizeof(err), "explain: the request is not JSON");
+	else if (!explain_req_parse(j, &rq, err, sizeof(err)))
+		e = explain(&ag->cur_plan, &rq, err, sizeof(err));
+	out = e ? json_dumps(e, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+	if (!out) {
+		ctl_reply(fd, "Error: %s\nERROR\n", e ? "out of memory" : err);
+	} else {
+		len = strlen(out);
+		for (size_t off = 0; off < len;) { /* larger than ctl_reply's buffer */
+			ssize_t w = write(fd, out + off, len - off);
+
+			if (w <= 0)
+				break;
+			off += (size_t)w;
+		}
+		ctl_reply(fd, "\nOK\n");
+	}
+	free(out);
+	json_decref(e);
+	json_decref(j);
+}
+
 static void handle_ctl(struct daemon *ag)
 {
 	struct ucred cred;
@@ -287,10 +321,13 @@ static void handle_ctl(struct daemon *ag)
 		reload(ag); /* synchronous: the lab waits for the kernel to route by the files */
 		ctl_reply(fd, "%s\n%s\n", ag->last,
 			  strncmp(ag->last, "policy applied", 14) ? "ERROR" : "OK");
-	} else if (!strncmp(buf, "apply ", 6))
+	} else if (!strncmp(buf, "apply ", 6)) {
 		handle_apply(ag, fd, buf + 6, nl ? nl + 1 : "");
-	else
+	} else if (!strcmp(buf, "explain")) {
+		handle_explain(ag, fd, nl ? nl + 1 : "");
+	} else {
 		ctl_reply(fd, "Error: unknown request \"%s\"\nERROR\n", buf);
+	}
 out:
 	free(buf);
 	close(fd);

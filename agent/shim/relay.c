@@ -396,31 +396,6 @@ static void inbound_hello(struct tun *t)
  */
 static const unsigned char alpn_tcp[] = "\x13istio-peer-exchange\x05istio";
 
-static bool routes_by_sni(const struct c_frontend *fe)
-{
-	return fe->n_routes && !strcmp(fe->routes[0].type, "tls");
-}
-
-static const struct c_route *stream_route(const struct c_frontend *fe, const char *sni)
-{
-	for (uint32_t i = 0; i < fe->n_routes; i++) {
-		const struct c_route *r = &fe->routes[i];
-
-		if (strcmp(r->type, "tls"))
-			return r;
-		for (uint32_t j = 0; r->l4 && j < r->l4->match.n; j++) {
-			const struct l4_match *m = &r->l4->match.v[j];
-
-			if (m->port && m->port != fe->port)
-				continue;
-			for (uint32_t k = 0; k < m->sniHosts.n; k++)
-				if (host_matches(m->sniHosts.v[k], sni))
-					return r;
-		}
-	}
-	return NULL;
-}
-
 static void outbound_route(struct tun *t)
 {
 	struct shim *s = t->s;
@@ -437,7 +412,7 @@ static void outbound_route(struct tun *t)
 		refuse(t, &s->st.out_refused, 0, "no frontend for", addr_str(&t->orig, a, sizeof(a)));
 		return;
 	}
-	if (routes_by_sni(fe)) {
+	if (route_by_sni(fe)) {
 		int r = sni_peek(s->peek_ctx, t->pre.p, t->pre.len, sni, sizeof(sni));
 
 		if (r == 0 && !hello_ended(t))
@@ -447,7 +422,7 @@ static void outbound_route(struct tun *t)
 			return;
 		}
 	}
-	rt = stream_route(fe, sni);
+	rt = route_stream(fe, sni);
 	if (!rt) {
 		refuse(t, &s->st.out_refused, 0, "no tls route matches SNI", sni);
 		return;
@@ -897,7 +872,7 @@ void tun_outbound(struct shim *s, int fd, const struct sockaddr_in6 *peer,
 	s->st.out_accepted++;
 	t->orig = *orig;
 	t->orig_port = orig_port;
-	if (!routes_by_sni(fe)) { /* server-first protocols too: nothing to wait for */
+	if (!route_by_sni(fe)) { /* server-first protocols too: nothing to wait for */
 		outbound_route(t);
 		if (!t->dead)
 			tun_arm_all(t);

@@ -164,6 +164,31 @@ const struct c_route *route_match(const struct c_frontend *fe, const struct http
 	return NULL;
 }
 
+bool route_by_sni(const struct c_frontend *fe)
+{
+	return fe->n_routes && !strcmp(fe->routes[0].type, "tls");
+}
+
+const struct c_route *route_stream(const struct c_frontend *fe, const char *sni)
+{
+	for (uint32_t i = 0; i < fe->n_routes; i++) {
+		const struct c_route *r = &fe->routes[i];
+
+		if (strcmp(r->type, "tls"))
+			return r;
+		for (uint32_t j = 0; r->l4 && j < r->l4->match.n; j++) {
+			const struct l4_match *m = &r->l4->match.v[j];
+
+			if (m->port && m->port != fe->port)
+				continue;
+			for (uint32_t k = 0; k < m->sniHosts.n; k++)
+				if (host_matches(m->sniHosts.v[k], sni))
+					return r;
+		}
+	}
+	return NULL;
+}
+
 bool route_string_matches(const struct string_match *m, const char *v, struct regex_cache *rc)
 {
 	return string_matches(m, v, v ? strlen(v) : 0, false, rc);

@@ -40,6 +40,10 @@ void regex_cache_free(struct regex_cache *rc);
 /* The first route of fe whose match accepts rq, or NULL (404 in Envoy's terms). */
 const struct c_route *route_match(const struct c_frontend *fe, const struct http_request *rq,
 				  struct regex_cache *rc);
+/* A stream frontend routed by its ClientHello's SNI (tls routes) rather than by port alone. */
+bool route_by_sni(const struct c_frontend *fe);
+/* The route a TCP or TLS stream takes (sni: its ClientHello's, "" when none), or NULL. */
+const struct c_route *route_stream(const struct c_frontend *fe, const char *sni);
 /* A StringMatch (exact, prefix, regex as a full match) against a value (NULL: no match). */
 bool route_string_matches(const struct string_match *m, const char *v, struct regex_cache *rc);
 /* The first match block of r that accepts rq (what a rewrite replaces), or NULL (none). */
