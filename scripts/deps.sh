@@ -11,6 +11,9 @@ pkgs=(
 )
 # `deps.sh bench`: what `make bench` adds (its baselines and load generators)
 [ "${1:-}" = bench ] && pkgs+=(iptables iperf3 wrk)
+# `deps.sh image`: what `make image` adds: buildah (vfs storage, chroot isolation: no container
+# runtime needed) and mmdebstrap for the Debian 12 base, made from this machine's apt mirror
+[ "${1:-}" = image ] && pkgs+=(buildah mmdebstrap)
 
 missing=()
 for p in "${pkgs[@]}"; do
