@@ -107,6 +107,18 @@ def flags(args):
     return out
 
 
+def agent_args(who, c, labels, cms, path):
+    """The container's env and args as kubelet expands them; the args also go to path."""
+    vals = env_values(c, labels, cms)
+    args = [expand(a, vals) for a in strings(who, c["args"])]
+    check(not any("$(" in a for a in args), "%s: every $(VAR) in args is defined in env" % who,
+          [a for a in args if "$(" in a])
+    check(c.get("command") == ["ksteer"] and args[:1] == ["agent"], "%s: runs ksteer agent" % who)
+    with open(path, "w") as f:
+        f.write("\n".join(args) + "\n")
+    return vals, flags(args)
+
+
 def mounts_by_path(c, spec):
     vols = {v["name"]: v for v in spec.get("volumes", [])}
     out = {}
@@ -222,14 +234,7 @@ def main():
         check_scrape("DaemonSet", t["metadata"])
         (c,) = spec["containers"]
         images.add(c["image"])
-        vals = env_values(c, t["metadata"]["labels"], cms)
-        args = [expand(a, vals) for a in strings("DaemonSet", c["args"])]
-        check(not any("$(" in a for a in args), "DaemonSet: every $(VAR) in args is defined in env",
-              [a for a in args if "$(" in a])
-        check(c.get("command") == ["ksteer"] and args[0] == "agent", "DaemonSet: runs ksteer agent")
-        with open(outdir + "/args.node", "w") as f:
-            f.write("\n".join(args) + "\n")
-        fl = flags(args)
+        vals, fl = agent_args("DaemonSet", c, t["metadata"]["labels"], cms, outdir + "/args.node")
         for want in ("--kube", "--inbound", "--ca", "--policy", "--cgroup", "--instance", "--shim"):
             check(want in fl, "DaemonSet: %s given" % want)
         check(fl.get("--shim") == [FIELDS["status.hostIP"]],
@@ -281,14 +286,7 @@ def main():
         check_scrape("Deployment", t["metadata"])
         (c,) = spec["containers"]
         images.add(c["image"])
-        vals = env_values(c, labels, cms)
-        args = [expand(a, vals) for a in strings("Deployment", c["args"])]
-        check(not any("$(" in a for a in args), "Deployment: every $(VAR) in args is defined in env",
-              [a for a in args if "$(" in a])
-        check(c.get("command") == ["ksteer"] and args[0] == "agent", "Deployment: runs ksteer agent")
-        with open(outdir + "/args.gateway", "w") as f:
-            f.write("\n".join(args) + "\n")
-        fl = flags(args)
+        vals, fl = agent_args("Deployment", c, labels, cms, outdir + "/args.gateway")
         for want in ("--kube", "--gateway", "--gateway-labels", "--cgroup", "--instance", "--policy"):
             check(want in fl, "Deployment: %s given" % want)
         gl = dict(kv.split("=", 1) for v in fl.get("--gateway-labels", []) for kv in v.split(","))
