@@ -155,9 +155,12 @@ $(OUT)/bench/sockhash: selftests/bench/sockhash.c maps/ksteer_maps.h
 
 # The container image (Containerfile) with buildah, in its own store under $(OUT)/image; the
 # first build makes a Debian 12 base with mmdebstrap (minutes: not part of `make test`).
-image: ksteer
+image: $(OUT)/image/built
+
+$(OUT)/image/built: $(OUT)/ksteer Containerfile scripts/image.sh
 	@scripts/deps.sh image
 	@OUT=$(OUT) bash scripts/image.sh build
+	@touch $@
 
 # ksteer run with chroot in the built image's root: its libraries alone, the scenario checked.
 image-test: image

@@ -57,12 +57,12 @@ build() {
 	base
 	# the context is the binary alone: nothing else of the tree goes into the image
 	install -m 0755 -s "$OUT/ksteer" "$ctx/ksteer"
-	timeout "$STEP_TIMEOUT" "${B[@]}" bud --quiet --isolation chroot --layers --pull=never \
+	timeout "$STEP_TIMEOUT" "${B[@]}" bud --quiet --isolation chroot --pull=never \
 		--build-arg BASE="$BASE" \
 		--label org.opencontainers.image.title=ksteer \
 		--label org.opencontainers.image.version="$v" \
 		-f Containerfile -t "localhost/ksteer:$v" "$ctx" >/dev/null
-	# the layers of earlier builds (other binaries) are of no use once replaced
+	# the image this one replaced (another binary), untagged now, is of no use
 	"${B[@]}" rmi --prune >/dev/null 2>&1 || true
 	echo "image: localhost/ksteer:$v ($("${B[@]}" images --format '{{.Size}}' "localhost/ksteer:$v"))"
 }
