@@ -41,12 +41,15 @@ base() {
 			mv "$tar.tmp" "$tar"
 		fi
 		c=$("${B[@]}" from scratch)
+		# an interrupted import leaves no working container behind
+		trap '"${B[@]}" rm "$c" >/dev/null 2>&1' EXIT
+		trap 'exit 1' INT TERM HUP
 		m=$("${B[@]}" mount "$c")
 		if ! tar -C "$m" -xf "$tar" || ! "${B[@]}" commit --quiet --rm "$c" "$BASE" >/dev/null; then
-			"${B[@]}" rm "$c" >/dev/null 2>&1 || true
 			echo "Error: import $tar as $BASE" >&2
 			return 1
 		fi
+		trap - EXIT
 	fi
 }
 

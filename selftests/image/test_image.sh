@@ -17,6 +17,7 @@ v=$("$KSTEER" version | awk '{ print $2 }')
 ctr=
 cleanup() { [ -n "$ctr" ] && { img umount "$ctr" >/dev/null 2>&1; img rm "$ctr" >/dev/null 2>&1; }; }
 trap cleanup EXIT
+trap 'exit 1' INT TERM HUP # through the EXIT trap: the working container goes too
 
 if ! ctr=$(img from --pull=never "localhost/ksteer:$v" 2>&1); then
 	echo "FAIL the image localhost/ksteer:$v exists (make image)"
