@@ -34,7 +34,7 @@ UNIT_BIN := $(UNIT_SRC:selftests/unit/%.c=$(OUT)/unit/%)
 
 .DELETE_ON_ERROR:
 .SECONDARY: $(BPF_OBJ) $(BPF_OBJ:.bpf.o=.tmp.bpf.o)
-.PHONY: all deps test unit unit-asan cli-test lab-test fuzz demo bench vmlinux clean format
+.PHONY: all deps test unit unit-asan cli-test lab-test fuzz demo bench vmlinux clean format image image-test image-push
 
 all: ksteer $(OUT)/ksteer.1
 
@@ -153,6 +153,23 @@ $(OUT)/bench/sockhash: selftests/bench/sockhash.c maps/ksteer_maps.h
 	@mkdir -p $(@D)
 	$(CC) -O2 -Wall -Wextra -Werror -I. -o $@ $< -lbpf
 
+# The container image (Containerfile) with buildah, in its own store under $(OUT)/image; the
+# first build makes a Debian 12 base with mmdebstrap (minutes: not part of `make test`).
+image: $(OUT)/image/built
+
+$(OUT)/image/built: $(OUT)/ksteer Containerfile scripts/image.sh
+	@scripts/deps.sh image
+	@OUT=$(OUT) bash scripts/image.sh build
+	@touch $@
+
+# ksteer run with chroot in the built image's root: its libraries alone, the scenario checked.
+image-test: image
+	@OUT=$(OUT) KSTEER=$(abspath $(OUT)/ksteer) SHARED=$(SHARED) bash selftests/image/test_image.sh
+
+# make image-push DEST=docker://registry.example/ksteer:0.1
+image-push: image
+	@OUT=$(OUT) bash scripts/image.sh push $(DEST)
+
 demo:
 	@scripts/deps.sh
 	@$(MAKE) --no-print-directory all
@@ -164,4 +181,5 @@ format:
 clean:
 	rm -rf $(OUT) ksteer
 
--include $(shell find $(OUT) -name '*.d' 2>/dev/null)
+# (not into the image store: its Debian roots are full of *.d directories)
+-include $(shell find $(OUT) -path $(OUT)/image -prune -o -name '*.d' -print 2>/dev/null)

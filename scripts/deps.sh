@@ -9,8 +9,13 @@ pkgs=(
 	iproute2 curl nftables libmicrohttpd-dev libldns-dev tcpdump bind9-dnsutils openssl
 	slowhttptest scdoc
 )
+# the cli tests render manifests/deploy with kubectl's kustomize: Debian's where none is installed
+command -v kubectl >/dev/null || pkgs+=(kubernetes-client)
 # `deps.sh bench`: what `make bench` adds (its baselines and load generators)
 [ "${1:-}" = bench ] && pkgs+=(iptables iperf3 wrk)
+# `deps.sh image`: what `make image` adds: buildah (vfs storage, chroot isolation: no container
+# runtime needed) and mmdebstrap for the Debian 12 base, made from this machine's apt mirror
+[ "${1:-}" = image ] && pkgs+=(buildah mmdebstrap)
 
 missing=()
 for p in "${pkgs[@]}"; do

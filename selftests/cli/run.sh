@@ -373,5 +373,12 @@ while read -r line; do
 done <"$tmp/readme-cmds"
 [ "$n" -ge 8 ] && ok "README: $n instance commands found" || bad "README: instance commands found" "only $n" "$(cat "$tmp/readme-cmds")"
 
+# -- manifests/deploy as kubectl renders it (a script of its own: kubectl, python3-yaml)
+KSTEER=$KSTEER SHARED=$SHARED bash "$here/selftests/cli/deploy.sh" >"$tmp/deploy" 2>&1
+rc=$?
+sed 's/^/  /' "$tmp/deploy"
+[ "$rc" -eq 0 ] && ok "manifests/deploy: $(tail -n 1 "$tmp/deploy")" ||
+	bad "manifests/deploy" "exit $rc: $(grep -c '^FAIL' "$tmp/deploy") failed (above)"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
