@@ -302,7 +302,7 @@ static void tel_begin(struct conn *c)
 	t->start_us = now_us();
 	t->start_wall_us = now_wall_us();
 	t->tx = t->tx_head = 0;
-	t->rx_head = head ? c->rq.head_wire : 0;
+	t->rx_head = head ? t->rx : 0; /* every byte fed so far was the head's */
 	t->upstream[0] = t->cluster[0] = t->route[0] = 0;
 	mt_pack_reset(&t->pk);
 	mt_pack_set(&t->pk, MT_REPORTER, "source");

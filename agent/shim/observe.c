@@ -7,6 +7,12 @@
 #include "observe.h"
 #include "shim_int.h"
 
+static void tcp_count(struct shim *s, struct stream_tel *st)
+{
+	st->tcp = true;
+	metrics_tcp_open(&s->mt, st->ms);
+}
+
 void stream_open(struct shim *s, struct stream_tel *st)
 {
 	st->on = true;
@@ -20,7 +26,9 @@ void stream_open(struct shim *s, struct stream_tel *st)
 		mt_pack_labels(&st->pk, &l);
 		st->ms = metrics_series(&s->mt, &l, true);
 	}
-	metrics_tcp_open(&s->mt, st->ms);
+	/* an HTTP stream is counted in its requests, as Istio's: in istio_tcp_* only if not */
+	if (!st->http)
+		tcp_count(s, st);
 	if (st->http) {
 		st->rq = calloc(1, sizeof(*st->rq));
 		st->rs = calloc(1, sizeof(*st->rs));
@@ -99,9 +107,10 @@ static void read_requests(struct stream_tel *st, const char *p, size_t n)
 		if (ev == H1_ERROR) {
 			st->http_off = true;
 		} else if (ev == H1_HEAD) {
+			st->rq_started = true;
 			q->start_us = now_us();
 			q->wall_us = now_wall_us();
-			q->rx_head = st->rq->head_wire;
+			q->rx_head = q->rx; /* every byte fed so far was the head's */
 			q->head_method = st->rq->p.method == HTTP_HEAD;
 			copy(q->method, sizeof(q->method),
 			     llhttp_method_name((llhttp_method_t)st->rq->p.method));
@@ -141,7 +150,7 @@ static void read_answers(struct shim *s, struct stream_tel *st, const char *p, s
 			st->http_off = true;
 		} else if (ev == H1_HEAD) {
 			st->status = st->rs->p.status_code;
-			st->tx_head = st->rs->head_wire;
+			st->tx_head = st->tx_cur;
 		} else if (ev == H1_DONE) {
 			if (st->status >= 200)
 				http_done(s, st);
@@ -167,11 +176,13 @@ void stream_bytes(struct shim *s, struct stream_tel *st, bool from_client, const
 		read_requests(st, p, n);
 	else
 		read_answers(s, st, p, n);
+	if (st->http_off && !st->q_n && !st->rq_started && !st->tcp)
+		tcp_count(s, st); /* not HTTP/1 from its first byte: a TCP stream, bytes and all */
 }
 
 void stream_report(struct shim *s, struct stream_tel *st)
 {
-	if (!st->on)
+	if (!st->on || !st->tcp)
 		return;
 	metrics_tcp_bytes(&s->mt, st->ms, st->tx - st->rep_tx, st->rx - st->rep_rx);
 	st->rep_tx = st->tx;
@@ -185,7 +196,8 @@ void stream_close(struct shim *s, struct stream_tel *st, const char *flags)
 	if (!st->on)
 		return;
 	stream_report(s, st);
-	metrics_tcp_close(&s->mt, st->ms);
+	if (st->tcp)
+		metrics_tcp_close(&s->mt, st->ms);
 	st->on = false;
 	us = now_us() - st->start_us;
 	if (s->alog.fd >= 0) {

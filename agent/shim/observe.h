@@ -29,6 +29,8 @@ struct stream_tel {
 	bool on; /* opened: counted closed once */
 	bool http; /* its plaintext is read for HTTP requests */
 	bool http_off; /* not HTTP/1 after all, or too many in flight */
+	bool rq_started; /* a request head was read: an HTTP stream, not in istio_tcp_* */
+	bool tcp; /* counted in istio_tcp_*: not HTTP, or not read as HTTP */
 	const char *reporter;
 	struct mt_pack pk;
 	struct mt_series *ms;
