@@ -71,7 +71,7 @@ void json_quote(FILE *f, const char *s)
 		else if (*p < 0x20 || *p >= 0x7f)
 			fprintf(f, "\\u%04x", *p);
 		else
-			fputc(*p, f);
+			putc_unlocked(*p, f);
 	}
 	fputc('"', f);
 }

@@ -251,7 +251,7 @@ void prom_quote(FILE *f, const char *v)
 		else if (*v == '\n')
 			fputs("\\n", f);
 		else
-			fputc(*v, f);
+			putc_unlocked(*v, f);
 	}
 	fputc('"', f);
 }
