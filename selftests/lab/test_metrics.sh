@@ -198,7 +198,8 @@ OK*) ok "access log: the request's line says what curl saw ($out): ${r:3:160}...
 esac
 
 # ---- TCP: tcp-echo's connections, through the shim with ISTIO_MUTUAL ----
-QT='reporter="source",destination_service="tcp-echo.sample.svc.cluster.local"'
+# the tcp route splits 80/20 between tcp-echo.sample.svc.cluster.local and tcp-echo.sample.global
+QT='reporter="source",destination_service=~"tcp-echo[.]sample[.].+"'
 o1=$(pq ksl-c1-n1 19091 "sum(istio_tcp_connections_opened_total{$QT})")
 x1=$(pq ksl-c1-n1 19091 "sum(istio_tcp_connections_closed_total{$QT})")
 s1=$(pq ksl-c1-n1 19091 "sum(istio_tcp_received_bytes_total{$QT})")
