@@ -65,6 +65,8 @@ int cmd_agent(int argc, char **argv)
 		{ "dns-upstream", required_argument, NULL, 'U' },
 		{ "limit", required_argument, NULL, 'l' },
 		{ "admin", required_argument, NULL, 'a' },
+		{ "cluster", required_argument, NULL, 'k' },
+		{ "access-log", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct daemon_opts opt = {
@@ -178,6 +180,8 @@ int cmd_agent(int argc, char **argv)
 			so->admin = true;
 			break;
 		}
+		case 'k': so->cluster = optarg; break;
+		case 'o': so->access_log = optarg; break;
 		case 'l':
 			if (shim_limit_set(&so->lim, optarg)) {
 				fprintf(stderr, "Error: --limit %s: NAME=VALUE, one of:\n", optarg);

@@ -12,39 +12,23 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../datapath/counters.h"
 #include "../datapath/datapath.h"
 #include "cli.h"
 
 /* A per-CPU counter array, summed: into j, and printed unless out is json. */
-static void add_counters(json_t *j, int fd, const char *const *names, uint32_t n, uint64_t *v,
-			 int ncpu, const char *out)
+static void add_counters(json_t *j, int fd, const struct dp_counter *c, uint32_t n,
+			 const char *out)
 {
-	for (uint32_t s = 0; s < n; s++) {
-		uint64_t sum = 0;
+	uint64_t v[(int)KS_STAT_MAX > (int)KS_GUARD_STAT_MAX ? (int)KS_STAT_MAX : (int)KS_GUARD_STAT_MAX] = {0};
 
-		if (!bpf_map_lookup_elem(fd, &s, v))
-			for (int k = 0; k < ncpu; k++)
-				sum += v[k];
-		json_object_set_new(j, names[s], json_integer((json_int_t)sum));
+	dp_counters_read(fd, n, v);
+	for (uint32_t s = 0; s < n; s++) {
+		json_object_set_new(j, c[s].name, json_integer((json_int_t)v[s]));
 		if (strcmp(out, "json"))
-			printf("%-22s %llu\n", names[s], (unsigned long long)sum);
+			printf("%-22s %llu\n", c[s].name, (unsigned long long)v[s]);
 	}
 }
-
-static const char *const stat_names[KS_STAT_MAX] = {
-	[KS_STAT_CONNECT_SEEN] = "connect_seen",
-	[KS_STAT_CONNECT_ROUTED] = "connect_routed",
-	[KS_STAT_CONNECT_SHIM] = "connect_shim",
-	[KS_STAT_CONNECT_NO_UPSTREAM] = "connect_no_upstream",
-	[KS_STAT_CONNECT_MISS] = "connect_miss",
-	[KS_STAT_CONNECT_SELF] = "connect_self",
-	[KS_STAT_DNS_REDIRECTED] = "dns_redirected",
-	[KS_STAT_SOCKMAP_ADDED] = "sockmap_added",
-	[KS_STAT_SOCKMAP_REDIRECTED] = "sockmap_redirected",
-	[KS_STAT_SOCKMAP_PLAIN] = "sockmap_plain",
-	[KS_STAT_SPLICE_REDIRECTED] = "splice_redirected",
-	[KS_STAT_SPLICE_DROPPED] = "splice_dropped",
-};
 
 static json_t *frontend_json(int fds[DP_MAPS], uint32_t gen, const struct ks_frontend_key *k,
 			     const struct ks_frontend *f, bool with_backends)
@@ -168,33 +152,19 @@ int cmd_get(int argc, char **argv)
 		goto out;
 	}
 	if (!strcmp(what, "stats")) {
-		int ncpu = libbpf_num_possible_cpus();
-		uint64_t *v = calloc((size_t)ncpu, sizeof(*v));
 		json_t *j = json_object();
 
-		add_counters(j, fds[DP_STATS], stat_names, KS_STAT_MAX, v, ncpu, out);
+		add_counters(j, fds[DP_STATS], dp_stat_counters, KS_STAT_MAX, out);
 		json_object_set_new(j, "generation", json_integer(cfg.active));
 		{
 			/* the XDP guard's counters, when this instance has one */
-			static const char *const gnames[KS_GUARD_STAT_MAX] = {
-				[KS_GUARD_PASS_NOT_IP] = "guard_pass_not_ip",
-				[KS_GUARD_PASS_OTHER] = "guard_pass_other",
-				[KS_GUARD_PASS_ALLOWED] = "guard_pass_allowed",
-				[KS_GUARD_PASS_FRAGMENT] = "guard_pass_fragment",
-				[KS_GUARD_PASS_TRUNCATED] = "guard_pass_truncated",
-				[KS_GUARD_DROP_DENIED] = "guard_drop_denied",
-				[KS_GUARD_DROP_FIRST_CUT] = "guard_drop_first_cut",
-				[KS_GUARD_DROP_LATER] = "guard_drop_later",
-				[KS_GUARD_DROP_OVERLAP] = "guard_drop_overlap",
-				[KS_GUARD_DROP_EXT_CHAIN] = "guard_drop_ext_chain",
-			};
 			char path[PATH_MAX];
 			int gfd;
 
 			snprintf(path, sizeof(path), "%s/%s/ks_guard_stats", KS_PIN_ROOT, instance);
 			gfd = bpf_obj_get(path);
 			if (gfd >= 0) {
-				add_counters(j, gfd, gnames, KS_GUARD_STAT_MAX, v, ncpu, out);
+				add_counters(j, gfd, dp_guard_counters, KS_GUARD_STAT_MAX, out);
 				close(gfd);
 			}
 		}
@@ -203,7 +173,6 @@ int cmd_get(int argc, char **argv)
 			printf("\n");
 		}
 		json_decref(j);
-		free(v);
 		rc = 0;
 		goto out;
 	}

@@ -31,7 +31,7 @@ static const struct cli_help {
 	  "[--ready-file PATH] [--shim ADDR] [--inbound] [--gateway]\n"
 	  "[--gateway-labels K=V,...] [--ca DIR] [--trust-domain TD] [--cert-ttl DUR]\n"
 	  "[--sni-form global|local] [--no-dns] [--dns-upstream ADDR] [--limit NAME=VALUE]...\n"
-	  "[--admin ADDR] "
+	  "[--admin ADDR] [--cluster NAME] [--access-log PATH|-]\n"
 	  "[--xdp-dev IFNAME]... [--xdp-mode auto|native|generic] [--allow CIDR]...\n"
 	  "[--guard-port N]... [--sockmap on|off] [--splice on|off]",
 	  "load, attach and feed the datapath, run the shim; watch DIR (root)" },

@@ -1148,6 +1148,40 @@ static void pod_ports(struct cctx *c, struct c_pod *pod, const struct pod_spec *
 		}
 }
 
+/*
+ * A pod's workload name as Istio derives it from its controller: a
+ * ReplicaSet named DEPLOYMENT-HASH (HASH its pod-template-hash label) is
+ * the Deployment's, a Job named CRONJOB-DIGITS the CronJob's, any other
+ * owner its own name; a pod without an owner is its own workload.
+ */
+static const char *pod_workload(struct cctx *c, const struct resource *r)
+{
+	const struct object_ref *o;
+	const char *hash;
+	size_t n, hn;
+
+	if (!r->metadata || !r->metadata->ownerReferences.n)
+		return r->name;
+	o = &r->metadata->ownerReferences.v[0];
+	if (!o->name || !*o->name)
+		return r->name;
+	n = strlen(o->name);
+	hash = labels_get(&r->metadata->labels, "pod-template-hash");
+	hn = hash ? strlen(hash) : 0;
+	if (o->kind && !strcmp(o->kind, "ReplicaSet") && hn && n > hn + 1 &&
+	    o->name[n - hn - 1] == '-' && !strcmp(o->name + n - hn, hash))
+		return arena_strndup(c->a, o->name, n - hn - 1);
+	if (o->kind && !strcmp(o->kind, "Job")) {
+		size_t d = n;
+
+		while (d && o->name[d - 1] >= '0' && o->name[d - 1] <= '9')
+			d--;
+		if (d > 1 && d < n && o->name[d - 1] == '-')
+			return arena_strndup(c->a, o->name, d - 1);
+	}
+	return o->name;
+}
+
 static void pods_build(struct cctx *c)
 {
 	struct plan *pl = c->plan;
@@ -1164,6 +1198,8 @@ static void pods_build(struct cctx *c)
 		pod->ns = r->ns;
 		pod->name = r->name;
 		pod->sa = pod_sa(ps) ? pod_sa(ps) : "default";
+		pod->workload = pod_workload(c, r);
+		pod->labels = r->metadata ? &r->metadata->labels : NULL;
 		if (!addr_parse(r->status->podIP, &pod->addr[0]))
 			pod->n_addr = 1;
 		for (uint32_t k = 0; k < r->status->podIPs.n && pod->n_addr < 2; k++) {

@@ -130,6 +130,8 @@ struct c_image {
 /* A Pod with an address: who a connection comes from, whom it goes to. */
 struct c_pod {
 	const char *ns, *name, *sa; /* sa: "default" when the spec names none */
+	const char *workload; /* its owner's name as Istio derives it (a Deployment's), or its own */
+	const struct kvs *labels;
 	struct ks_addr addr[2]; /* status.podIPs (IPv4 mapped) */
 	uint32_t n_addr;
 	bool has_node;

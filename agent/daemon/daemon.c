@@ -7,6 +7,7 @@
  * on a root-only socket.
  */
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -51,6 +52,7 @@ struct daemon {
 	struct shim *shim; /* NULL when the shim address is not in this namespace */
 	struct guard guard; /* the XDP guard, when --xdp-dev names devices */
 	struct guard_cfg gcfg;
+	int guard_stats_fd; /* the guard's pinned counters, for /stats/prometheus; -1: none */
 	struct policy cur_policy; /* the last good policy: the shim routes by it */
 	struct plan cur_plan;
 	bool have_plan;
@@ -373,7 +375,7 @@ int daemon_open(struct daemon **out, struct daemon_opts *opt)
 
 	if (!ag)
 		return -ENOMEM;
-	ag->epfd = ag->inofd = ag->sigfd = ag->ctlfd = ag->timerfd = -1;
+	ag->epfd = ag->inofd = ag->sigfd = ag->ctlfd = ag->timerfd = ag->guard_stats_fd = -1;
 	ag->policy_dir = opt->policy_dir;
 	ag->instance = opt->instance;
 	ag->ns = opt->ns;
@@ -431,6 +433,15 @@ int daemon_open(struct daemon **out, struct daemon_opts *opt)
 		so.splice_fd = so.gateway ? ag->dp.splice_fd : -1;
 		so.splice_peer_fd = so.gateway ? ag->dp.splice_peer_fd : -1;
 		so.origdst_fd = ag->dp.fds[DP_ORIGDST];
+		/* the kernel's counters, exported by the shim's /stats/prometheus */
+		so.stats_fd = ag->dp.fds[DP_STATS];
+		if (ag->guard.n_devs) {
+			char gpath[PATH_MAX + 32];
+
+			snprintf(gpath, sizeof(gpath), "%s/ks_guard_stats", ag->guard.pin_dir);
+			ag->guard_stats_fd = bpf_obj_get(gpath);
+		}
+		so.guard_stats_fd = ag->guard_stats_fd;
 		err = shim_open(&ag->shim, &so);
 		if (err && (so.inbound || so.gateway || so.ca_dir)) {
 			pr_warn("Error: agent %s: shim: %s\n", ag->instance, strerror(-err));
@@ -521,6 +532,8 @@ void daemon_close(struct daemon *ag)
 				close(fds[i]);
 	}
 	shim_close(ag->shim);
+	if (ag->guard_stats_fd >= 0)
+		close(ag->guard_stats_fd);
 	guard_close(&ag->guard);
 	if (ag->have_plan) {
 		plan_free(&ag->cur_plan);

@@ -404,7 +404,7 @@ static pid_t start_agent(struct lab *lab, const char *cname, const char *instanc
 			 const char *cgroup_rel, const char *netns, bool gateway)
 {
 	char policy[PATH_MAX], log[PATH_MAX], ready[PATH_MAX], agents[PATH_MAX + 16],
-		ca[PATH_MAX];
+		ca[PATH_MAX], alog[PATH_MAX];
 	char *args[] = { "ksteer", "agent", "--policy", policy, "--cgroup", (char *)cgroup_rel,
 			 "--instance", (char *)instance, "--netns", (char *)netns, "-n", "default",
 			 /* the node side of every pod's veth: where pods reach their node's shim */
@@ -420,6 +420,10 @@ static pid_t start_agent(struct lab *lab, const char *cname, const char *instanc
 			 "--sockmap", lab->sockmap ? "on" : "off", "--splice", lab->splice ? "on" : "off",
 			 /* readiness and stats on every address of the node, as a DaemonSet's */
 			 "--admin", "::",
+			 /* source_cluster and destination_cluster of Istio's metrics */
+			 "--cluster", (char *)cname,
+			 /* each agent's access log beside its log */
+			 "--access-log", alog,
 			 /* room for the guard's four and two per --limit */
 			 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
 			 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
@@ -443,6 +447,7 @@ static pid_t start_agent(struct lab *lab, const char *cname, const char *instanc
 	snprintf(ca, sizeof(ca), LAB_DIR "/%s/cacerts", cname);
 	snprintf(policy, sizeof(policy), LAB_DIR "/%s/policy", cname);
 	snprintf(log, sizeof(log), LAB_DIR "/logs/%s.log", instance);
+	snprintf(alog, sizeof(alog), LAB_DIR "/logs/%s.access.log", instance);
 	snprintf(ready, sizeof(ready), LAB_DIR "/%s.ready", instance);
 	/*
 	 * agents live outside the nodes' subtrees, so their own sockets are never
@@ -1121,6 +1126,23 @@ static json_t *pod_object(json_t *pod, json_t *spec)
 			    json_string(jstr(pod, "node")));
 	json_object_set_new(json_object_get(o, "status"), "hostIP",
 			    json_string(jstr(pod, "hostIP")));
+	if (*jstr(pod, "owner")) {
+		/* a Deployment's pod, as Kubernetes makes it: owned by its ReplicaSet DEPLOY-HASH
+		 * (Istio's metrics name the workload after the Deployment by this) */
+		json_t *meta = json_object_get(o, "metadata");
+		json_t *labels = json_deep_copy(json_object_get(meta, "labels"));
+
+		if (!json_is_object(labels)) {
+			json_decref(labels);
+			labels = json_object();
+		}
+		json_object_set_new(labels, "pod-template-hash", json_string("5c6b7d8f9"));
+		json_object_set_new(meta, "labels", labels);
+		json_object_set_new(meta, "ownerReferences",
+				    json_pack("[{s:s, s:s, s:s+, s:b}]", "apiVersion", "apps/v1",
+					      "kind", "ReplicaSet", "name", jstr(pod, "owner"),
+					      "-5c6b7d8f9", "controller", 1));
+	}
 	return o;
 }
 

@@ -403,10 +403,16 @@ struct pod_status {
 	OBJS(struct pod_ip) podIPs;
 };
 
+struct object_ref {
+	struct obj o;
+	const char *kind, *name, *namespace;
+};
+
 struct meta {
 	struct obj o;
 	const char *name, *namespace;
 	struct kvs labels, annotations;
+	OBJS(struct object_ref) ownerReferences; /* a Pod's: its workload's name, as Istio's */
 };
 
 struct pod_template {
@@ -425,11 +431,6 @@ struct deployment_spec {
 struct eps_conditions {
 	struct obj o;
 	bool ready;
-};
-
-struct object_ref {
-	struct obj o;
-	const char *kind, *name, *namespace;
 };
 
 struct eps_endpoint {

@@ -183,8 +183,11 @@ SCHEMA(schema_gateway, gateway, STRICT, F(gateway, selector, F_MAP),
        FS(gateway, servers, F_OBJS, schema_server));
 
 /* Kubernetes: lenient, the API has many more fields than routing needs */
+SCHEMA(schema_object_ref, object_ref, LENIENT, F(object_ref, kind, F_STR),
+       F(object_ref, name, F_STR), F(object_ref, namespace, F_STR));
 SCHEMA(schema_meta, meta, LENIENT, F(meta, name, F_STR), F(meta, namespace, F_STR),
-       F(meta, labels, F_MAP), F(meta, annotations, F_MAP));
+       F(meta, labels, F_MAP), F(meta, annotations, F_MAP),
+       FS(meta, ownerReferences, F_OBJS, schema_object_ref));
 SCHEMA(schema_svc_port, svc_port, LENIENT, F(svc_port, name, F_STR), F(svc_port, protocol, F_STR),
        F(svc_port, appProtocol, F_STR), F(svc_port, targetPort, F_STR), F(svc_port, port, F_INT),
        F(svc_port, nodePort, F_INT));
@@ -209,8 +212,6 @@ SCHEMA(schema_deployment_spec, deployment_spec, LENIENT, F(deployment_spec, repl
        FS(deployment_spec, template, F_OBJ, schema_pod_template));
 SCHEMA(schema_empty, obj, LENIENT, FANY(x));
 SCHEMA(schema_eps_conditions, eps_conditions, LENIENT, F(eps_conditions, ready, F_BOOL));
-SCHEMA(schema_object_ref, object_ref, LENIENT, F(object_ref, kind, F_STR),
-       F(object_ref, name, F_STR), F(object_ref, namespace, F_STR));
 SCHEMA(schema_eps_endpoint, eps_endpoint, LENIENT, F(eps_endpoint, addresses, F_STRS),
        FS(eps_endpoint, conditions, F_OBJ, schema_eps_conditions),
        F(eps_endpoint, nodeName, F_STR), FS(eps_endpoint, targetRef, F_OBJ, schema_object_ref));

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../datapath/counters.h"
 #include "h1.h"
 #include "shim_int.h"
 
@@ -108,6 +109,17 @@ static void metrics(const struct shim *s, FILE *f)
 	fprintf(f, "# HELP ksteer_shim_connections HTTP client connections open\n"
 		   "# TYPE ksteer_shim_connections gauge\nksteer_shim_connections %u\n",
 		s->n_conns);
+	fprintf(f, "# HELP ksteer_access_log_lines_total access log lines, by outcome\n"
+		   "# TYPE ksteer_access_log_lines_total counter\n"
+		   "ksteer_access_log_lines_total{outcome=\"queued\"} %llu\n"
+		   "ksteer_access_log_lines_total{outcome=\"dropped\"} %llu\n",
+		(unsigned long long)s->alog.lines, (unsigned long long)s->alog.dropped);
+	/* the kernel's counters (fd 0 is an unset option: no map is ever there) */
+	if (s->o.stats_fd > 0)
+		dp_counters_print(s->o.stats_fd, 0, f);
+	if (s->o.guard_stats_fd > 0)
+		dp_counters_print(s->o.guard_stats_fd, 1, f);
+	metrics_print(&s->mt, f);
 }
 
 static void route(struct admin *a, uint16_t port)

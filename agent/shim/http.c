@@ -66,6 +66,23 @@ struct up {
  * turns both into a tunnel; a close after the last answer lingers.
  */
 enum req_state { REQ_HEAD, REQ_BODY, REQ_DONE, REQ_TUNNEL };
+
+/*
+ * A request's telemetry, from its head to its answer's last byte: Istio's
+ * labels (copied, as a reload may free the plan meanwhile), sizes as they
+ * crossed the client's socket, and the access log's fields.
+ */
+struct req_tel {
+	bool on; /* a request is being counted: reported once, by tel_end */
+	int status; /* the answer's, as the client got it; 0: none */
+	const char *flags; /* Envoy's response flags, "-" when none */
+	uint64_t start_us, start_wall_us;
+	uint64_t rx, rx_head; /* request bytes from the client; of them the head */
+	uint64_t tx, tx_head; /* answer bytes to the client; of them the final head */
+	struct mt_pack pk;
+	char method[24], path[512], authority[256], ua[256], xff[256], reqid[128];
+	char upstream[64], cluster[320], route[128];
+};
 enum resp_state { RESP_NONE, RESP_HEAD, RESP_BODY, RESP_DONE, RESP_TUNNEL };
 
 struct conn {
@@ -113,6 +130,7 @@ struct conn {
 	/* where this request may go: copied, as a reload may free the plan meanwhile */
 	struct up_target t; /* endpoints, TLS and identity, outlier detection */
 	unsigned next_ep, tries_left;
+	struct req_tel tel; /* this request's metrics and access log entry */
 };
 
 /*
@@ -258,10 +276,128 @@ static void conn_free(void *p)
 
 static void src_release(struct shim *s, const struct ks_addr *a);
 
+/* ---- telemetry: Istio's metrics and the access log, per request ---- */
+
+static void copy_str(char *dst, size_t n, const char *v)
+{
+	snprintf(dst, n, "%s", v ? v : "");
+}
+
+static const char *or_null(const char *v)
+{
+	return v && *v ? v : NULL;
+}
+
+/* A request begins to count: its head is read (or refused: no head at all). */
+static void tel_begin(struct conn *c)
+{
+	struct req_tel *t = &c->tel;
+	bool head = c->req != REQ_HEAD;
+	const char *host = head ? h1_get(&c->rq, "host") : NULL;
+	char h[256];
+
+	t->on = true;
+	t->status = 0;
+	t->flags = NULL;
+	t->start_us = now_us();
+	t->start_wall_us = now_wall_us();
+	t->tx = t->tx_head = 0;
+	t->rx_head = head ? t->rx : 0; /* every byte fed so far was the head's */
+	t->upstream[0] = t->cluster[0] = t->route[0] = 0;
+	mt_pack_reset(&t->pk);
+	mt_pack_set(&t->pk, MT_REPORTER, "source");
+	tel_source(c->s, &c->peer, &t->pk);
+	mt_pack_set(&t->pk, MT_SRC_CLUSTER, c->s->o.cluster);
+	mt_pack_set(&t->pk, MT_REQ_PROTOCOL, "http");
+	mt_pack_set(&t->pk, MT_GRPC_STATUS, "");
+	/* the client's proxy does not know what the server required: Istio says unknown */
+	mt_pack_set(&t->pk, MT_CONN_SECURITY, "unknown");
+	copy_str(t->method, sizeof(t->method),
+		 head ? llhttp_method_name((llhttp_method_t)c->rq.p.method) : NULL);
+	copy_str(t->path, sizeof(t->path), head ? h1_target(&c->rq) : NULL);
+	copy_str(t->authority, sizeof(t->authority), host);
+	copy_str(t->ua, sizeof(t->ua), head ? h1_get(&c->rq, "user-agent") : NULL);
+	copy_str(t->xff, sizeof(t->xff), head ? h1_get(&c->rq, "x-forwarded-for") : NULL);
+	copy_str(t->reqid, sizeof(t->reqid), head ? h1_get(&c->rq, "x-request-id") : NULL);
+	/* not routed (yet): Istio names the destination service by the request's host */
+	if (host) {
+		copy_str(h, sizeof(h), host);
+		if (h[0] != '[' && strchr(h, ':'))
+			*strchr(h, ':') = 0;
+		mt_pack_set(&t->pk, MT_DST_SERVICE, h);
+	}
+}
+
+/* The local answer in p: its status, and where its head ends. */
+static void tel_local(struct conn *c, const char *p, size_t n)
+{
+	const char *sp = memchr(p, ' ', n < 16 ? n : 16);
+	const char *end = memmem(p, n, "\r\n\r\n", 4);
+
+	if (!c->tel.on)
+		tel_begin(c);
+	if (sp)
+		c->tel.status = atoi(sp + 1);
+	if (end)
+		c->tel.tx_head = (uint64_t)(end + 4 - p);
+}
+
+/* The request is over, answered or not: one observation, one access log line. */
+static void tel_end(struct conn *c, const char *flags)
+{
+	struct req_tel *t = &c->tel;
+	struct shim *s = c->s;
+	struct mt_labels l;
+	uint64_t us = now_us() - t->start_us;
+	char proto[16], down[INET6_ADDRSTRLEN + 8], local[INET6_ADDRSTRLEN + 8],
+		a[INET6_ADDRSTRLEN];
+
+	if (!t->on)
+		return;
+	t->on = false;
+	if (!t->flags)
+		t->flags = flags ? flags : "-";
+	tel_status(&t->pk, t->status);
+	mt_pack_set(&t->pk, MT_RESP_FLAGS, t->flags);
+	mt_pack_labels(&t->pk, &l);
+	metrics_request(&s->mt, &l, (double)us / 1000.0, t->rx, t->tx);
+	if (s->alog.fd >= 0) {
+		struct alog_rec r = {
+			.start_us = t->start_wall_us,
+			.method = or_null(t->method),
+			.path = or_null(t->path),
+			.protocol = proto,
+			.response_flags = t->flags,
+			.response_code = t->status,
+			.bytes_received = t->rx - t->rx_head,
+			.bytes_sent = t->tx - t->tx_head,
+			.duration_ms = us / 1000,
+			.upstream_host = or_null(t->upstream),
+			.upstream_cluster = or_null(t->cluster),
+			.x_forwarded_for = or_null(t->xff),
+			.user_agent = or_null(t->ua),
+			.request_id = or_null(t->reqid),
+			.authority = or_null(t->authority),
+			.downstream_remote_address = down,
+			.downstream_local_address = local,
+			.route_name = or_null(t->route),
+			.reporter = "source",
+		};
+
+		snprintf(proto, sizeof(proto), "HTTP/%u.%u", c->rq.p.http_major, c->rq.p.http_minor);
+		snprintf(down, sizeof(down), "%s:%u", addr_str(&c->peer, a, sizeof(a)), c->peer_port);
+		snprintf(local, sizeof(local), "%s:%u", addr_str(&c->orig, a, sizeof(a)),
+			 c->orig_port);
+		alog_write(&s->alog, &r);
+	}
+	t->rx = 0;
+}
+
 static void conn_kill(struct conn *c)
 {
 	if (c->dead)
 		return;
+	tel_end(c, c->client_eof ? "DC" : "UC");
 	if (c->cfd >= 0)
 		close(c->cfd);
 	c->cfd = -1;
@@ -301,6 +437,7 @@ static void reply_error(struct conn *c, int status, const char *reason, const ch
 			 detail);
 
 	c->to_up.len = 0;
+	tel_local(c, msg, (size_t)n);
 	buf_put(&c->to_client, msg, (size_t)n);
 	c->s->st.responses_local++;
 	c->close_after = true;
@@ -329,6 +466,7 @@ static bool answer_keeps(const struct conn *c)
 /* A local answer (fault abort, redirect, direct response, preflight) in c->to_client. */
 static void local_answered(struct conn *c)
 {
+	tel_local(c, c->to_client.p, c->to_client.len);
 	c->to_up.len = 0;
 	c->s->st.responses_local++;
 	c->resp = RESP_DONE;
@@ -351,6 +489,7 @@ static void reply_fault(struct conn *c)
 
 	buf_put(&c->to_client, msg, (size_t)n);
 	c->s->st.faults_aborted++;
+	c->tel.flags = c->tel.flags ? "DI,FI" : "FI";
 	local_answered(c);
 }
 
@@ -370,6 +509,7 @@ static bool fault_hits(double pct)
 static void upstream_failed(struct conn *c, const char *why);
 static void route_start(struct conn *c);
 static void conn_step(struct conn *c);
+static void tel_endpoint(struct conn *c, const struct up_ep *e);
 
 /* A fresh response codec for this try: the answer is read from its first byte. */
 static void resp_reset(struct conn *c)
@@ -399,6 +539,7 @@ static int upstream_start(struct conn *c)
 		return -EHOSTUNREACH;
 	i = c->next_ep++ % t->n_eps;
 	e = &t->eps[i];
+	tel_endpoint(c, e);
 	if (up_target_tls(t, i)) {
 		const struct ids_entry *id = ids_get(&s->ids, t->id_ns, t->id_sa);
 
@@ -880,8 +1021,10 @@ static enum filt filt_cors(struct conn *c, struct route_ctx *x)
 static enum filt filt_fault(struct conn *c, struct route_ctx *x)
 {
 	c->hp = x->r->h; /* copied: a reload may free the plan while this request lives */
-	if (c->hp.delay_ms && fault_hits(c->hp.delay_pct))
+	if (c->hp.delay_ms && fault_hits(c->hp.delay_pct)) {
 		c->hold_until = now_ms() + c->hp.delay_ms;
+		c->tel.flags = "DI";
+	}
 	if (c->hp.abort_status && fault_hits(c->hp.abort_pct))
 		c->abort_status = (int)c->hp.abort_status;
 	c->s->st.faults_delayed += c->hold_until != 0;
@@ -895,6 +1038,44 @@ static enum filt filt_local(struct conn *c, struct route_ctx *x)
 		return FILT_CONTINUE;
 	local_response(c, x->r->http, x->rq);
 	return FILT_STOP;
+}
+
+/*
+ * The destination's labels as the route names it: the service, its
+ * upstream cluster as Istio names it, and the cluster its endpoints are in
+ * when they all are in one (a remote cluster's gateway endpoint says which).
+ */
+static void tel_route(struct conn *c, const struct c_route *r, const struct c_dest *d)
+{
+	struct req_tel *t = &c->tel;
+	uint16_t port = d->port ? d->port : c->orig_port;
+	const char *cl = d->n_eps ? d->eps[0].cluster : NULL;
+
+	tel_service(c->s, d->host, port, &t->pk);
+	for (uint32_t i = 1; cl && i < d->n_eps; i++)
+		if (!d->eps[i].cluster || strcmp(d->eps[i].cluster, cl))
+			cl = NULL;
+	mt_pack_set(&t->pk, MT_DST_CLUSTER, cl);
+	snprintf(t->cluster, sizeof(t->cluster), "outbound|%u|%s|%s", port,
+		 d->subset ? d->subset : "", d->host);
+	copy_str(t->route, sizeof(t->route), r->name);
+}
+
+/* The endpoint this try goes to: its pod's labels when it is a pod of the plan. */
+static void tel_endpoint(struct conn *c, const struct up_ep *e)
+{
+	struct req_tel *t = &c->tel;
+	char a[INET6_ADDRSTRLEN];
+	static const int dst[] = { MT_DST_WORKLOAD, MT_DST_WORKLOAD_NS, MT_DST_PRINCIPAL,
+				   MT_DST_APP,	    MT_DST_VERSION,	MT_DST_CANON_SVC,
+				   MT_DST_CANON_REV };
+
+	for (size_t i = 0; i < sizeof(dst) / sizeof(dst[0]); i++)
+		mt_pack_set(&t->pk, dst[i], NULL);
+	snprintf(t->upstream, sizeof(t->upstream), "%s:%u", addr_str(&e->addr, a, sizeof(a)),
+		 e->port);
+	if (tel_dest_pod(c->s, &e->addr, &t->pk) && !c->t.tls)
+		mt_pack_set(&t->pk, MT_DST_PRINCIPAL, NULL); /* plaintext: no identity proven */
 }
 
 /*
@@ -919,9 +1100,11 @@ static enum filt filt_router(struct conn *c, struct route_ctx *x)
 	d = route_pick_dest(r, draw[0]);
 	why = up_target_make(c->s, d, &c->peer, draw[1], &c->t);
 	if (why) {
+		c->tel.flags = "UH";
 		reply_error(c, 503, "Service Unavailable", why);
 		return FILT_STOP;
 	}
+	tel_route(c, r, d);
 	c->next_ep = 0;
 	c->tries_left = 1 + c->hp.attempts;
 	c->try_deadline = 0;
@@ -1001,11 +1184,13 @@ static void route_decide(struct conn *c, const struct c_frontend *fe, const stru
 	c->abort_status = 0;
 	c->local.len = 0;
 	if (!fe) {
+		c->tel.flags = "NR";
 		reply_error(c, 503, "Service Unavailable", "no frontend for this destination");
 		return;
 	}
 	x.r = route_match(fe, rq, &c->s->rc);
 	if (!x.r) {
+		c->tel.flags = "NR";
 		reply_error(c, 404, "Not Found", "no route matched");
 		return;
 	}
@@ -1073,6 +1258,7 @@ static void route_start(struct conn *c)
 
 		snprintf(why, sizeof(why), "upstream TLS handshake failed: %s", c->t.rule.why);
 		c->to_up.len = 0;
+		c->tel.flags = "UF";
 		reply_error(c, 503, "Service Unavailable",
 			    err == -ENOKEY    ? "no workload certificate could be minted"
 			    : err == -EACCES ? why
@@ -1117,6 +1303,7 @@ static void take_client_bytes(struct conn *c)
 			break; /* the upstream is behind: the client waits */
 		}
 		ev = h1_feed(&c->rq, c->in.p, c->in.len, &used);
+		c->tel.rx += used;
 		if (body && !c->discard_body)
 			buf_put(&c->to_up, c->in.p, used); /* framing and all, as it came */
 		buf_drop(&c->in, used);
@@ -1130,6 +1317,9 @@ static void take_client_bytes(struct conn *c)
 				conn_kill(c);
 				return;
 			}
+			if (!c->tel.on)
+				tel_begin(c);
+			c->tel.flags = "DPE";
 			reply_error(c, c->rq.status, status_reason(c->rq.status), c->rq.why);
 			c->in.len = 0;
 			return;
@@ -1138,6 +1328,7 @@ static void take_client_bytes(struct conn *c)
 			c->head_start = 0;
 			c->client_keep = c->rq.keep_alive;
 			c->is_head = c->rq.p.method == HTTP_HEAD;
+			tel_begin(c);
 			route_request(c);
 			break;
 		case H1_DONE:
@@ -1198,6 +1389,7 @@ static void upstream_failed(struct conn *c, const char *why)
 	if (!err)
 		return;
 	pr_debug("shim: upstream: %s\n", why);
+	c->tel.flags = sent ? "UC" : "UF";
 	if (sent)
 		reply_error(c, 502, "Bad Gateway", why);
 	else
@@ -1271,8 +1463,10 @@ static void retry_answer(struct conn *c)
 	err = upstream_start(c);
 	while (err && err != -ENOKEY && c->tries_left)
 		err = upstream_start(c);
-	if (err)
+	if (err) {
+		c->tel.flags = "URX";
 		reply_error(c, 503, "Service Unavailable", "upstream connect error (retrying an answer)");
+	}
 }
 
 /*
@@ -1313,12 +1507,15 @@ static bool resp_head_done(struct conn *c)
 
 	c->resp_status = status;
 	if (status == 101 && !c->rq.upgrade) {
+		c->tel.flags = "UPE";
 		reply_error(c, 502, "Bad Gateway", "upstream switched protocols unasked");
 		return false;
 	}
 	if (status < 200) { /* interim (100 Continue, 103, a 101 before the tunnel): as it came */
 		if (c->rq.p.http_minor >= 1 || status == 101) /* HTTP/1.0 clients get none */
 			buf_put(&c->to_client, c->resp_head.p, c->resp_head.len);
+		if (status == 101)
+			c->tel.status = 101; /* a tunnel from here: reported when it closes */
 		c->resp_sent = true;
 		c->resp_head.len = 0;
 		return true;
@@ -1333,7 +1530,17 @@ static bool resp_head_done(struct conn *c)
 	if (llhttp_message_needs_eof(&c->rs.p))
 		c->close_after = true; /* the body ends with the upstream's close: so must ours */
 	c->close_after |= !answer_keeps(c); /* an answer before the whole request: closed after */
-	resp_head_out(c);
+	c->tel.status = status;
+	if (h1_get(&c->rs, "grpc-status"))
+		mt_pack_set(&c->tel.pk, MT_GRPC_STATUS, h1_get(&c->rs, "grpc-status"));
+	if (c->up && c->up->sd.rule.seen[0]) /* the certificate the server presented */
+		tel_principal(&c->tel.pk, false, c->up->sd.rule.seen);
+	{
+		size_t before = c->to_client.len;
+
+		resp_head_out(c);
+		c->tel.tx_head = c->to_client.len - before;
+	}
 	c->resp_sent = true;
 	c->resp_head.len = 0;
 	c->resp = RESP_BODY;
@@ -1371,6 +1578,7 @@ static bool resp_take(struct conn *c, const char *p, size_t n)
 				conn_kill(c);
 			} else {
 				health_result(c, 502);
+				c->tel.flags = "UPE";
 				reply_error(c, 502, "Bad Gateway", "upstream sent a malformed answer");
 			}
 			return false;
@@ -1438,6 +1646,7 @@ static void conn_upstream(struct conn *c)
 		if (c->resp != RESP_BODY || h1_eof(&c->rs) != H1_DONE) {
 			c->s->st.cut_responses++;
 			if (!c->resp_sent) {
+				c->tel.flags = "UC";
 				reply_error(c, 502, "Bad Gateway", "upstream closed inside its answer");
 				return;
 			}
@@ -1579,8 +1788,11 @@ static void conn_step(struct conn *c)
 		if (c->dead)
 			return;
 		n = (ssize_t)c->to_client.len;
-		if (!flush_fd(c->cfd, &c->to_client))
+		if (!flush_fd(c->cfd, &c->to_client)) {
+			c->tel.tx += (size_t)n - c->to_client.len;
 			goto done;
+		}
+		c->tel.tx += (size_t)n - c->to_client.len;
 		if ((size_t)n != c->to_client.len)
 			c->last_io = now; /* a slow reader that reads is not idle */
 		/* the upstream took what was queued: more of the client's bytes may follow now */
@@ -1601,6 +1813,7 @@ static void conn_step(struct conn *c)
 		}
 		if (c->resp != RESP_DONE || c->req != REQ_DONE || c->to_client.len)
 			break;
+		tel_end(c, NULL); /* answered, every byte of it sent */
 		if (c->close_after) { /* drain what the client still sends, so the answer is not reset */
 			shutdown(c->cfd, SHUT_WR);
 			c->lingering = true;
@@ -1798,6 +2011,7 @@ static void conn_timeouts(struct shim *s, struct conn *c, uint64_t now)
 		if (c->resp_sent || c->req == REQ_TUNNEL) {
 			conn_kill(c);
 		} else {
+			c->tel.flags = "SI";
 			reply_error(c, c->req == REQ_DONE ? 504 : 408,
 				    c->req == REQ_DONE ? "Gateway Timeout" : "Request Timeout",
 				    "stream idle timeout");
@@ -1828,8 +2042,10 @@ static void conn_timer(struct timer *t, uint64_t now)
 		if (c->tries_left && c->req == REQ_DONE && c->replay.len &&
 		    retry_answer_wanted(c, 504))
 			retry_answer(c);
-		else
+		else {
+			c->tel.flags = "UT";
 			reply_error(c, 504, "Gateway Timeout", "upstream per-try timeout");
+		}
 	} else if (c->deadline && now >= c->deadline && c->resp != RESP_DONE &&
 		   c->resp != RESP_TUNNEL) {
 		if (c->resp_sent) {
@@ -1837,6 +2053,7 @@ static void conn_timer(struct timer *t, uint64_t now)
 			return;
 		}
 		health_result(c, 504);
+		c->tel.flags = "UT";
 		reply_error(c, 504, "Gateway Timeout", "upstream request timeout");
 	} else {
 		conn_timeouts(s, c, now);

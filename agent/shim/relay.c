@@ -33,6 +33,7 @@
 
 #include "../lib/log.h"
 #include "../policy/policy.h"
+#include "observe.h"
 #include "shim_int.h"
 #include "upstream.h"
 
@@ -66,6 +67,9 @@ struct tun {
 	 * of the idle timeout: a spliced tunnel is closed within 1.25 times it) */
 	uint64_t spliced_seen, spliced_look;
 	bool a_eof, b_eof;
+	struct ks_addr src; /* inbound: the client pod the PROXY header names */
+	bool have_src;
+	struct stream_tel st; /* Istio's TCP metrics (and inbound, HTTP's), the access log */
 };
 
 /* Arms fd for want: added, changed, or taken out of the set when nothing is wanted. */
@@ -98,6 +102,7 @@ static void tun_kill(struct tun *t)
 	if (t->dead)
 		return;
 	t->dead = true;
+	stream_close(t->s, &t->st, "-");
 	if (t->state == T_SPLICED) { /* closing the sockets takes them out of the sockhash */
 		bpf_map_delete_elem(t->s->o.splice_peer_fd, &t->ca);
 		bpf_map_delete_elem(t->s->o.splice_peer_fd, &t->cb);
@@ -320,6 +325,8 @@ static void inbound_hello(struct tun *t)
 	}
 	if (n > 0) {
 		buf_drop(&t->pre, (size_t)n);
+		t->src = src;
+		t->have_src = true;
 	} else {
 		/* no PROXY header: the SNI names the service; one of its pods here takes it */
 		char sni[300], host[300];
@@ -396,11 +403,90 @@ static void inbound_hello(struct tun *t)
  */
 static const unsigned char alpn_tcp[] = "\x13istio-peer-exchange\x05istio";
 
+/* An outbound stream's labels, as the client's proxy reports them (reporter="source"). */
+static void tel_outbound(struct tun *t, const struct c_dest *d, const struct up_target *ut)
+{
+	struct stream_tel *st = &t->st;
+	struct mt_pack *pk = &st->pk;
+	uint16_t port = d->port ? d->port : t->orig_port;
+	const char *cl = d->n_eps ? d->eps[0].cluster : NULL;
+	char a[INET6_ADDRSTRLEN];
+
+	mt_pack_reset(pk);
+	st->reporter = "source";
+	mt_pack_set(pk, MT_REPORTER, "source");
+	tel_source(t->s, &t->peer, pk);
+	mt_pack_set(pk, MT_SRC_CLUSTER, t->s->o.cluster);
+	tel_service(t->s, d->host, port, pk);
+	for (uint32_t i = 1; cl && i < d->n_eps; i++)
+		if (!d->eps[i].cluster || strcmp(d->eps[i].cluster, cl))
+			cl = NULL;
+	mt_pack_set(pk, MT_DST_CLUSTER, cl);
+	if (tel_dest_pod(t->s, &ut->eps[0].addr, pk) && !ut->tls)
+		mt_pack_set(pk, MT_DST_PRINCIPAL, NULL);
+	mt_pack_set(pk, MT_CONN_SECURITY, "unknown");
+	snprintf(st->down, sizeof(st->down), "%s:%u", addr_str(&t->peer, a, sizeof(a)),
+		 t->peer_port);
+	snprintf(st->local, sizeof(st->local), "%s:%u", addr_str(&t->orig, a, sizeof(a)),
+		 t->orig_port);
+	snprintf(st->upstream, sizeof(st->upstream), "%s:%u",
+		 addr_str(&ut->eps[0].addr, a, sizeof(a)), ut->eps[0].port);
+	snprintf(st->cluster, sizeof(st->cluster), "outbound|%u|%s|%s", port,
+		 d->subset ? d->subset : "", d->host);
+}
+
+/*
+ * An inbound stream's labels, as the server's proxy reports them
+ * (reporter="destination"): the pod it reaches, the client's certificate,
+ * the client pod when the PROXY header names one of this cluster's, the
+ * service whose endpoint the pod is. Its plaintext is read for HTTP.
+ */
+static void tel_inbound(struct tun *t)
+{
+	struct shim *s = t->s;
+	struct stream_tel *st = &t->st;
+	struct mt_pack *pk = &st->pk;
+	const char *sni = t->a.ssl ? SSL_get_servername(t->a.ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+	char a[INET6_ADDRSTRLEN];
+
+	mt_pack_reset(pk);
+	st->reporter = "destination";
+	st->http = true;
+	mt_pack_set(pk, MT_REPORTER, "destination");
+	tel_dest_pod(s, &t->dst, pk);
+	if (t->have_src && tel_source(s, &t->src, pk))
+		mt_pack_set(pk, MT_SRC_CLUSTER, s->o.cluster);
+	tel_principal(pk, true, t->a.rule.seen);
+	mt_pack_set(pk, MT_CONN_SECURITY, "mutual_tls");
+	for (uint32_t i = 0; s->plan && i < s->plan->n_targets; i++) {
+		const struct c_target *tg = &s->plan->targets[i];
+		bool found = false;
+
+		for (uint32_t k = 0; !tg->subset && k < tg->d.n_eps && !found; k++)
+			found = tg->d.eps[k].is_ip && tg->d.eps[k].port == t->dst_port &&
+				!memcmp(&tg->d.eps[k].ka, &t->dst, sizeof(t->dst));
+		if (found) {
+			tel_service(s, tg->host, tg->port, pk);
+			break;
+		}
+	}
+	snprintf(st->down, sizeof(st->down), "%s:%u", addr_str(&t->peer, a, sizeof(a)),
+		 t->peer_port);
+	snprintf(st->local, sizeof(st->local), "%s:%u", addr_str(&t->local, a, sizeof(a)),
+		 t->local_port);
+	snprintf(st->upstream, sizeof(st->upstream), "%s:%u", addr_str(&t->dst, a, sizeof(a)),
+		 t->dst_port);
+	snprintf(st->cluster, sizeof(st->cluster), "inbound|%u||", t->dst_port);
+	snprintf(st->sni, sizeof(st->sni), "%s", sni ? sni : "");
+	stream_open(s, st);
+}
+
 static void outbound_route(struct tun *t)
 {
 	struct shim *s = t->s;
 	const struct c_frontend *fe = plan_frontend(s->plan, &t->orig, t->orig_port);
 	const struct c_route *rt;
+	const struct c_dest *d;
 	struct up_target ut;
 	char sni[300] = "", a[INET6_ADDRSTRLEN];
 	const char *why;
@@ -429,11 +515,13 @@ static void outbound_route(struct tun *t)
 	}
 	if (getrandom(draw, sizeof(draw), 0) != sizeof(draw))
 		draw[0] = draw[1] = (uint32_t)rand();
-	why = up_target_make(s, route_pick_dest(rt, draw[0]), &t->peer, draw[1], &ut);
+	d = route_pick_dest(rt, draw[0]);
+	why = up_target_make(s, d, &t->peer, draw[1], &ut);
 	if (why) {
 		refuse(t, &s->st.out_refused, 0, "no upstream:", why);
 		return;
 	}
+	tel_outbound(t, d, &ut);
 	t->dst = ut.eps[0].addr;
 	t->dst_port = ut.eps[0].port;
 	err = up_target_connect(s, &ut, 0, &t->peer, t->peer_port, &t->b, &id_gen, alpn_tcp,
@@ -620,6 +708,7 @@ static int pump(struct tun *t, struct side *from, struct side *to, bool *done)
 		n = side_read(from, buf, sizeof(buf));
 		if (n > 0) {
 			t->last = now_ms();
+			stream_bytes(t->s, &t->st, from == &t->a, buf, (size_t)n);
 			if (!side_write(to, buf, (size_t)n))
 				return -1;
 			continue;
@@ -730,6 +819,7 @@ static void tun_step(struct tun *t)
 		if (!r)
 			goto arm;
 		s->st.in_ok++;
+		tel_inbound(t);
 		pr_debug("inbound: %s from %s -> %s:%u\n", t->a.rule.seen,
 			 addr_str(&t->peer, a, sizeof(a)), addr_str(&t->dst, why, sizeof(why)),
 			 t->dst_port);
@@ -774,8 +864,12 @@ static void tun_step(struct tun *t)
 			goto arm;
 		s->st.upstream_tls_ok++;
 		t->state = T_RELAY;
+		tel_principal(&t->st.pk, false, t->b.rule.seen); /* what the server proved */
 	}
+	if (t->kind == LST_OUTBOUND && t->state == T_RELAY && !t->st.on && !t->dead)
+		stream_open(s, &t->st);
 	if (t->pre.len) { /* a ClientHello read for the SNI, now the stream's first bytes */
+		stream_bytes(s, &t->st, true, t->pre.p, t->pre.len);
 		if (!side_write(&t->b, t->pre.p, t->pre.len)) {
 			tun_kill(t);
 			return;
@@ -898,6 +992,7 @@ void tun_tick(struct shim *s, uint64_t now)
 		}
 		if (t->dead)
 			continue;
+		stream_report(s, &t->st); /* a long stream's bytes show before it closes */
 		if (t->state != T_RELAY && t->state != T_SPLICED && now > t->deadline) {
 			s->st.tun_setup_timeout++;
 			refuse(t,

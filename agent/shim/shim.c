@@ -41,6 +41,22 @@ uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t now_wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 void ep_set(struct shim *s, int fd, uint32_t ev, struct evh *h, bool add)
 {
 	struct epoll_event e = {.events = ev, .data.ptr = h};
@@ -88,6 +104,10 @@ static const struct {
 	 "a request without a byte either way (Envoy's stream_idle_timeout)"},
 	{"pool-idle-timeout", offsetof(struct shim_limits, pool_idle_ms), 3600000, 't',
 	 "an unused pooled upstream connection (Istio's connectionPool idleTimeout)"},
+	{"metric-series", offsetof(struct shim_limits, metric_series), 512, 'n',
+	 "label sets of the istio_* metrics; past it, observations are counted as dropped"},
+	{"access-log-buffer", offsetof(struct shim_limits, access_log_bytes), 1048576, 'b',
+	 "access log bytes queued for a slow writer; past it, lines are dropped and counted"},
 };
 
 int shim_limit_set(struct shim_limits *l, const char *nv)
@@ -248,6 +268,7 @@ static void tick_event(struct evh *h, uint32_t events)
 			ep_set(s, s->lst[i].fd, EPOLLIN, &s->lst[i].h, true);
 		}
 	tun_tick(s, now);
+	alog_flush(&s->alog);
 }
 
 /* Every client connection holds up to two descriptors: take what the hard limit allows. */
@@ -272,6 +293,7 @@ int shim_open(struct shim **out, const struct shim_opts *o)
 	if (!s)
 		return -ENOMEM;
 	s->o = *o;
+	s->alog.fd = -1;
 	s->lim = o->lim;
 	shim_limits_fill(&s->lim);
 	raise_nofile();
@@ -281,6 +303,16 @@ int shim_open(struct shim **out, const struct shim_opts *o)
 	s->peek_ctx = sni_peek_ctx();
 	if (s->epfd < 0 || s->timerfd < 0 || !s->peek_ctx)
 		goto fail;
+	if (!s->o.cluster)
+		s->o.cluster = "Kubernetes"; /* Istio's default cluster name */
+	err = metrics_init(&s->mt, s->lim.metric_series);
+	if (err)
+		goto fail;
+	err = alog_open(&s->alog, o->access_log, s->lim.access_log_bytes);
+	if (err) {
+		pr_warn("Error: access log %s: %s\n", o->access_log, strerror(-err));
+		goto fail;
+	}
 	err = ids_open(&s->ids, o->ca_dir, o->trust_domain, o->cert_ttl);
 	if (err) {
 		pr_warn("Error: CA %s: cannot read ca-cert.pem, ca-key.pem, root-cert.pem\n",
@@ -523,5 +555,7 @@ void shim_close(struct shim *s)
 	SSL_CTX_free(s->peek_ctx);
 	ids_close(&s->ids);
 	regex_cache_free(&s->rc);
+	metrics_free(&s->mt);
+	alog_close(&s->alog);
 	free(s);
 }

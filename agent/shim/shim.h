@@ -32,6 +32,8 @@ struct shim_limits {
 	uint32_t idle_ms;           /* an HTTP connection between requests */
 	uint32_t stream_idle_ms;    /* a request without a byte moving either way */
 	uint32_t pool_idle_ms;      /* an unused pooled upstream connection */
+	uint32_t metric_series;     /* label sets of the istio_* metrics */
+	uint32_t access_log_bytes;  /* access log lines queued before lines are dropped */
 };
 
 /* "name=value" (a count, bytes, or a duration such as 10s or 500ms): 0 or -EINVAL. */
@@ -63,6 +65,9 @@ struct shim_opts {
 	struct ks_addr dns_upstream;
 	uint16_t dns_upstream_port;
 	int splice_fd, splice_peer_fd; /* the gateway's in-kernel splice maps; -1: copy loop */
+	const char *cluster; /* this agent's cluster: source_cluster and local destinations' */
+	const char *access_log; /* a file, "-" for standard output; NULL: none */
+	int stats_fd, guard_stats_fd; /* per-CPU counters exported as ksteer_*; -1: none */
 };
 
 struct shim;

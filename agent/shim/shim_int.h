@@ -19,7 +19,9 @@
 #include "../lib/buf.h"
 #include "../lib/timer.h"
 #include "../compile/compile.h"
+#include "accesslog.h"
 #include "dnsio.h"
+#include "metrics.h"
 #include "route.h"
 #include "shim.h"
 #include "tls.h"
@@ -180,6 +182,8 @@ struct shim {
 	struct evh timer_h;
 	int timer_fd;
 	uint64_t timer_armed; /* the deadline timer_fd is set for, 0: none */
+	struct metrics mt; /* Istio's standard metrics */
+	struct alog alog;
 };
 
 /* The shim's lists of connections, tunnels and mirrors: doubly linked, through prev/next. */
@@ -207,6 +211,17 @@ void shim_defer_free(struct shim *s, void *obj, void (*fn)(void *));
 /* upstream.c: the outbound_ SNI of a destination; the checks of the same-node hand-over */
 void shim_sni(const struct shim *s, const struct c_dest *d, char *out, size_t len);
 int shim_same_node_check(const struct shim *s, struct peer_rule *rule, const struct ks_addr *pod_addr);
+
+/* telemetry.c: Istio's labels of a source pod, a destination pod (false: not a pod of the
+ * plan), a peer's SPIFFE ID, a destination host */
+bool tel_source(const struct shim *s, const struct ks_addr *a, struct mt_pack *pk);
+bool tel_dest_pod(const struct shim *s, const struct ks_addr *a, struct mt_pack *pk);
+void tel_principal(struct mt_pack *pk, bool source, const char *id);
+void tel_service(const struct shim *s, const char *host, uint16_t port, struct mt_pack *pk);
+void tel_status(struct mt_pack *pk, int status);
+/* Monotonic microseconds (durations), and the wall clock's (the access log's start_time). */
+uint64_t now_us(void);
+uint64_t now_wall_us(void);
 
 /* admin.c: readiness and Prometheus answers */
 void admin_accept(struct shim *s, int lfd);
