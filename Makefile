@@ -34,7 +34,7 @@ UNIT_BIN := $(UNIT_SRC:selftests/unit/%.c=$(OUT)/unit/%)
 
 .DELETE_ON_ERROR:
 .SECONDARY: $(BPF_OBJ) $(BPF_OBJ:.bpf.o=.tmp.bpf.o)
-.PHONY: all deps test unit unit-asan cli-test lab-test fuzz demo bench vmlinux clean format
+.PHONY: all deps test unit unit-asan cli-test lab-test fuzz demo bench vmlinux clean format test-kernels
 
 all: ksteer $(OUT)/ksteer.1
 
@@ -152,6 +152,11 @@ $(OUT)/bench/pktgen: selftests/bench/pktgen.c
 $(OUT)/bench/sockhash: selftests/bench/sockhash.c maps/ksteer_maps.h
 	@mkdir -p $(@D)
 	$(CC) -O2 -Wall -Wextra -Werror -I. -o $@ $< -lbpf
+
+# The objects, unit and lab tests on Debian's stock kernels under qemu (selftests/kernels/).
+test-kernels: ksteer $(UNIT_BIN)
+	@scripts/deps.sh kernels
+	@OUT=$(OUT) SHARED=$(SHARED) bash selftests/kernels/run.sh
 
 demo:
 	@scripts/deps.sh
