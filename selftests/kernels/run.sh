@@ -174,6 +174,8 @@ for k in kernels:
         if f not in rows:
             rows.append(f)
         cells[f, k] = s if f != "kernel" else d
+        if s == "ok" and d and f.startswith("load:"):
+            print(f"{k}: {f}: {d}")
         if s == "skip":
             skipped += 1
         elif s != "ok":
