@@ -34,7 +34,7 @@ UNIT_BIN := $(UNIT_SRC:selftests/unit/%.c=$(OUT)/unit/%)
 
 .DELETE_ON_ERROR:
 .SECONDARY: $(BPF_OBJ) $(BPF_OBJ:.bpf.o=.tmp.bpf.o)
-.PHONY: all deps test unit unit-asan cli-test lab-test fuzz demo bench vmlinux clean format image image-test image-push
+.PHONY: all deps test unit unit-asan cli-test lab-test fuzz demo bench vmlinux clean format image image-test image-push test-kernels
 
 all: ksteer $(OUT)/ksteer.1
 
@@ -169,6 +169,11 @@ image-test: image
 # make image-push DEST=docker://registry.example/ksteer:0.1
 image-push: image
 	@OUT=$(OUT) bash scripts/image.sh push $(DEST)
+
+# The objects, unit and lab tests on Debian's stock kernels under qemu (selftests/kernels/).
+test-kernels: ksteer $(UNIT_BIN)
+	@scripts/deps.sh kernels
+	@OUT=$(OUT) SHARED=$(SHARED) bash selftests/kernels/run.sh
 
 demo:
 	@scripts/deps.sh

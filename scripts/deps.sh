@@ -17,6 +17,10 @@ command -v kubectl >/dev/null || pkgs+=(kubernetes-client)
 # runtime needed) and mmdebstrap for the Debian 12 base, made from this machine's apt mirror
 [ "${1:-}" = image ] && pkgs+=(buildah mmdebstrap)
 
+# `deps.sh kernels`: what `make test-kernels` adds (qemu and the guest's busybox init); the
+# kernels themselves are fetched with `apt-get download`, never installed on the host
+[ "${1:-}" = kernels ] && pkgs+=(qemu-system-x86 busybox-static cpio)
+
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -29,9 +33,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "Installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/ksteer-deps.log 2>&1; then
+if ! apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends "${missing[@]}" >/tmp/ksteer-deps.log 2>&1; then
 	apt-get update -q >>/tmp/ksteer-deps.log 2>&1 || true
-	apt-get install -y -q --no-install-recommends "${missing[@]}" >>/tmp/ksteer-deps.log 2>&1 || {
+	apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends "${missing[@]}" >>/tmp/ksteer-deps.log 2>&1 || {
 		echo "Error: apt-get install failed; see /tmp/ksteer-deps.log" >&2
 		tail -n 20 /tmp/ksteer-deps.log >&2
 		exit 1
