@@ -7,7 +7,7 @@ pkgs=(
 	make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
 	libyaml-dev libjansson-dev libssl-dev libcmocka-dev node-llhttp libclang-rt-14-dev python3 util-linux
 	iproute2 curl nftables libmicrohttpd-dev libldns-dev tcpdump bind9-dnsutils openssl
-	slowhttptest scdoc
+	slowhttptest scdoc libcurl4-openssl-dev
 )
 # `deps.sh bench`: what `make bench` adds (its baselines and load generators)
 [ "${1:-}" = bench ] && pkgs+=(iptables iperf3 wrk)

@@ -65,6 +65,10 @@ int cmd_agent(int argc, char **argv)
 		{ "dns-upstream", required_argument, NULL, 'U' },
 		{ "limit", required_argument, NULL, 'l' },
 		{ "admin", required_argument, NULL, 'a' },
+		{ "kube", no_argument, NULL, 'k' },
+		{ "kubeconfig", required_argument, NULL, 'g' },
+		{ "context", required_argument, NULL, 't' },
+		{ "node", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct daemon_opts opt = {
@@ -78,6 +82,9 @@ int cmd_agent(int argc, char **argv)
 	struct dp_opts *o = &opt.dp;
 	struct shim_opts *so = &opt.so;
 	const char *shim = "127.0.0.1";
+	const char *kubeconfig = NULL, *context = NULL;
+	struct kube_config kc = { 0 };
+	bool in_cluster = false;
 	struct daemon *d = NULL;
 	int64_t ms;
 	int c, err = 1;
@@ -86,6 +93,10 @@ int cmd_agent(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "p:c:i:n:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': opt.policy_dir = optarg; break;
+		case 'k': in_cluster = true; break;
+		case 'g': kubeconfig = optarg; break;
+		case 't': context = optarg; break;
+		case 'o': opt.node = optarg; break;
 		case 'c': o->cgroup = optarg; break;
 		case 'i': opt.instance = o->instance = optarg; break;
 		case 'n': opt.ns = optarg; break;
@@ -197,9 +208,22 @@ int cmd_agent(int argc, char **argv)
 			return cli_usage("agent", stderr);
 		}
 	}
-	if (!opt.policy_dir || !o->cgroup || !opt.instance) {
-		fprintf(stderr, "Error: --policy, --cgroup and --instance are required\n");
+	if ((!opt.policy_dir && !in_cluster && !kubeconfig) || !o->cgroup || !opt.instance) {
+		fprintf(stderr, "Error: --cgroup, --instance and a policy source (--policy, --kube "
+				"or --kubeconfig) are required\n");
 		return cli_usage("agent", stderr);
+	}
+	if ((in_cluster && kubeconfig) || (context && !kubeconfig)) {
+		fprintf(stderr, "Error: --kube or --kubeconfig FILE [--context NAME], not both\n");
+		return 2;
+	}
+	if (!opt.node)
+		opt.node = getenv("NODE_NAME");
+	if (in_cluster || kubeconfig) {
+		if (in_cluster ? kube_config_incluster(&kc, KUBE_SA_DIR)
+			       : kube_config_load(&kc, kubeconfig, context))
+			return 1;
+		opt.kube = &kc;
 	}
 	if (cli_instance_check(opt.instance))
 		return 2;
@@ -219,6 +243,7 @@ int cmd_agent(int argc, char **argv)
 	if ((err = daemon_open(&d, &opt)) == 0)
 		err = daemon_run(d);
 	daemon_close(d);
+	kube_config_free(&kc); /* empty when the daemon took it over */
 	return err ? 1 : 0;
 }
 
