@@ -183,18 +183,25 @@ static bool pod_finished(json_t *obj)
 	return phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed"));
 }
 
-/* The object's key; obj trimmed to what the loader reads. */
-static int obj_trim(const struct kube_store *s, json_t *obj, char *key, size_t keylen)
+/* The object's key; *out obj trimmed to what the loader reads, in one key order. */
+static int obj_trim(const struct kube_store *s, json_t *obj, char *key, size_t keylen,
+		    json_t **out)
 {
-	json_t *md = json_object_get(obj, "metadata"), *st, *ann;
-	const char *name = jstr(md, "name"), *ns = jstr(md, "namespace");
+	json_t *md = json_object_get(obj, "metadata"), *st, *ann, *v;
+	const char *name = jstr(md, "name"), *ns = jstr(md, "namespace"), *k;
 
 	if (!json_is_object(obj) || !name || !*name)
 		return -EINVAL;
 	snprintf(key, keylen, "%s/%s", ns ? ns : "", name);
-	/* list items carry no kind or apiVersion; watch events do: one form for both */
-	json_object_set_new(obj, "kind", json_string(kube_kinds[s->kind].kind));
-	json_object_set_new(obj, "apiVersion", json_string(s->api_version));
+	if (!out)
+		return 0;
+	/* list items carry no kind or apiVersion, watch events do: the same text for both */
+	*out = json_pack("{s:s, s:s}", "apiVersion", s->api_version, "kind",
+			 kube_kinds[s->kind].kind);
+	json_object_foreach(obj, k, v)
+		if (strcmp(k, "apiVersion") && strcmp(k, "kind"))
+			json_object_set(*out, k, v);
+	obj = *out;
 	json_object_del(md, "managedFields");
 	json_object_del(md, "resourceVersion");
 	json_object_del(md, "generation");
@@ -222,14 +229,16 @@ static struct kube_store_ent *ent_make(const struct kube_store *s, json_t *obj, 
 {
 	struct kube_store_ent *e;
 	const char *node;
+	json_t *t = NULL;
 	char key[512];
 	char *text;
 
-	if (obj_trim(s, obj, key, sizeof(key))) {
+	if (obj_trim(s, obj, key, sizeof(key), &t)) {
 		snprintf(err, errlen, "%s without metadata.name", kube_kinds[s->kind].kind);
 		return NULL;
 	}
-	text = json_dumps(obj, JSON_INDENT(1));
+	text = json_dumps(t, JSON_INDENT(1));
+	json_decref(t);
 	if (!text) {
 		snprintf(err, errlen, "%s %s: cannot encode", kube_kinds[s->kind].kind, key);
 		return NULL;
@@ -358,7 +367,7 @@ enum kube_ev kube_store_event(struct kube_store *s, const char *line, size_t len
 		if (!strcmp(type, "DELETED") || (s->kind == KK_POD && pod_finished(obj))) {
 			char key[512];
 
-			if (obj_trim(s, obj, key, sizeof(key)) == 0 && (pp = ent_find(s, key))) {
+			if (obj_trim(s, obj, key, sizeof(key), NULL) == 0 && (pp = ent_find(s, key))) {
 				ent_unlink(s, pp);
 				r = KEV_CHANGED;
 			}

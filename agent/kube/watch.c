@@ -70,6 +70,7 @@ struct kube {
 	unsigned applied, refused;
 	char kinds_line[1024];
 	char last_error[512];
+	uint64_t last_error_ms;
 };
 
 #define CNT(k, f) __atomic_add_fetch(&(k)->cnt.f, 1, __ATOMIC_RELAXED)
@@ -110,6 +111,7 @@ static void note_err(struct watcher *w, const char *msg)
 	}
 	pthread_mutex_lock(&w->k->mu);
 	snprintf(w->k->last_error, sizeof(w->k->last_error), "%s", msg);
+	w->k->last_error_ms = now_ms();
 	pthread_mutex_unlock(&w->k->mu);
 }
 
@@ -651,7 +653,7 @@ void kube_print_status(struct kube *k, FILE *f)
 		"kube counters lists %llu pages %llu watches %llu relists %llu gone %llu "
 		"reconnects %llu events %llu bookmarks %llu absent %llu errors %llu\n"
 		"kube snapshots %llu applied %u refused %u\n"
-		"kube last error %s\n",
+		"kube last error %s",
 		k->cfg.server, k->cfg.source, k->node ? " node " : "", k->node ? k->node : "",
 		k->kinds_line[0] ? k->kinds_line : "(listing)", (unsigned long long)c.lists,
 		(unsigned long long)c.list_pages, (unsigned long long)c.watches,
@@ -660,6 +662,10 @@ void kube_print_status(struct kube *k, FILE *f)
 		(unsigned long long)c.bookmarks, (unsigned long long)c.absent,
 		(unsigned long long)c.errors, (unsigned long long)c.snapshots, k->applied,
 		k->refused, k->last_error[0] ? k->last_error : "none");
+	if (k->last_error[0])
+		fprintf(f, " (%llu s ago)",
+			(unsigned long long)((now_ms() - k->last_error_ms) / 1000));
+	fputc('\n', f);
 	pthread_mutex_unlock(&k->mu);
 }
 
