@@ -2,7 +2,7 @@
 /*
  * The daemon behind `ksteer agent`: keeps the datapath fed. Loads every YAML
  * under the policy directory, watches it (ConfigMap `..data` swaps
- * included), switches each good policy in atomically, keeps the last good
+ * included) and the Kubernetes API's snapshots (agent/kube/), switches each good policy in atomically, keeps the last good
  * one when a new one is bad, and answers `ksteer apply` and `ksteer status`
  * on a root-only socket.
  */
@@ -384,6 +384,16 @@ int daemon_open(struct daemon **out, struct daemon_opts *opt)
 	sigprocmask(SIG_BLOCK, &ag->mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (opt->kube) {
+		/* its thread stays in our network namespace (setns is per thread): the API's */
+		err = kube_start(&ag->kube, opt->kube, opt->node, &ag->kubefd);
+		if (err) {
+			pr_warn("Error: agent %s: Kubernetes API: %s\n", ag->instance,
+				strerror(-err));
+			return err;
+		}
+		err = -1;
+	}
 	if (netns) {
 		/* the node's network namespace, for the listeners; mounts stay the host's */
 		char path[PATH_MAX];
@@ -445,22 +455,16 @@ int daemon_open(struct daemon **out, struct daemon_opts *opt)
 	epoll_add(ag->epfd, ag->timerfd);
 	epoll_add(ag->epfd, ag->inofd);
 	epoll_add(ag->epfd, ag->ctlfd);
-	if (opt->kube) {
+	if (ag->kube) {
 		/* the first load waits for every kind's first list: no half-empty policy */
-		err = kube_start(&ag->kube, opt->kube, opt->node, &ag->kubefd);
-		if (err) {
-			pr_warn("Error: agent %s: Kubernetes API: %s\n", ag->instance,
-				strerror(-err));
-			goto out;
-		}
 		epoll_add(ag->epfd, ag->kubefd);
 	} else {
 		reload(ag);
 		write_ready(ag);
 	}
-	pr_info("agent %s: watching %s%s, control %s\n", ag->instance,
-		ag->policy_dir ? ag->policy_dir : "", ag->kube ? " + the Kubernetes API" : "",
-		ag->ctl_path);
+	pr_info("agent %s: watching %s%s%s, control %s\n", ag->instance,
+		ag->policy_dir ? ag->policy_dir : "", ag->policy_dir && ag->kube ? " and " : "",
+		ag->kube ? "the Kubernetes API" : "", ag->ctl_path);
 	return 0;
 out:
 	return err ? err : -1;
