@@ -2,9 +2,9 @@
 /*
  * The daemon behind `ksteer agent`: keeps the datapath fed. Loads every YAML
  * under the policy directory, watches it (ConfigMap `..data` swaps
- * included) and the Kubernetes API's snapshots (agent/kube/), switches each good policy in atomically, keeps the last good
- * one when a new one is bad, and answers `ksteer apply` and `ksteer status`
- * on a root-only socket.
+ * included) and takes the Kubernetes API's snapshots (agent/kube/), switches
+ * each good policy in atomically, keeps the last good one when a new one is
+ * bad, and answers `ksteer apply` and `ksteer status` on a root-only socket.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
