@@ -643,9 +643,10 @@ void kube_verdict(struct kube *k, bool applied)
 void kube_print_status(struct kube *k, FILE *f)
 {
 	struct kube_counters c;
+	uint64_t *from = (uint64_t *)&k->cnt, *to = (uint64_t *)&c;
 
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
-	c = k->cnt;
+	for (size_t i = 0; i < sizeof(c) / sizeof(uint64_t); i++)
+		to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
 	pthread_mutex_lock(&k->mu);
 	fprintf(f,
 		"kube %s (%s)%s%s\n"
