@@ -86,7 +86,14 @@ static void reload(struct daemon *ag)
 	struct diag diag = { 0 };
 	struct policy p;
 	struct plan plan;
-	int err = load_policy(ag, NULL, NULL, &diag, &p, &plan);
+	int err;
+
+	if (ag->kube && !ag->snap) {
+		/* a policy without the API's objects would drop every route the kernel has */
+		snprintf(ag->last, sizeof(ag->last), "waiting for the Kubernetes API's first snapshot");
+		return;
+	}
+	err = load_policy(ag, NULL, NULL, &diag, &p, &plan);
 
 	diag_print(&diag, stderr);
 	if (ag->kube)
@@ -458,6 +465,7 @@ int daemon_open(struct daemon **out, struct daemon_opts *opt)
 	if (ag->kube) {
 		/* the first load waits for every kind's first list: no half-empty policy */
 		epoll_add(ag->epfd, ag->kubefd);
+		reload(ag); /* only says what it waits for */
 	} else {
 		reload(ag);
 		write_ready(ag);
