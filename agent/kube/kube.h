@@ -22,7 +22,7 @@
 #define KUBE_LIST_PAGE 500                   /* ?limit= of a list page */
 #define KUBE_CONNECT_TIMEOUT_MS 10000
 #define KUBE_LIST_TIMEOUT_MS 60000           /* a whole list request */
-#define KUBE_WATCH_SECONDS 300               /* ?timeoutSeconds= of a watch */
+#define KUBE_WATCH_SECONDS 300               /* ?timeoutSeconds= of a watch: this to twice it */
 #define KUBE_WATCH_GRACE_MS 30000            /* a watch past timeoutSeconds + this is dead */
 #define KUBE_BACKOFF_MIN_MS 250
 #define KUBE_BACKOFF_MAX_MS 30000

@@ -150,6 +150,7 @@ static void token_refresh(struct kube *k)
 }
 
 static size_t on_data(char *p, size_t sz, size_t nm, void *arg);
+static void wait_then(struct watcher *w, enum wstate next, uint32_t ms);
 
 static int start(struct watcher *w, enum wstate what)
 {
@@ -157,10 +158,12 @@ static int start(struct watcher *w, enum wstate what)
 	struct kube_config *c = &k->cfg;
 	const struct kube_kind_info *ki = &kube_kinds[w->kind];
 	char url[4096], *esc = NULL;
-	long timeout;
+	/* 5 to 10 minutes, as client-go: many agents' watches do not end together */
+	long secs = KUBE_WATCH_SECONDS + (long)(rnd32() % KUBE_WATCH_SECONDS), timeout;
 	CURL *e = w->easy;
 
 	token_refresh(k);
+	/* the core group is /api/v1/..., the others /apis/GROUP/VERSION/... */
 	if (what == W_LIST && w->cont[0])
 		esc = curl_easy_escape(e, w->cont, 0);
 	if (what == W_LIST)
@@ -169,12 +172,11 @@ static int start(struct watcher *w, enum wstate what)
 			 KUBE_LIST_PAGE, esc ? "&continue=" : "", esc ? esc : "");
 	else
 		snprintf(url, sizeof(url),
-			 "%s/%s%s/%s/%s?watch=1&allowWatchBookmarks=true&timeoutSeconds=%d"
+			 "%s/%s%s/%s/%s?watch=1&allowWatchBookmarks=true&timeoutSeconds=%ld"
 			 "&resourceVersion=%s",
 			 c->server, *ki->group ? "apis/" : "api", ki->group, ki->versions[w->ver],
-			 ki->plural, KUBE_WATCH_SECONDS, w->st.rv);
+			 ki->plural, secs, w->st.rv);
 	curl_free(esc);
-	/* "api" + "" + "/v1" reads /api/v1; "apis/" + group + "/v1" reads /apis/group/v1 */
 	curl_easy_reset(e);
 	curl_slist_free_all(w->hdrs);
 	w->hdrs = curl_slist_append(NULL, "Accept: application/json");
@@ -186,8 +188,7 @@ static int start(struct watcher *w, enum wstate what)
 		w->hdrs = curl_slist_append(w->hdrs, h);
 		free(h);
 	}
-	timeout = what == W_LIST ? KUBE_LIST_TIMEOUT_MS
-				 : KUBE_WATCH_SECONDS * 1000L + KUBE_WATCH_GRACE_MS;
+	timeout = what == W_LIST ? KUBE_LIST_TIMEOUT_MS : secs * 1000 + KUBE_WATCH_GRACE_MS;
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, w->hdrs);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "ksteer");
@@ -237,7 +238,7 @@ static int start(struct watcher *w, enum wstate what)
 	if (what == W_WATCH)
 		CNT(k, watches);
 	if (curl_multi_add_handle(k->multi, e) != CURLM_OK) {
-		w->state = W_WAIT;
+		wait_then(w, what, KUBE_BACKOFF_MAX_MS);
 		return -EIO;
 	}
 	return 0;
@@ -525,10 +526,9 @@ static void *run(void *arg)
 
 			if (w->state != W_WAIT)
 				continue;
-			if (w->wake_ms <= now) {
-				if (start(w, w->next))
-					backoff(w, w->next);
-			} else if ((int64_t)(w->wake_ms - now) < wait) {
+			if (w->wake_ms <= now)
+				start(w, w->next); /* on failure it waits again */
+			else if ((int64_t)(w->wake_ms - now) < wait) {
 				wait = (int64_t)(w->wake_ms - now);
 			}
 		}
@@ -570,7 +570,7 @@ static void *run(void *arg)
 int kube_start(struct kube **out, struct kube_config *cfg, const char *node, int *fd)
 {
 	struct kube *k = calloc(1, sizeof(*k));
-	int err = -ENOMEM;
+	int err;
 
 	*out = k;
 	if (!k)
