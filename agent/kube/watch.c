@@ -603,8 +603,10 @@ int kube_start(struct kube **out, struct kube_config *cfg, const char *node, int
 		if (!w->easy)
 			return -ENOMEM;
 	}
+	if (k->cfg.token)
+		k->token = strdup(k->cfg.token);
 	token_refresh(k);
-	if (k->cfg.token_file && !k->token)
+	if ((k->cfg.token_file || k->cfg.token) && !k->token)
 		return -EACCES;
 	err = pthread_create(&k->th, NULL, run, k);
 	if (err)
