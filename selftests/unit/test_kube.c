@@ -447,6 +447,46 @@ static void test_backoff(void **state)
 	assert_in_range(kube_backoff_ms(1000, 7), KUBE_BACKOFF_MAX_MS / 2, KUBE_BACKOFF_MAX_MS);
 }
 
+/* The thread against nothing listening: it backs off, counts, names the error, stops. */
+static void test_watch_unreachable(void **state)
+{
+	struct kube_config c = { 0 };
+	struct kube *k;
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f;
+	int fd = -1;
+
+	(void)state;
+	c.server = strdup("http://127.0.0.1:1");
+	c.token = strdup("inline-token");
+	c.source = strdup("test");
+	assert_int_equal(kube_start(&k, &c, "n1", &fd), 0);
+	assert_null(c.server); /* taken over */
+	assert_true(fd >= 0);
+	usleep(600 * 1000);
+	assert_null(kube_take(k)); /* nothing listed: no snapshot */
+	f = open_memstream(&out, &len);
+	kube_print_status(k, f);
+	fclose(f);
+	assert_contains(out, "kube objects Namespace ?");
+	assert_contains(out, "lists 0");
+	assert_contains(out, "Couldn't connect");
+	assert_null(strstr(out, "reconnects 0 "));
+	/* the backoff: in 600 ms at most a few tries per kind, not a spin */
+	{
+		unsigned long long r = 0;
+		const char *p = strstr(out, "reconnects ");
+
+		assert_non_null(p);
+		r = strtoull(p + 11, NULL, 10);
+		if (r < KK_MAX || r > 4 * KK_MAX)
+			fail_msg("reconnects %llu in 600 ms for %d kinds: %s", r, KK_MAX, out);
+	}
+	free(out);
+	kube_stop(k);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -472,6 +512,7 @@ int main(void)
 		cmocka_unit_test(test_events),		   cmocka_unit_test(test_pod_trim_and_phase),
 		cmocka_unit_test(test_object_bound),	   cmocka_unit_test(test_snapshot_loads),
 		cmocka_unit_test(test_burst),		   cmocka_unit_test(test_backoff),
+		cmocka_unit_test(test_watch_unreachable),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
