@@ -126,9 +126,13 @@ api_pid=$("$KSTEER" lab status -o json | python3 -c '
 import json, sys
 for c in json.load(sys.stdin)["clusters"]:
     if c["name"] == "cluster1":
-        print(c.get("apiPid", ""))')
+        print(c.get("api", {}).get("pid") or c.get("apiPid", ""))')
+if [ -z "$api_pid" ]; then # the process listening on the kubeconfig's port
+	port=$(kc config view -o jsonpath='{.clusters[?(@.name=="cluster1")].cluster.server}' | sed 's/.*://')
+	api_pid=$(ss -ltnpH "sport = :$port" | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2)
+fi
 if [ -z "$api_pid" ] || ! kill -0 "$api_pid" 2>/dev/null; then
-	bad "the API server's pid in ksteer lab status -o json (apiPid)" "${api_pid:-none}"
+	bad "the API server's pid (ksteer lab status -o json: clusters[].api.pid)" "${api_pid:-none}"
 	finish
 	exit 1
 fi
