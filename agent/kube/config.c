@@ -225,9 +225,9 @@ int kube_config_load(struct kube_config *c, const char *file, const char *contex
 		c->server[strlen(c->server) - 1] = 0;
 	v = map_str(&doc, cl, "insecure-skip-tls-verify");
 	c->insecure = v && !strcmp(v, "true");
-	c->tls_server_name = xstrdup(map_str(&doc, cl, "tls-server-name"));
-	if (map_str(&doc, cl, "proxy-url")) {
-		err = cfg_err(file, "%s.proxy-url: not supported", what);
+	if (map_str(&doc, cl, "proxy-url") || map_str(&doc, cl, "tls-server-name")) {
+		err = cfg_err(file, "%s.%s: not supported", what,
+			      map_str(&doc, cl, "proxy-url") ? "proxy-url" : "tls-server-name");
 		goto out;
 	}
 	err = file_or_data(file, &doc, cl, what, "certificate-authority", &c->ca_file, &c->ca_pem,
@@ -306,9 +306,8 @@ int kube_config_incluster(struct kube_config *c, const char *sa_dir)
 
 void kube_config_free(struct kube_config *c)
 {
-	char *s[] = { c->source,  c->server,   c->ca_file, c->ca_pem,     c->cert_file,
-		      c->cert_pem, c->key_file, c->key_pem, c->token, c->token_file,
-		      c->tls_server_name };
+	char *s[] = { c->source,   c->server,   c->ca_file, c->ca_pem, c->cert_file,
+		      c->cert_pem, c->key_file, c->key_pem, c->token,  c->token_file };
 
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
 		free(s[i]);

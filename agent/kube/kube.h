@@ -43,7 +43,6 @@ struct kube_config {
 	size_t cert_pem_len, key_pem_len;
 	char *token;      /* a fixed token */
 	char *token_file; /* re-read when it changes: projected tokens rotate */
-	char *tls_server_name;
 	bool insecure;
 };
 
