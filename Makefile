@@ -16,7 +16,7 @@ ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 CFLAGS ?= -g -O2
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-format-truncation -MMD -MP \
 	  -I$(OUT) -I. -I$(LLHTTP_INC) -D_GNU_SOURCE
-LDLIBS := -lbpf -lelf -lz -lyaml -ljansson -lmicrohttpd -lldns -lssl -lcrypto -lm
+LDLIBS := -lbpf -lelf -lz -lyaml -ljansson -lmicrohttpd -lldns -lcurl -lssl -lcrypto -lm -lpthread
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined

@@ -39,7 +39,7 @@ _ksteer()
 	-i | --instance)
 		COMPREPLY=($(compgen -W "$(_ksteer_instances)" -- "$cur"))
 		return 0 ;;
-	-f | --filename | --file | --policy | --ca | --out | --root | --ready-file | --access-log)
+	-f | --filename | --file | --policy | --ca | --out | --root | --ready-file | --access-log | --kubeconfig)
 		compopt -o filenames 2>/dev/null
 		COMPREPLY=($(compgen -f -- "$cur"))
 		return 0 ;;

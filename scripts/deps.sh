@@ -7,7 +7,7 @@ pkgs=(
 	make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
 	libyaml-dev libjansson-dev libssl-dev libcmocka-dev node-llhttp libclang-rt-14-dev python3 util-linux
 	iproute2 curl nftables libmicrohttpd-dev libldns-dev tcpdump bind9-dnsutils openssl
-	slowhttptest scdoc prometheus
+	slowhttptest scdoc prometheus libcurl4-openssl-dev
 )
 # the cli tests render manifests/deploy with kubectl's kustomize: Debian's where none is installed
 command -v kubectl >/dev/null || pkgs+=(kubernetes-client)

@@ -65,8 +65,12 @@ int cmd_agent(int argc, char **argv)
 		{ "dns-upstream", required_argument, NULL, 'U' },
 		{ "limit", required_argument, NULL, 'l' },
 		{ "admin", required_argument, NULL, 'a' },
-		{ "cluster", required_argument, NULL, 'k' },
-		{ "access-log", required_argument, NULL, 'o' },
+		{ "cluster", required_argument, NULL, 'y' },
+		{ "access-log", required_argument, NULL, 'Q' },
+		{ "kube", no_argument, NULL, 'k' },
+		{ "kubeconfig", required_argument, NULL, 'g' },
+		{ "context", required_argument, NULL, 't' },
+		{ "node", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct daemon_opts opt = {
@@ -80,6 +84,9 @@ int cmd_agent(int argc, char **argv)
 	struct dp_opts *o = &opt.dp;
 	struct shim_opts *so = &opt.so;
 	const char *shim = "127.0.0.1";
+	const char *kubeconfig = NULL, *context = NULL;
+	struct kube_config kc = { 0 };
+	bool in_cluster = false;
 	struct daemon *d = NULL;
 	int64_t ms;
 	int c, err = 1;
@@ -88,6 +95,10 @@ int cmd_agent(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "p:c:i:n:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': opt.policy_dir = optarg; break;
+		case 'k': in_cluster = true; break;
+		case 'g': kubeconfig = optarg; break;
+		case 't': context = optarg; break;
+		case 'o': opt.node = optarg; break;
 		case 'c': o->cgroup = optarg; break;
 		case 'i': opt.instance = o->instance = optarg; break;
 		case 'n': opt.ns = optarg; break;
@@ -180,8 +191,8 @@ int cmd_agent(int argc, char **argv)
 			so->admin = true;
 			break;
 		}
-		case 'k': so->cluster = optarg; break;
-		case 'o': so->access_log = optarg; break;
+		case 'y': so->cluster = optarg; break;
+		case 'Q': so->access_log = optarg; break;
 		case 'l':
 			if (shim_limit_set(&so->lim, optarg)) {
 				fprintf(stderr, "Error: --limit %s: NAME=VALUE, one of:\n", optarg);
@@ -201,9 +212,22 @@ int cmd_agent(int argc, char **argv)
 			return cli_usage("agent", stderr);
 		}
 	}
-	if (!opt.policy_dir || !o->cgroup || !opt.instance) {
-		fprintf(stderr, "Error: --policy, --cgroup and --instance are required\n");
+	if ((!opt.policy_dir && !in_cluster && !kubeconfig) || !o->cgroup || !opt.instance) {
+		fprintf(stderr, "Error: --cgroup, --instance and a policy source (--policy, --kube "
+				"or --kubeconfig) are required\n");
 		return cli_usage("agent", stderr);
+	}
+	if ((in_cluster && kubeconfig) || (context && !kubeconfig)) {
+		fprintf(stderr, "Error: --kube or --kubeconfig FILE [--context NAME], not both\n");
+		return 2;
+	}
+	if (!opt.node)
+		opt.node = getenv("NODE_NAME");
+	if (in_cluster || kubeconfig) {
+		if (in_cluster ? kube_config_incluster(&kc, KUBE_SA_DIR)
+			       : kube_config_load(&kc, kubeconfig, context))
+			return 1;
+		opt.kube = &kc;
 	}
 	if (cli_instance_check(opt.instance))
 		return 2;
@@ -223,6 +247,7 @@ int cmd_agent(int argc, char **argv)
 	if ((err = daemon_open(&d, &opt)) == 0)
 		err = daemon_run(d);
 	daemon_close(d);
+	kube_config_free(&kc); /* empty when the daemon took it over */
 	return err ? 1 : 0;
 }
 

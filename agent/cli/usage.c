@@ -26,7 +26,8 @@ static const struct cli_help {
 	  "goes and why: the frontend, the route and its match, weights, TLS, endpoints,\n"
 	  "kernel or shim; from a running agent's plan (-i) or from policy files (-f)" },
 	{ "agent",
-	  "--policy DIR --cgroup PATH -i|--instance NAME [-n NS] [--netns NAME]\n"
+	  "(--policy DIR | --kube | --kubeconfig FILE [--context NAME]) [--policy DIR]\n"
+	  "--cgroup PATH -i|--instance NAME [--node NAME] [-n NS] [--netns NAME]\n"
 	  "[--max-frontends N] [--max-dests N] [--max-backends N] [--self-mark N]\n"
 	  "[--ready-file PATH] [--shim ADDR] [--inbound] [--gateway]\n"
 	  "[--gateway-labels K=V,...] [--ca DIR] [--trust-domain TD] [--cert-ttl DUR]\n"
@@ -34,7 +35,8 @@ static const struct cli_help {
 	  "[--admin ADDR] [--cluster NAME] [--access-log PATH|-]\n"
 	  "[--xdp-dev IFNAME]... [--xdp-mode auto|native|generic] [--allow CIDR]...\n"
 	  "[--guard-port N]... [--sockmap on|off] [--splice on|off]",
-	  "load, attach and feed the datapath, run the shim; watch DIR (root)" },
+	  "load, attach and feed the datapath, run the shim; watch DIR and/or the\n"
+	  "Kubernetes API (root)" },
 	{ "apply", "-i|--instance NAME -f|--filename FILE|-",
 	  "hand a policy file to a running agent (validated, then written into its DIR)" },
 	{ "status", "-i|--instance NAME",

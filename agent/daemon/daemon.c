@@ -2,9 +2,9 @@
 /*
  * The daemon behind `ksteer agent`: keeps the datapath fed. Loads every YAML
  * under the policy directory, watches it (ConfigMap `..data` swaps
- * included), switches each good policy in atomically, keeps the last good
- * one when a new one is bad, and answers `ksteer apply` and `ksteer status`
- * on a root-only socket.
+ * included) and takes the Kubernetes API's snapshots (agent/kube/), switches
+ * each good policy in atomically, keeps the last good one when a new one is
+ * bad, and answers `ksteer apply` and `ksteer status` on a root-only socket.
  */
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -37,6 +37,7 @@
 #include "../policy/decode.h"
 #include "../datapath/guard.h"
 #include "../shim/explain.h"
+#include "../kube/kube.h"
 #include "../shim/shim.h"
 #include "daemon.h"
 
@@ -56,6 +57,10 @@ struct daemon {
 	struct policy cur_policy; /* the last good policy: the shim routes by it */
 	struct plan cur_plan;
 	bool have_plan;
+	struct kube *kube;      /* the API watch, with --kube or --kubeconfig */
+	int kubefd;             /* readable when a snapshot waits */
+	struct kube_snap *snap; /* the API's objects, as last handed over */
+	const char *ready;      /* written once the first policy load is done */
 	char ctl_path[108];
 	char last[1024]; /* the last load's outcome, for status */
 };
@@ -65,7 +70,11 @@ static int load_policy(struct daemon *ag, const char *extra_name, const char *ex
 		       struct diag *diag, struct policy *p, struct plan *plan)
 {
 	policy_init(p, diag, ag->ns);
-	policy_load_path(p, ag->policy_dir);
+	if (ag->policy_dir)
+		policy_load_path(p, ag->policy_dir);
+	for (unsigned i = 0; ag->snap && i < ag->snap->n; i++)
+		policy_load_buffer(p, ag->snap->objs[i].name, ag->snap->objs[i].text,
+				   ag->snap->objs[i].len);
 	if (extra)
 		policy_load_buffer(p, extra_name, extra, strlen(extra));
 	policy_validate(p);
@@ -80,9 +89,18 @@ static void reload(struct daemon *ag)
 	struct diag diag = { 0 };
 	struct policy p;
 	struct plan plan;
-	int err = load_policy(ag, NULL, NULL, &diag, &p, &plan);
+	int err;
+
+	if (ag->kube && !ag->snap) {
+		/* a policy without the API's objects would drop every route the kernel has */
+		snprintf(ag->last, sizeof(ag->last), "waiting for the Kubernetes API's first snapshot");
+		return;
+	}
+	err = load_policy(ag, NULL, NULL, &diag, &p, &plan);
 
 	diag_print(&diag, stderr);
+	if (ag->kube)
+		kube_verdict(ag->kube, !err);
 	if (err) {
 		ag->rejected++;
 		snprintf(ag->last, sizeof(ag->last),
@@ -119,6 +137,17 @@ static void reload(struct daemon *ag)
 	plan_free(&plan);
 	policy_free(&p);
 	diag_free(&diag);
+}
+
+static void write_ready(struct daemon *ag)
+{
+	FILE *f = ag->ready ? fopen(ag->ready, "w") : NULL;
+
+	if (f) {
+		fprintf(f, "%d\n", getpid());
+		fclose(f);
+	}
+	ag->ready = NULL;
 }
 
 static void arm_reload(struct daemon *ag)
@@ -177,6 +206,10 @@ static void handle_apply(struct daemon *ag, int fd, const char *name, const char
 	FILE *f;
 	int err;
 
+	if (!ag->policy_dir) {
+		ctl_reply(fd, "Error: no --policy directory: apply to the Kubernetes API\nERROR\n");
+		return;
+	}
 	if (!*name || strchr(name, '/') || name[0] == '.') {
 		ctl_reply(fd, "Error: bad file name \"%s\"\nERROR\n", name);
 		return;
@@ -298,12 +331,21 @@ static void handle_ctl(struct daemon *ag)
 				 ag->guard.n_allowed, ag->guard.n_ports);
 		ctl_reply(fd,
 			  "instance %s\npolicy %s\ngeneration %u\napplied %u\nrejected %u\n"
-			  "datapath %s\nlast %s\nguard %s\nsockmap %s\nsplice %s\nshim %s\nOK\n",
-			  ag->instance, ag->policy_dir, ag->gen, ag->applied, ag->rejected,
-			  ag->dp.adopted ? "adopted" : "attached", ag->last, gl,
+			  "datapath %s\nlast %s\nguard %s\nsockmap %s\nsplice %s\nshim %s\n",
+			  ag->instance, ag->policy_dir ? ag->policy_dir : "-", ag->gen, ag->applied,
+			  ag->rejected, ag->dp.adopted ? "adopted" : "attached", ag->last, gl,
 			  ag->dp.sockmap ? ag->dp.sockmap : "off",
 			  ag->dp.splice ? ag->dp.splice : "off", js ? js : "{}");
 		free(js);
+		if (ag->kube) {
+			FILE *m = fdopen(dup(fd), "w");
+
+			if (m) {
+				kube_print_status(ag->kube, m);
+				fclose(m);
+			}
+		}
+		ctl_reply(fd, "OK\n");
 	} else if (!strcmp(buf, "sockmap on") || !strcmp(buf, "sockmap off")) {
 		bool on = !strcmp(buf + 8, "on");
 		int err = dp_set_sockmap(&ag->dp, on);
@@ -375,7 +417,8 @@ int daemon_open(struct daemon **out, struct daemon_opts *opt)
 
 	if (!ag)
 		return -ENOMEM;
-	ag->epfd = ag->inofd = ag->sigfd = ag->ctlfd = ag->timerfd = ag->guard_stats_fd = -1;
+	ag->epfd = ag->inofd = ag->sigfd = ag->ctlfd = ag->timerfd = ag->guard_stats_fd = ag->kubefd = -1;
+	ag->ready = opt->ready;
 	ag->policy_dir = opt->policy_dir;
 	ag->instance = opt->instance;
 	ag->ns = opt->ns;
@@ -387,6 +430,16 @@ int daemon_open(struct daemon **out, struct daemon_opts *opt)
 	sigprocmask(SIG_BLOCK, &ag->mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (opt->kube) {
+		/* its thread stays in our network namespace (setns is per thread): the API's */
+		err = kube_start(&ag->kube, opt->kube, opt->node, &ag->kubefd);
+		if (err) {
+			pr_warn("Error: agent %s: Kubernetes API: %s\n", ag->instance,
+				strerror(-err));
+			return err;
+		}
+		err = -1;
+	}
 	if (netns) {
 		/* the node's network namespace, for the listeners; mounts stay the host's */
 		char path[PATH_MAX];
@@ -414,7 +467,8 @@ int daemon_open(struct daemon **out, struct daemon_opts *opt)
 	ag->inofd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	if (ag->epfd < 0 || ag->sigfd < 0 || ag->timerfd < 0 || ag->inofd < 0)
 		goto out;
-	if (inotify_add_watch(ag->inofd, ag->policy_dir,
+	if (ag->policy_dir &&
+	    inotify_add_watch(ag->inofd, ag->policy_dir,
 			      IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE |
 				      IN_ATTRIB) < 0) {
 		pr_warn("Error: watch %s: %s\n", ag->policy_dir, strerror(errno));
@@ -456,16 +510,17 @@ int daemon_open(struct daemon **out, struct daemon_opts *opt)
 	epoll_add(ag->epfd, ag->timerfd);
 	epoll_add(ag->epfd, ag->inofd);
 	epoll_add(ag->epfd, ag->ctlfd);
-	reload(ag);
-	if (opt->ready) {
-		FILE *f = fopen(opt->ready, "w");
-
-		if (f) {
-			fprintf(f, "%d\n", getpid());
-			fclose(f);
-		}
+	if (ag->kube) {
+		/* the first load waits for every kind's first list: no half-empty policy */
+		epoll_add(ag->epfd, ag->kubefd);
+		reload(ag); /* only says what it waits for */
+	} else {
+		reload(ag);
+		write_ready(ag);
 	}
-	pr_info("agent %s: watching %s, control %s\n", ag->instance, ag->policy_dir, ag->ctl_path);
+	pr_info("agent %s: watching %s%s%s, control %s\n", ag->instance,
+		ag->policy_dir ? ag->policy_dir : "", ag->policy_dir && ag->kube ? " and " : "",
+		ag->kube ? "the Kubernetes API" : "", ag->ctl_path);
 	return 0;
 out:
 	return err ? err : -1;
@@ -507,6 +562,15 @@ int daemon_run(struct daemon *ag)
 
 				if (read(fd, &x, sizeof(x)) == sizeof(x))
 					reload(ag);
+			} else if (fd == ag->kubefd) {
+				struct kube_snap *s = kube_take(ag->kube);
+
+				if (s) {
+					kube_snap_free(ag->snap);
+					ag->snap = s;
+					reload(ag);
+					write_ready(ag);
+				}
 			} else if (fd == ag->ctlfd) {
 				handle_ctl(ag);
 			} else if (ag->shim && fd == shim_fd(ag->shim)) {
@@ -531,6 +595,8 @@ void daemon_close(struct daemon *ag)
 			if (fds[i] >= 0)
 				close(fds[i]);
 	}
+	kube_stop(ag->kube);
+	kube_snap_free(ag->snap);
 	shim_close(ag->shim);
 	if (ag->guard_stats_fd >= 0)
 		close(ag->guard_stats_fd);

@@ -11,6 +11,7 @@
 
 #include "../datapath/datapath.h"
 #include "../datapath/guard.h"
+#include "../kube/kube.h"
 #include "../shim/shim.h"
 
 struct daemon_opts {
@@ -18,6 +19,8 @@ struct daemon_opts {
 	const char *netns; /* the node's network namespace to enter, or NULL */
 	const char *ready; /* a file written with our PID once the first policy is in */
 	const char *shim;  /* the shim's address (connect4 sends L7 frontends there) */
+	struct kube_config *kube; /* the API to watch (taken over); NULL: the directory only */
+	const char *node;         /* this node's name (--node, NODE_NAME) */
 	struct dp_opts dp;
 	struct shim_opts so;
 	const char *xdp_devs[GUARD_MAX_DEVS];

@@ -194,7 +194,7 @@ static int sync_keys(int fd, const void *want, unsigned n, size_t ksz)
 
 int guard_apply(struct guard *g, const struct plan *plan, const struct guard_cfg *cfg)
 {
-	struct ks_lpm_key *nets = calloc(KS_GUARD_MAX_NETS, sizeof(*nets));
+	struct ks_lpm_key *nets;
 	uint16_t ports[KS_GUARD_MAX_PORTS] = { 15443, 15008 };
 	unsigned nn = 0, np = 2;
 	const struct policy *p = plan ? plan->policy : NULL;
@@ -202,6 +202,7 @@ int guard_apply(struct guard *g, const struct plan *plan, const struct guard_cfg
 
 	if (!g->skel)
 		return 0;
+	nets = calloc(KS_GUARD_MAX_NETS, sizeof(*nets));
 	if (!nets)
 		return -ENOMEM;
 	for (unsigned i = 0; i < cfg->n_allow && nn < KS_GUARD_MAX_NETS; i++)
