@@ -34,7 +34,7 @@ UNIT_BIN := $(UNIT_SRC:selftests/unit/%.c=$(OUT)/unit/%)
 
 .DELETE_ON_ERROR:
 .SECONDARY: $(BPF_OBJ) $(BPF_OBJ:.bpf.o=.tmp.bpf.o)
-.PHONY: all deps test unit unit-asan cli-test lab-test fuzz demo bench vmlinux clean format image image-test image-push test-kernels
+.PHONY: all deps test unit unit-asan cli-test lab-test fuzz demo bench bench-connect vmlinux clean format image image-test image-push test-kernels
 
 all: ksteer $(OUT)/ksteer.1
 
@@ -141,9 +141,17 @@ test:
 	@echo "All tests passed."
 
 # Ratios against baselines measured in the same run (../shared/BENCH.md); RUNS=5 SECS=2.
-bench: ksteer $(OUT)/bench/pktgen $(OUT)/bench/sockhash
+bench: ksteer $(OUT)/bench/pktgen $(OUT)/bench/sockhash $(OUT)/bench/connect
 	@scripts/deps.sh bench
 	@bash scripts/bench.sh
+
+# Only the connect4/6 per-call rows (10k services, no lab): about 20 s.
+bench-connect: ksteer $(OUT)/bench/connect
+	@bash scripts/bench.sh connect4
+
+$(OUT)/bench/connect: selftests/bench/connect.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
 
 $(OUT)/bench/pktgen: selftests/bench/pktgen.c
 	@mkdir -p $(@D)

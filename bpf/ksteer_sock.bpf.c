@@ -25,16 +25,24 @@ struct {
 } ks_frontends SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KS_GENERATIONS * KS_FILTER_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} ks_fe_filter SEC(".maps");
+
+/* arrays: the verifier inlines their lookups into an index check and an add */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, KS_DEF_DESTS * KS_GENERATIONS);
-	__type(key, struct ks_index_key);
+	__type(key, __u32);
 	__type(value, struct ks_dest);
 } ks_dests SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, KS_DEF_BACKENDS * KS_GENERATIONS);
-	__type(key, struct ks_index_key);
+	__type(key, __u32);
 	__type(value, struct ks_backend);
 } ks_backends SEC(".maps");
 
@@ -98,9 +106,13 @@ static __always_inline int route_connect(struct bpf_sock_addr *ctx, struct ks_ad
 	struct ks_frontend_key key = {};
 	struct ks_frontend *fe;
 	struct ks_config *cfg;
+	struct ks_backend *be;
 	struct ks_sock *st;
-	__u32 zero = 0, r, gen;
+	struct ks_dest *d;
+	__u32 zero = 0, r, gen, bit, i;
+	__u8 proto = (__u8)ctx->protocol;
 	struct bpf_sock *sk;
+	__u64 *word;
 
 	cfg = bpf_map_lookup_elem(&ks_config, &zero);
 	if (!cfg)
@@ -111,26 +123,33 @@ static __always_inline int route_connect(struct bpf_sock_addr *ctx, struct ks_ad
 		stat_inc(KS_STAT_CONNECT_SELF);
 		return 1;
 	}
-	gen = cfg->active;
+	gen = cfg->active & (KS_GENERATIONS - 1);
+	/* not a frontend, the common case: one bit of a small bitmap, no hashing */
+	bit = ks_fe_bit(addr, *port, proto);
+	i = gen * KS_FILTER_WORDS + bit / 64;
+	word = bpf_map_lookup_elem(&ks_fe_filter, &i);
+	if (!word || !(*word & (1ULL << (bit % 64)))) {
+		stat_inc(KS_STAT_CONNECT_MISS);
+		return 1;
+	}
 	key.gen = gen;
 	key.addr = *addr;
 	key.port = *port;
-	key.proto = (__u8)ctx->protocol;
+	key.proto = proto;
 	fe = bpf_map_lookup_elem(&ks_frontends, &key);
 	if (!fe) {
 		stat_inc(KS_STAT_CONNECT_MISS);
 		return 1;
 	}
-	st = bpf_sk_storage_get(&ks_sock, ctx->sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
-	if (st) {
-		st->orig_addr = *addr;
-		st->orig_port = *port;
-		st->frontend_id = fe->id;
-		st->flags = KS_SOCK_REWRITTEN;
-	}
 	if (fe->flags & KS_FE_SHIM) {
-		if (st)
-			st->flags |= KS_SOCK_TO_SHIM;
+		/* sockops finds these by their storage: a cheap miss for every other socket */
+		st = bpf_sk_storage_get(&ks_sock, ctx->sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+		if (st) {
+			st->orig_addr = *addr;
+			st->orig_port = *port;
+			st->frontend_id = fe->id;
+			st->flags = KS_SOCK_REWRITTEN | KS_SOCK_TO_SHIM;
+		}
 		*addr = cfg->shim_addr;
 		*port = cfg->shim_port;
 		stat_inc(KS_STAT_CONNECT_SHIM);
@@ -138,25 +157,30 @@ static __always_inline int route_connect(struct bpf_sock_addr *ctx, struct ks_ad
 	}
 	if ((fe->flags & KS_FE_NO_UPSTREAM) || !fe->weight_total)
 		goto no_upstream;
+	/* getpeername shows what it dialled: this allocation is most of a routed connect's cost */
+	st = bpf_sk_storage_get(&ks_sock, ctx->sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	if (st) {
+		st->orig_addr = *addr;
+		st->orig_port = *port;
+		st->frontend_id = fe->id;
+		st->flags = KS_SOCK_REWRITTEN;
+	}
 
+	/* a route's destinations are adjacent in ks_dests: one or two cache lines */
 	r = bpf_get_prandom_u32() % fe->weight_total;
-	for (int i = 0; i < KS_MAX_DESTS; i++) {
-		struct ks_index_key dk = { .gen = gen };
-		struct ks_backend *be;
-		struct ks_dest *d;
-
-		if ((__u32)i >= fe->dest_count)
+	for (int j = 0; j < KS_MAX_DESTS; j++) {
+		if ((__u32)j >= fe->dest_count)
 			break;
-		dk.index = fe->dest_first + i;
-		d = bpf_map_lookup_elem(&ks_dests, &dk);
+		i = fe->dest_first + j;
+		d = bpf_map_lookup_elem(&ks_dests, &i);
 		if (!d)
 			break;
 		if (!ks_dest_hit(r, d->weight_cum))
 			continue;
 		if (!d->backend_count)
 			goto no_upstream;
-		dk.index = d->backend_first + bpf_get_prandom_u32() % d->backend_count;
-		be = bpf_map_lookup_elem(&ks_backends, &dk);
+		i = d->backend_first + bpf_get_prandom_u32() % d->backend_count;
+		be = bpf_map_lookup_elem(&ks_backends, &i);
 		if (!be)
 			goto no_upstream;
 		*addr = be->addr;

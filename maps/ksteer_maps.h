@@ -18,15 +18,16 @@
  * (BPF_OBJ_NAME_LEN), and bpftool finds maps by that name. The pins under
  * /sys/fs/bpf/ksteer/INSTANCE/ carry the same names. Layout 3 renamed
  * layout 2's ksteer_* maps (ksteer_guard_stats was cut to ksteer_guard_st).
+ * Layout 4 made ks_dests and ks_backends arrays and added ks_fe_filter.
  */
-#define KS_LAYOUT_VERSION 3
+#define KS_LAYOUT_VERSION 4
 
 /* Two generations of policy live side by side; ks_config.active picks one. */
 #define KS_GENERATIONS 2
 /* Destinations of one kernel route (Istio sets no limit; ksteer refuses more). */
 #define KS_MAX_DESTS 16
 
-/* Default capacities; the agent may resize them at load time. */
+/* Default capacities per generation; the agent may resize them at load time. */
 #define KS_DEF_FRONTENDS 65536
 #define KS_DEF_DESTS 65536
 #define KS_DEF_BACKENDS 262144
@@ -54,22 +55,23 @@ enum ks_frontend_flags {
 struct ks_frontend {
 	__u32 id; /* stable within one image: index in sorted order */
 	__u32 flags; /* enum ks_frontend_flags */
-	__u32 dest_first; /* index of the first ks_dest of the route */
+	__u32 dest_first; /* index of the first ks_dest of the route (in the map: absolute) */
 	__u32 dest_count; /* at most KS_MAX_DESTS */
 	__u32 weight_total; /* sum of the destinations' weights, > 0 unless NO_UPSTREAM */
 	__u32 pad;
 };
 
-/* ks_dests and ks_backends: (generation, index) -> value */
-struct ks_index_key {
-	__u32 gen;
-	__u32 index;
-};
+/*
+ * ks_dests and ks_backends are arrays: generation g's entry i is at
+ * g * (max_entries / KS_GENERATIONS) + i, and the indices inside the entries
+ * (dest_first, backend_first) are absolute, so a connect reads them without
+ * hashing. The image holds them relative to 0; the agent adds the offset.
+ */
 
 /* One weighted destination: a (host, subset, port) with its endpoint range. */
 struct ks_dest {
 	__u32 weight_cum; /* running sum of weights up to and including this one */
-	__u32 backend_first;
+	__u32 backend_first; /* (in the map: absolute) */
 	__u32 backend_count; /* 0: this destination has no healthy upstream */
 	__u32 pad;
 };
@@ -80,6 +82,16 @@ struct ks_backend {
 	__u16 pad;
 	__u32 weight; /* endpoint weight, carried; selection is uniform for now */
 };
+
+/*
+ * ks_fe_filter: per generation a bitmap of 2^KS_FILTER_SHIFT bits (an array
+ * of __u64 words, generation g's first word at g * KS_FILTER_WORDS), one bit
+ * set per frontend key at ks_fe_bit() (bpf/lib/route.h). A clear bit means
+ * "not a frontend" without a hash lookup: most connects are not to a VIP, and
+ * 256 KB stays in cache where the frontends' hash table does not.
+ */
+#define KS_FILTER_SHIFT 20
+#define KS_FILTER_WORDS ((1u << KS_FILTER_SHIFT) / 64)
 
 /* ks_config: a single-entry array; the one word an image switch writes. */
 struct ks_config {
@@ -211,7 +223,6 @@ _Static_assert(sizeof(struct ks_splice) == 16, "ks_splice layout");
 _Static_assert(sizeof(struct ks_addr) == 16, "ks_addr layout");
 _Static_assert(sizeof(struct ks_frontend_key) == 24, "ks_frontend_key layout");
 _Static_assert(sizeof(struct ks_frontend) == 24, "ks_frontend layout");
-_Static_assert(sizeof(struct ks_index_key) == 8, "ks_index_key layout");
 _Static_assert(sizeof(struct ks_dest) == 16, "ks_dest layout");
 _Static_assert(sizeof(struct ks_backend) == 24, "ks_backend layout");
 _Static_assert(sizeof(struct ks_config) == 36, "ks_config layout");

@@ -3,11 +3,14 @@
 # `make bench`: ratios against a baseline measured in the same run, A/B
 # interleaved, RUNS runs each (default 5), median with min-max
 # (../shared/BENCH.md). Uses its own namespaces (ksb-*) and the lab.
+# `scripts/bench.sh connect4` runs only the connect4/6 per-call rows (no lab).
 set -euo pipefail
+only=${1:-}
 cd "$(dirname "$0")/.."
 K=$PWD/.output/ksteer
 GEN=$PWD/.output/bench/pktgen
 SOCKHASH=$PWD/.output/bench/sockhash
+CONNECT=$PWD/.output/bench/connect
 RUNS=${RUNS:-5}
 SECS=${SECS:-2}
 cg=$(awk '$9 == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
@@ -18,11 +21,15 @@ cleanup() {
 	[ -n "${agent_pid:-}" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
 	[ -n "${iperf_pid:-}" ] && kill "$iperf_pid" 2>/dev/null
 	"$K" uninstall --instance ksb-guard >/dev/null 2>&1 || true
+	"$K" uninstall --instance ksb-c4 >/dev/null 2>&1 || true
+	[ -n "${stats_was:-}" ] && sysctl -qw kernel.bpf_stats_enabled="$stats_was"
+	ip netns del ksb-c4 2>/dev/null || true
+	rmdir "$cg/ksb-c4" 2>/dev/null || true
 	ip netns del ksb-tx 2>/dev/null || true
 	ip netns del ksb-rx 2>/dev/null || true
 	ip netns del ksb-sh 2>/dev/null || true
 	rmdir "$cg/ksb-bench" 2>/dev/null || true
-	"$K" lab down >/dev/null 2>&1 || true
+	[ -n "${lab_used:-}" ] && { "$K" lab down >/dev/null 2>&1 || true; }
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -38,6 +45,106 @@ row() {
 }
 
 echo "== machine: $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, $RUNS runs of ${SECS}s"
+
+# ---- connect4/connect6 per call with 10k services loaded (bpf_stats: run_time_ns/run_cnt) ----
+# 10,000 ServiceEntries (VIPs 10.96.x.y and fd00:96::N, port 80, two endpoints each on
+# :8080), 1,000 of them split 50/30/20 over three services by a VirtualService; the
+# client connects in a netns where 10.200.0.0/15 is local, from a cgroup of its own where
+# only this agent's programs run.
+C4_CONNECTS=${C4_CONNECTS:-20000}
+ip netns add ksb-c4
+ip -n ksb-c4 link set lo up
+ip -n ksb-c4 route add local 10.200.0.0/15 dev lo
+mkdir -p "$cg/ksb-c4" "$tmp/c4pol"
+python3 - "$tmp/c4pol/services.yaml" <<'EOF'
+import sys
+docs = []
+for i in range(10000):
+    a, b = i // 256, i % 256
+    docs.append(f"""apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: s{i}, namespace: bench}}
+spec:
+  hosts: [s{i}.bench.svc.cluster.local]
+  addresses: [10.96.{a}.{b}, "fd00:96::{i:x}"]
+  ports: [{{number: 80, name: tcp, protocol: TCP, targetPort: 8080}}]
+  resolution: STATIC
+  location: MESH_INTERNAL
+  endpoints: [{{address: 10.200.{a}.{b}}}, {{address: 10.201.{a}.{b}}}]
+""")
+for i in range(0, 10000, 10):
+    h = [f"s{(i + k) % 10000}.bench.svc.cluster.local" for k in (0, 1, 2)]
+    docs.append(f"""apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: split{i}, namespace: bench}}
+spec:
+  hosts: [{h[0]}]
+  tcp:
+  - route:
+    - {{destination: {{host: {h[0]}}}, weight: 50}}
+    - {{destination: {{host: {h[1]}}}, weight: 30}}
+    - {{destination: {{host: {h[2]}}}, weight: 20}}
+""")
+open(sys.argv[1], "w").write("---\n".join(docs))
+EOF
+rm -f "$tmp/ready"
+"$K" agent --instance ksb-c4 --cgroup ksb-c4 --policy "$tmp/c4pol" --netns ksb-c4 --no-dns \
+	--sockmap off --ready-file "$tmp/ready" >"$tmp/c4agent.log" 2>&1 &
+agent_pid=$!
+for _ in $(seq 600); do [ -e "$tmp/ready" ] && break; sleep 0.1; done
+[ -e "$tmp/ready" ] || { echo "Error: the connect4 agent did not start: $(cat "$tmp/c4agent.log")" >&2; exit 1; }
+# the programs behind this instance's links, not other instances' of the same name
+c4_prog() { bpftool -j link show pinned "/sys/fs/bpf/ksteer/ksb-c4/link_$1" |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["prog_id"])'; }
+c4_stats() { bpftool -j prog show id "$1" |
+	python3 -c 'import json,sys; p=json.load(sys.stdin); print(p.get("run_time_ns", 0), p.get("run_cnt", 0))'; }
+# ns per call of program ID over one run of the client: c4_run ID FIRST COUNT PORT
+c4_run() {
+	local t0 n0 t1 n1
+	read -r t0 n0 <<<"$(c4_stats "$1")"
+	# into the cgroup first: ip netns exec mounts a sysfs of its own over /sys
+	sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$cg/ksb-c4" \
+		ip netns exec ksb-c4 taskset -c 0 "$CONNECT" "$2" "$3" "$4" "$C4_CONNECTS" >/dev/null
+	read -r t1 n1 <<<"$(c4_stats "$1")"
+	python3 -c "print(f'{($t1 - $t0) / max($n1 - $n0, 1):.0f}')"
+}
+c4_id=$(c4_prog connect4)
+c6_id=$(c4_prog connect6)
+stats_was=$(sysctl -n kernel.bpf_stats_enabled)
+sysctl -qw kernel.bpf_stats_enabled=1
+echo "-- connect4/6 run time per call, 10k services, $C4_CONNECTS connects per run"
+for r in $(seq "$RUNS"); do
+	c4_run "$c4_id" 10.96.0.0 10000 80 >>"$tmp/c4vip"
+	c4_run "$c4_id" 10.200.0.0 10000 8080 >>"$tmp/c4miss"
+	c4_run "$c6_id" fd00:96:: 10000 80 >>"$tmp/c6vip"
+	c4_run "$c6_id" ::ffff:10.96.0.0 10000 80 >>"$tmp/c6mapped"
+	echo "   run $r: connect4 VIP $(tail -1 "$tmp/c4vip")  not a VIP $(tail -1 "$tmp/c4miss")" \
+		" connect6 VIP $(tail -1 "$tmp/c6vip")  IPv4-mapped VIP $(tail -1 "$tmp/c6mapped") ns"
+done
+sysctl -qw kernel.bpf_stats_enabled="$stats_was"
+stats_was=
+kill "$agent_pid" && wait "$agent_pid" 2>/dev/null || true
+agent_pid=
+"$K" uninstall --instance ksb-c4 >/dev/null
+ip netns del ksb-c4
+c4_row() {
+	read -r m lo hi <<<"$(stats <"$2")"
+	printf '| %s | %s (%s-%s) | ns per call |\n' "$1" "$m" "$lo" "$hi" >>"$tmp/c4rows"
+}
+c4_row "connect4 to a VIP (1 in 10 split 50/30/20)" "$tmp/c4vip"
+c4_row "connect4 to an address that is not a VIP" "$tmp/c4miss"
+c4_row "connect6 to an IPv6 VIP" "$tmp/c6vip"
+c4_row "connect6 to an IPv4-mapped VIP" "$tmp/c6mapped"
+c4_table() {
+	echo "| program, 10k services loaded | median (min-max) | unit |"
+	echo "|---|---|---|"
+	cat "$tmp/c4rows"
+}
+if [ "$only" = connect4 ]; then
+	echo
+	c4_table
+	exit 0
+fi
 
 # ---- the XDP guard: one veth, a packet generator in another namespace ----
 ip netns add ksb-tx
@@ -117,6 +224,7 @@ iperf_pid=
 
 # ---- the scenario's paths in the lab, against direct pod-to-pod ----
 echo "-- the scenario in the lab: requests per second on keep-alive connections (wrk -t1 -c4)"
+lab_used=1
 "$K" lab down >/dev/null 2>&1 || true
 "$K" lab up --splice >/dev/null # splice off by default; the gateway rows switch it per run
 eval "$("$K" lab env)"
@@ -248,6 +356,8 @@ row "sockhash delete with 10k sockets held vs none" "ns" "$tmp/del10000" "$tmp/d
 
 echo
 echo "connect4 run time (kernel.bpf_stats_enabled): $connect_ns"
+echo
+c4_table
 echo
 echo "| measure | ksteer median (min-max) | baseline median (min-max) | unit | ratio |"
 echo "|---|---|---|---|---|"

@@ -30,7 +30,7 @@ static void add_counters(json_t *j, int fd, const struct dp_counter *c, uint32_t
 	}
 }
 
-static json_t *frontend_json(int fds[DP_MAPS], uint32_t gen, const struct ks_frontend_key *k,
+static json_t *frontend_json(int fds[DP_MAPS], const struct ks_frontend_key *k,
 			     const struct ks_frontend *f, bool with_backends)
 {
 	char a[INET6_ADDRSTRLEN];
@@ -46,7 +46,7 @@ static json_t *frontend_json(int fds[DP_MAPS], uint32_t gen, const struct ks_fro
 					: f->flags & KS_FE_NO_UPSTREAM ? "no-upstream"
 								       : "kernel"));
 	for (uint32_t i = 0; i < f->dest_count; i++) {
-		struct ks_index_key dk = { gen, f->dest_first + i };
+		uint32_t dk = f->dest_first + i; /* absolute: the generation's half of the array */
 		struct ks_dest d;
 		json_t *jd, *bes;
 
@@ -61,7 +61,7 @@ static json_t *frontend_json(int fds[DP_MAPS], uint32_t gen, const struct ks_fro
 		prev = d.weight_cum;
 		json_object_set_new(jd, "backends", bes = json_array());
 		for (uint32_t b = 0; with_backends && b < d.backend_count; b++) {
-			struct ks_index_key bk = { gen, d.backend_first + b };
+			uint32_t bk = d.backend_first + b;
 			struct ks_backend be;
 			json_t *jb;
 
@@ -187,7 +187,7 @@ int cmd_get(int argc, char **argv)
 			prev = &k;
 			if (k.gen != cfg.active || bpf_map_lookup_elem(fds[DP_FRONTENDS], &k, &f))
 				continue;
-			json_array_append_new(list, frontend_json(fds, cfg.active, &k, &f,
+			json_array_append_new(list, frontend_json(fds, &k, &f,
 								  strcmp(what, "routes") != 0));
 		}
 	}

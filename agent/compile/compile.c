@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../../bpf/lib/route.h"
 #include "../lib/strmap.h"
 #include "../policy/decode.h"
 
@@ -1122,6 +1123,13 @@ static int image_build(struct cctx *c)
 	img->n_fes = n_keys;
 	img->n_dests = n_dests;
 	img->n_backends = n_be;
+	img->filter = arena_array(c->a, KS_FILTER_WORDS, sizeof(*img->filter));
+	for (uint32_t i = 0; i < n_keys; i++) {
+		const struct ks_frontend_key *k = &img->fe_keys[i];
+		uint32_t bit = ks_fe_bit(&k->addr, k->port, k->proto);
+
+		img->filter[bit / 64] |= 1ull << (bit % 64);
+	}
 	return c->failed ? -EINVAL : 0;
 }
 
@@ -1480,7 +1488,7 @@ unsigned char *image_serialize(const struct c_image *img, size_t *len)
 {
 	size_t n = 16 + img->n_fes * (sizeof(struct ks_frontend_key) + sizeof(struct ks_frontend)) +
 		   img->n_dests * sizeof(struct ks_dest) +
-		   img->n_backends * sizeof(struct ks_backend);
+		   img->n_backends * sizeof(struct ks_backend) + KS_FILTER_WORDS * sizeof(uint64_t);
 	unsigned char *buf = malloc(n), *p = buf;
 	uint32_t hdr[4] = { KS_LAYOUT_VERSION, img->n_fes, img->n_dests, img->n_backends };
 
@@ -1499,6 +1507,11 @@ unsigned char *image_serialize(const struct c_image *img, size_t *len)
 	p += img->n_dests * sizeof(*img->dests);
 	if (img->n_backends)
 		memcpy(p, img->backends, img->n_backends * sizeof(*img->backends));
+	p += img->n_backends * sizeof(*img->backends);
+	if (img->filter)
+		memcpy(p, img->filter, KS_FILTER_WORDS * sizeof(uint64_t));
+	else
+		memset(p, 0, KS_FILTER_WORDS * sizeof(uint64_t));
 	*len = n;
 	return buf;
 }

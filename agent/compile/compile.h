@@ -125,6 +125,7 @@ struct c_image {
 	uint32_t n_dests;
 	struct ks_backend *backends;
 	uint32_t n_backends;
+	uint64_t *filter; /* KS_FILTER_WORDS words: ks_fe_filter's bitmap of the fe_keys */
 };
 
 /* A Pod with an address: who a connection comes from, whom it goes to. */

@@ -23,6 +23,7 @@ const char *const dp_map_names[DP_MAPS] = {
 	[DP_CONFIG] = "ks_config",   [DP_FRONTENDS] = "ks_frontends",
 	[DP_DESTS] = "ks_dests",     [DP_BACKENDS] = "ks_backends",
 	[DP_STATS] = "ks_stats",     [DP_ORIGDST] = "ks_origdst",
+	[DP_FE_FILTER] = "ks_fe_filter",
 };
 
 static const struct {
@@ -154,6 +155,7 @@ static struct bpf_map *skel_map(struct ksteer_sock *s, enum dp_map m)
 		[DP_CONFIG] = s->maps.ks_config, [DP_FRONTENDS] = s->maps.ks_frontends,
 		[DP_DESTS] = s->maps.ks_dests,   [DP_BACKENDS] = s->maps.ks_backends,
 		[DP_STATS] = s->maps.ks_stats,   [DP_ORIGDST] = s->maps.ks_origdst,
+		[DP_FE_FILTER] = s->maps.ks_fe_filter,
 	};
 
 	return maps[m];
@@ -373,6 +375,7 @@ int dp_open(struct datapath *dp, const struct dp_opts *o)
 		pr_warn("Error: open BPF object: %s\n", strerror(errno));
 		return err;
 	}
+	/* ks_fe_filter keeps its compiled size: KS_FILTER_WORDS per generation */
 	sizes[DP_FRONTENDS] = (o->max_frontends ? o->max_frontends : KS_DEF_FRONTENDS) * KS_GENERATIONS;
 	sizes[DP_DESTS] = (o->max_dests ? o->max_dests : KS_DEF_DESTS) * KS_GENERATIONS;
 	sizes[DP_BACKENDS] = (o->max_backends ? o->max_backends : KS_DEF_BACKENDS) * KS_GENERATIONS;
@@ -518,25 +521,37 @@ static int write_entries(struct datapath *dp, enum dp_map m, const void *keys, c
 	return -errno;
 }
 
+/* Writes n entries of generation gen into an array map, from index gen * (max / 2). */
+static int write_array(struct datapath *dp, enum dp_map m, uint32_t gen, uint32_t *keys,
+		       const void *vals, uint32_t n)
+{
+	uint32_t base = gen * (dp->max[m] / KS_GENERATIONS);
+
+	for (uint32_t i = 0; i < n; i++)
+		keys[i] = base + i;
+	return write_entries(dp, m, keys, vals, n);
+}
+
 int dp_apply(struct datapath *dp, const struct c_image *img, uint32_t *gen_out)
 {
+	const uint32_t dcap = dp->max[DP_DESTS] / KS_GENERATIONS,
+		       bcap = dp->max[DP_BACKENDS] / KS_GENERATIONS;
 	struct ks_config cfg;
-	uint32_t zero = 0, gen, used[DP_MAPS] = { 0 };
+	uint32_t zero = 0, gen, used = 0, n_idx;
 	struct ks_frontend_key *fk = NULL;
-	struct ks_index_key *ik = NULL;
-	uint32_t n_idx;
+	struct ks_frontend *fv = NULL;
+	struct ks_dest *dv = NULL;
+	uint32_t *ik = NULL;
 	int err;
 
+	if (!img->filter)
+		return -EINVAL;
 	if (bpf_map_lookup_elem(dp->fds[DP_CONFIG], &zero, &cfg))
 		return -errno;
 	gen = cfg.active ^ 1;
 	/* the inactive generation held the policy before last: nothing reads it now */
-	if ((err = clear_generation(dp->fds[DP_FRONTENDS], sizeof(struct ks_frontend_key), gen,
-				    &used[DP_FRONTENDS])) ||
-	    (err = clear_generation(dp->fds[DP_DESTS], sizeof(struct ks_index_key), gen,
-				    &used[DP_DESTS])) ||
-	    (err = clear_generation(dp->fds[DP_BACKENDS], sizeof(struct ks_index_key), gen,
-				    &used[DP_BACKENDS])))
+	err = clear_generation(dp->fds[DP_FRONTENDS], sizeof(struct ks_frontend_key), gen, &used);
+	if (err)
 		return err;
 	{
 		/* a policy may use half of a map: the other half holds the one still routing */
@@ -545,7 +560,7 @@ int dp_apply(struct datapath *dp, const struct c_image *img, uint32_t *gen_out)
 
 		for (int i = 0; i < 3; i++)
 			if (need[i] > dp->max[ms[i]] / KS_GENERATIONS ||
-			    used[ms[i]] + need[i] > dp->max[ms[i]]) {
+			    (ms[i] == DP_FRONTENDS && used + need[i] > dp->max[ms[i]])) {
 				pr_warn("Error: map %s is full: the policy needs %u entries, the map "
 					"takes %u per generation\n",
 					dp_map_names[ms[i]], need[i], dp->max[ms[i]] / KS_GENERATIONS);
@@ -553,22 +568,32 @@ int dp_apply(struct datapath *dp, const struct c_image *img, uint32_t *gen_out)
 			}
 	}
 	n_idx = img->n_dests > img->n_backends ? img->n_dests : img->n_backends;
+	if (n_idx < KS_FILTER_WORDS)
+		n_idx = KS_FILTER_WORDS;
 	fk = calloc(img->n_fes ? img->n_fes : 1, sizeof(*fk));
-	ik = calloc(n_idx ? n_idx : 1, sizeof(*ik));
-	if (!fk || !ik) {
+	fv = calloc(img->n_fes ? img->n_fes : 1, sizeof(*fv));
+	dv = calloc(img->n_dests ? img->n_dests : 1, sizeof(*dv));
+	ik = calloc(n_idx, sizeof(*ik));
+	if (!fk || !fv || !dv || !ik) {
 		err = -ENOMEM;
 		goto out;
 	}
+	/* the maps hold absolute indices: this generation's half of each array */
 	for (uint32_t i = 0; i < img->n_fes; i++) {
 		fk[i] = img->fe_keys[i];
 		fk[i].gen = gen;
+		fv[i] = img->fes[i];
+		fv[i].dest_first += gen * dcap;
 	}
-	for (uint32_t i = 0; i < n_idx; i++)
-		ik[i] = (struct ks_index_key){ .gen = gen, .index = i };
-	/* endpoints first, frontends last: nothing points at what is not there yet */
-	if ((err = write_entries(dp, DP_BACKENDS, ik, img->backends, img->n_backends)) ||
-	    (err = write_entries(dp, DP_DESTS, ik, img->dests, img->n_dests)) ||
-	    (err = write_entries(dp, DP_FRONTENDS, fk, img->fes, img->n_fes)))
+	for (uint32_t i = 0; i < img->n_dests; i++) {
+		dv[i] = img->dests[i];
+		dv[i].backend_first += gen * bcap;
+	}
+	/* endpoints first, frontends and their filter last: nothing points at what is not there */
+	if ((err = write_array(dp, DP_BACKENDS, gen, ik, img->backends, img->n_backends)) ||
+	    (err = write_array(dp, DP_DESTS, gen, ik, dv, img->n_dests)) ||
+	    (err = write_entries(dp, DP_FRONTENDS, fk, fv, img->n_fes)) ||
+	    (err = write_array(dp, DP_FE_FILTER, gen, ik, img->filter, KS_FILTER_WORDS)))
 		goto out;
 	/* the switch: one array update, so no connect sees half of two policies */
 	cfg.active = gen;
@@ -581,6 +606,8 @@ int dp_apply(struct datapath *dp, const struct c_image *img, uint32_t *gen_out)
 	err = 0;
 out:
 	free(fk);
+	free(fv);
+	free(dv);
 	free(ik);
 	return err;
 }

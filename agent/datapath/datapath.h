@@ -27,7 +27,16 @@ struct dp_opts {
 	bool splice; /* gateway tunnels joined in the kernel (sk_skb) when the kernel can */
 };
 
-enum dp_map { DP_CONFIG, DP_FRONTENDS, DP_DESTS, DP_BACKENDS, DP_STATS, DP_ORIGDST, DP_MAPS };
+enum dp_map {
+	DP_CONFIG,
+	DP_FRONTENDS,
+	DP_DESTS,
+	DP_BACKENDS,
+	DP_STATS,
+	DP_ORIGDST,
+	DP_FE_FILTER,
+	DP_MAPS
+};
 
 struct datapath {
 	struct ksteer_sock *skel;

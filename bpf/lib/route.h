@@ -1,10 +1,18 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The routing core of the socket programs: pure functions over the image
- * entries, free of BPF helpers, so a host-compiled test can drive them.
+ * entries, free of BPF helpers, so the compiler and host-compiled tests use
+ * the very same code (ks_fe_bit must agree on both sides).
  */
 #ifndef KSTEER_ROUTE_H
 #define KSTEER_ROUTE_H
+
+#ifndef __BPF__
+#include <bpf/bpf_endian.h>
+#ifndef __always_inline
+#define __always_inline inline __attribute__((always_inline))
+#endif
+#endif
 
 /* IPv4 as ::ffff:a.b.c.d, the one key form for connect4 and connect6 alike. */
 static __always_inline void ks_addr_from_v4(struct ks_addr *a, __be32 ip4)
@@ -18,6 +26,20 @@ static __always_inline void ks_addr_from_v4(struct ks_addr *a, __be32 ip4)
 static __always_inline int ks_addr_is_v4(const struct ks_addr *a)
 {
 	return a->a[0] == 0 && a->a[1] == 0 && a->a[2] == bpf_htonl(0xffff);
+}
+
+/*
+ * A frontend key's bit in its generation's ks_fe_filter: three rounds of
+ * multiply and fold over the address words as they lie in memory, port and
+ * protocol; the top KS_FILTER_SHIFT bits of the product.
+ */
+static __always_inline __u32 ks_fe_bit(const struct ks_addr *a, __be16 port, __u8 proto)
+{
+	__u64 h = ((__u64)a->a[0] << 32 | a->a[1]) * 0x9e3779b97f4a7c15ULL;
+
+	h = (h ^ (h >> 29) ^ ((__u64)a->a[2] << 32 | a->a[3])) * 0xff51afd7ed558ccdULL;
+	h = (h ^ (h >> 32) ^ ((__u64)port << 8 | proto)) * 0xc4ceb9fe1a85ec53ULL;
+	return (__u32)(h >> (64 - KS_FILTER_SHIFT));
 }
 
 /* A destination is hit by draw r when r is below its running weight sum. */

@@ -323,7 +323,7 @@ done
 # -- --version everywhere
 for v in "--version" "version" "status --version" "lab up --version"; do
 	# shellcheck disable=SC2086
-	expect "ksteer $v" 0 "$KSTEER" $v && has "ksteer $v: version and map layout" "$tmp/out" "(map layout 3)"
+	expect "ksteer $v" 0 "$KSTEER" $v && has "ksteer $v: version and map layout" "$tmp/out" "(map layout 4)"
 done
 
 # -- usage errors: exit 2, the usage on stderr, nothing on stdout
