@@ -1341,8 +1341,9 @@ static char *slurp(const char *path)
 
 static void seed(struct api *a)
 {
+	/* istio-system too: the lab's clusters play clusters with Istio installed */
 	static const char *const ns[] = { "default", "kube-system", "kube-public",
-					  "kube-node-lease" };
+					  "kube-node-lease", "istio-system" };
 
 	store_lock(&a->st);
 	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {

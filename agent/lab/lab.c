@@ -172,7 +172,21 @@ static pid_t spawn(struct lab *lab, const char *cgroup, const char *netns, const
 
 static bool pid_alive(pid_t pid)
 {
-	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+	char path[64], st[256];
+	FILE *f;
+	bool zombie = false;
+
+	if (pid <= 0 || (kill(pid, 0) && errno != EPERM))
+		return false;
+	/* a killed process nobody reaped yet is gone for the lab's purposes */
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	if (f) {
+		if (fgets(st, sizeof(st), f) && strrchr(st, ')'))
+			zombie = strrchr(st, ')')[2] == 'Z';
+		fclose(f);
+	}
+	return !zombie;
 }
 
 /* ---- state ---- */
@@ -1419,12 +1433,23 @@ static int sync_policy_dir(struct store *st, const char *cname, bool *changed)
 		size_t len;
 
 		snprintf(path, sizeof(path), "%s/%s", dir, fn);
-		if (!read_input(path, &old, &len) && len == strlen(text) && !memcmp(old, text, len)) {
+		{
+			FILE *f = fopen(path, "r");
+
+			len = 0;
+			if (f) {
+				old = malloc(strlen(text) + 2);
+				len = old ? fread(old, 1, strlen(text) + 1, f) : 0;
+				fclose(f);
+			}
+		}
+		if (old && len == strlen(text) && !memcmp(old, text, len)) {
 			free(old);
 			free(text);
 			continue;
 		}
 		free(old);
+		old = NULL;
 		snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, fn);
 		{
 			FILE *f = fopen(tmp, "w");
