@@ -61,7 +61,7 @@ _ksteer()
 	fi
 	case $cmd in
 	cert) [ -z "$sub" ] && COMPREPLY=($(compgen -W "root intermediate mint" -- "$cur")) ;;
-	lab) [ -z "$sub" ] && COMPREPLY=($(compgen -W "up apply exec env status down" -- "$cur")) ;;
+	lab) [ -z "$sub" ] && COMPREPLY=($(compgen -W "up apply exec env kubeconfig api status down" -- "$cur")) ;;
 	get) [ -z "$sub" ] && COMPREPLY=($(compgen -W "frontends routes endpoints stats" -- "$cur")) ;;
 	sockmap | splice) COMPREPLY=($(compgen -W "on off" -- "$cur")) ;;
 	help) COMPREPLY=($(compgen -W "$cmds" -- "$cur")) ;;

@@ -9,6 +9,7 @@
 #include "../lib/log.h"
 #include "../policy/policy.h"
 #include "../lab/lab.h"
+#include "../lab/api.h"
 #include "cli.h"
 
 #ifndef KSTEER_VERSION
@@ -155,6 +156,7 @@ static const struct cmd {
 	{ "splice", cmd_switch },
 	{ "lab", cmd_lab },
 	{ "lab-serve", lab_serve }, /* internal: the lab pods' HTTP server */
+	{ "lab-api", lab_api }, /* internal: a lab cluster's Kubernetes API server */
 	{ "version", cmd_version },
 	{ "help", cmd_help },
 };
@@ -177,7 +179,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(argv[1], cmds[i].name))
 			continue;
-		if (cmds[i].fn != lab_serve && (rc = help_asked(argc - 1, argv + 1)) >= 0)
+		if (cmds[i].fn != lab_serve && cmds[i].fn != lab_api && (rc = help_asked(argc - 1, argv + 1)) >= 0)
 			return rc;
 		return cmds[i].fn(argc - 1, argv + 1);
 	}

@@ -65,6 +65,8 @@ static const struct cli_help {
 	{ "lab apply", "CLUSTER [-n NS] [-l SELECTOR] -f FILE|-", NULL },
 	{ "lab exec", "CLUSTER NS/NAME -- CMD...", NULL },
 	{ "lab env", "", NULL },
+	{ "lab kubeconfig", "", NULL },
+	{ "lab api", "start CLUSTER", NULL },
 	{ "lab status", "[-o json]", NULL },
 	{ "lab down", "", NULL },
 	{ "version", "", "print the version and the map layout version" },

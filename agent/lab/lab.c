@@ -32,6 +32,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 #include <yaml.h>
@@ -44,7 +46,12 @@
 #include "../policy/policy.h"
 #include "../cli/cli.h"
 #include "../shim/shim.h"
+#include "api.h"
+#include "apicert.h"
+#include "kclient.h"
+#include "kinds.h"
 #include "lab.h"
+#include "store.h"
 
 #define STATE LAB_DIR "/state.json"
 
@@ -165,7 +172,21 @@ static pid_t spawn(struct lab *lab, const char *cgroup, const char *netns, const
 
 static bool pid_alive(pid_t pid)
 {
-	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+	char path[64], st[256];
+	FILE *f;
+	bool zombie = false;
+
+	if (pid <= 0 || (kill(pid, 0) && errno != EPERM))
+		return false;
+	/* a killed process nobody reaped yet is gone for the lab's purposes */
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	if (f) {
+		if (fgets(st, sizeof(st), f) && strrchr(st, ')'))
+			zombie = strrchr(st, ')')[2] == 'Z';
+		fclose(f);
+	}
+	return !zombie;
 }
 
 /* ---- state ---- */
@@ -472,6 +493,105 @@ static pid_t start_agent(struct lab *lab, const char *cname, const char *instanc
 	return -EIO;
 }
 
+
+/* ---- the API servers ---- */
+
+static void api_dir(const char *cname, char *out, size_t len)
+{
+	snprintf(out, len, LAB_DIR "/%s/api", cname);
+}
+
+/* A free port on 127.0.0.1, kept for the cluster's API server from then on. */
+static int free_port(void)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+	if (fd >= 0 && !bind(fd, (struct sockaddr *)&sin, sizeof(sin)) &&
+	    !getsockname(fd, (struct sockaddr *)&sin, &sl))
+		port = ntohs(sin.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/* Starts cluster c's API server (its store survives restarts) and waits until it listens. */
+static int api_start(struct lab *lab, json_t *c)
+{
+	char dir[PATH_MAX], ready[PATH_MAX + 8], log[PATH_MAX], port[16], index[16],
+		cg[PATH_MAX + 64];
+	char *args[] = { "ksteer", "lab-api", "--cluster", (char *)jstr(c, "name"), "--index", index,
+			 "--dir", dir, "--port", port, NULL };
+	pid_t pid;
+
+	api_dir(jstr(c, "name"), dir, sizeof(dir));
+	snprintf(ready, sizeof(ready), "%s/ready", dir);
+	snprintf(log, sizeof(log), LAB_DIR "/logs/api-%s.log", jstr(c, "key"));
+	snprintf(port, sizeof(port), "%lld", jint(c, "apiPort"));
+	snprintf(index, sizeof(index), "%lld", jint(c, "index"));
+	snprintf(cg, sizeof(cg), "%s/agents/api-%s", lab->cgroot, jstr(c, "key"));
+	mkdir(cg, 0755);
+	unlink(ready);
+	pid = spawn(lab, cg, NULL, log, args);
+	if (pid < 0)
+		return -EIO;
+	json_object_set_new(c, "apiPid", json_integer(pid));
+	record_pid(lab, pid);
+	for (int i = 0; i < 200; i++) {
+		if (!access(ready, F_OK))
+			return 0;
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			break;
+		usleep(50 * 1000);
+	}
+	fprintf(stderr, "Error: the API server of %s did not start; its log, %s:\n", jstr(c, "name"),
+		log);
+	sh("tail -n 20 %s", log);
+	return -EIO;
+}
+
+/* One kubeconfig, a context per cluster named after it. */
+static int write_kubeconfig(struct lab *lab)
+{
+	FILE *f = fopen(LAB_DIR "/kubeconfig.tmp", "w");
+	size_t i;
+	json_t *c;
+
+	if (!f)
+		return -errno;
+	fchmod(fileno(f), 0600);
+	fprintf(f, "# written by ksteer lab up: the lab's API servers\napiVersion: v1\nkind: Config\nclusters:\n");
+	json_array_foreach(json_object_get(lab->st, "clusters"), i, c)
+		fprintf(f, "- name: %s\n  cluster:\n    server: https://127.0.0.1:%lld\n"
+			   "    certificate-authority: " LAB_DIR "/%s/api/ca.pem\n",
+			jstr(c, "name"), jint(c, "apiPort"), jstr(c, "name"));
+	fprintf(f, "users:\n");
+	json_array_foreach(json_object_get(lab->st, "clusters"), i, c)
+	{
+		char path[PATH_MAX], *tok = NULL;
+		size_t len;
+
+		snprintf(path, sizeof(path), LAB_DIR "/%s/api/token", jstr(c, "name"));
+		if (read_input(path, &tok, &len)) {
+			fclose(f);
+			return -EIO;
+		}
+		tok[strcspn(tok, "\r\n")] = 0;
+		fprintf(f, "- name: %s-admin\n  user:\n    token: %s\n", jstr(c, "name"), tok);
+		free(tok);
+	}
+	fprintf(f, "contexts:\n");
+	json_array_foreach(json_object_get(lab->st, "clusters"), i, c)
+		fprintf(f, "- name: %s\n  context:\n    cluster: %s\n    user: %s-admin\n",
+			jstr(c, "name"), jstr(c, "name"), jstr(c, "name"));
+	c = json_array_get(json_object_get(lab->st, "clusters"), 0);
+	fprintf(f, "current-context: %s\n", jstr(c, "name"));
+	if (fclose(f) || rename(LAB_DIR "/kubeconfig.tmp", LAB_DIR "/kubeconfig"))
+		return -errno;
+	return 0;
+}
+
 static int lab_up(int argc, char **argv)
 {
 	struct lab lab;
@@ -713,6 +833,26 @@ static int lab_up(int argc, char **argv)
 					goto out;
 				json_object_set_new(cl, "gatewayAgentPid", json_integer(pid));
 			}
+		}
+	}
+	/* a Kubernetes API per cluster, last: its changes make pods and reload the agents */
+	{
+		size_t i;
+		json_t *cl;
+
+		json_array_foreach(clusters, i, cl)
+		{
+			char dir[PATH_MAX];
+
+			api_dir(jstr(cl, "name"), dir, sizeof(dir));
+			mkdir(dir, 0700);
+			json_object_set_new(cl, "apiPort", json_integer(free_port()));
+			if (jint(cl, "apiPort") <= 0 || api_cert_make(dir) || api_start(&lab, cl))
+				goto out;
+		}
+		if (write_kubeconfig(&lab)) {
+			fprintf(stderr, "Error: write %s/kubeconfig\n", LAB_DIR);
+			goto out;
 		}
 	}
 	state_save(&lab);
@@ -986,20 +1126,6 @@ static json_t *find_pod(json_t *c, const char *ns, const char *name)
 	return NULL;
 }
 
-static int write_policy(const char *cname, const char *kind, const char *ns, const char *name,
-			json_t *obj)
-{
-	char tmp[PATH_MAX], dst[PATH_MAX];
-
-	snprintf(dst, sizeof(dst), LAB_DIR "/%s/policy/%s.%s.%s.json", cname, kind, ns, name);
-	snprintf(tmp, sizeof(tmp), LAB_DIR "/%s/policy/.%s.%s.%s.tmp", cname, kind, ns, name);
-	if (json_dump_file(obj, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) || rename(tmp, dst)) {
-		fprintf(stderr, "Error: write %s: %s\n", dst, strerror(errno));
-		return -EIO;
-	}
-	return 0;
-}
-
 /* Makes one pod: netns, veth to its node, addresses, routes, cgroup, and its server. */
 static int pod_up(struct lab *lab, json_t *c, json_t *pod, json_t *containers)
 {
@@ -1175,12 +1301,691 @@ static int agents_reload(json_t *c)
 	return bad ? -EINVAL : 0;
 }
 
+/* Takes a pod away: its server, namespace, resolv.conf and cgroup. */
+static void pod_down(struct lab *lab, json_t *c, json_t *pod)
+{
+	pid_t pid = (pid_t)jint(pod, "serverPid");
+	char etc[PATH_MAX], kill_path[PATH_MAX + 300];
+	size_t i;
+	json_t *p;
+
+	(void)lab;
+	if (pid > 0 && pid_alive(pid)) {
+		kill(pid, SIGTERM);
+		for (int t = 0; t < 20 && pid_alive(pid) && waitpid(pid, NULL, WNOHANG) != pid; t++)
+			usleep(50 * 1000);
+		if (pid_alive(pid))
+			kill(pid, SIGKILL);
+		waitpid(pid, NULL, WNOHANG);
+	}
+	/* whatever `lab exec` left running in it, then the cgroup */
+	snprintf(kill_path, sizeof(kill_path), "%s/cgroup.kill", jstr(pod, "cgroup"));
+	write_file(kill_path, "1");
+	for (int t = 0; t < 20 && rmdir(jstr(pod, "cgroup")) && errno == EBUSY; t++)
+		usleep(50 * 1000);
+	if (*jstr(pod, "netns"))
+		sh("ip netns del %s", jstr(pod, "netns"));
+	snprintf(etc, sizeof(etc), "/etc/netns/%s", jstr(pod, "netns"));
+	rm_tree(etc);
+	json_array_foreach(json_object_get(c, "pods"), i, p)
+		if (p == pod) {
+			json_array_remove(json_object_get(c, "pods"), i);
+			break;
+		}
+}
+
+static json_t *find_pod_exact(json_t *c, const char *ns, const char *name)
+{
+	size_t i;
+	json_t *p;
+
+	json_array_foreach(json_object_get(c, "pods"), i, p)
+		if (!strcmp(jstr(p, "namespace"), ns) && !strcmp(jstr(p, "name"), name))
+			return p;
+	return NULL;
+}
+
+/* The Pod object the API shows for a lab pod: status as kubelet would write it. */
+static json_t *pod_api_object(json_t *pod, json_t *spec, json_t *meta_from)
+{
+	json_t *o = pod_object(pod, spec), *m = json_object_get(o, "metadata"),
+	       *st = json_object_get(o, "status"), *cs = json_array(), *ct;
+	char ts[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	size_t i;
+
+	gmtime_r(&t, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (meta_from) { /* the object as created keeps its uid, time, owner, annotations */
+		const char *k;
+		json_t *v;
+
+		json_object_foreach(meta_from, k, v)
+			if (strcmp(k, "resourceVersion"))
+				json_object_set(m, k, v);
+	}
+	if (!json_object_get(m, "creationTimestamp"))
+		json_object_set_new(m, "creationTimestamp", json_string(ts));
+	json_array_foreach(json_object_get(spec, "containers"), i, ct)
+		json_array_append_new(cs, json_pack("{s:s, s:b, s:b, s:i, s:s, s:s, s:{s:{s:s}}}",
+						    "name", jstr(ct, "name"), "ready", 1, "started", 1,
+						    "restartCount", 0, "image", jstr(ct, "image"),
+						    "imageID", "", "state", "running", "startedAt",
+						    ts));
+	json_object_set_new(st, "phase", json_string("Running"));
+	json_object_set_new(st, "startTime", json_string(ts));
+	json_object_set_new(st, "qosClass", json_string("BestEffort"));
+	json_object_set_new(st, "hostIPs", json_pack("[{s:s}]", "ip", jstr(pod, "hostIP")));
+	json_object_set_new(st, "conditions",
+			    json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s}]", "type",
+				      "PodScheduled", "status", "True", "type", "Initialized",
+				      "status", "True", "type", "ContainersReady", "status", "True",
+				      "type", "Ready", "status", "True"));
+	json_object_set_new(st, "containerStatuses", cs);
+	return o;
+}
+
+/* What the agents read of an object: no server fields, no last-applied copy. */
+static json_t *policy_form(json_t *o)
+{
+	json_t *m = json_object_get(o, "metadata"), *out, *ann;
+
+	out = json_pack("{s:O, s:O, s:{s:O, s:O*, s:O*}}", "apiVersion", json_object_get(o, "apiVersion"),
+			"kind", json_object_get(o, "kind"), "metadata", "name",
+			json_object_get(m, "name"), "namespace", json_object_get(m, "namespace"),
+			"labels", json_object_get(m, "labels"));
+	ann = json_deep_copy(json_object_get(m, "annotations"));
+	json_object_del(ann, "kubectl.kubernetes.io/last-applied-configuration");
+	if (json_object_size(ann))
+		json_object_set(json_object_get(out, "metadata"), "annotations", ann);
+	json_decref(ann);
+	if (json_object_get(o, "spec"))
+		json_object_set(out, "spec", json_object_get(o, "spec"));
+	if (!strcmp(json_string_value(json_object_get(o, "kind")) ?: "", "Pod")) {
+		json_t *st = json_object_get(o, "status");
+
+		json_object_set_new(out, "status",
+				    json_pack("{s:O*, s:O*, s:O*}", "podIP", json_object_get(st, "podIP"),
+					      "podIPs", json_object_get(st, "podIPs"), "hostIP",
+					      json_object_get(st, "hostIP")));
+	}
+	return out;
+}
+
+/* Writes the policy directory from the store; *changed when a file came or went. */
+static int sync_policy_dir(struct store *st, const char *cname, bool *changed)
+{
+	char dir[PATH_MAX];
+	json_t *want = json_object();
+	const char *fn;
+	json_t *o;
+	DIR *d;
+	struct dirent *de;
+	int err = 0;
+
+	snprintf(dir, sizeof(dir), LAB_DIR "/%s/policy", cname);
+	for (size_t i = 0; i < n_kind_defs; i++) {
+		char key[128];
+		json_t *items, *x;
+		size_t j;
+
+		if (!kind_defs[i].policy)
+			continue;
+		kind_key(&kind_defs[i], key, sizeof(key));
+		items = store_list(st, key, NULL);
+		json_array_foreach(items, j, x)
+		{
+			json_t *m = json_object_get(x, "metadata");
+			char name[1024];
+
+			/* a Pod the lab has not made yet has no address: not the agents' yet */
+			if (!strcmp(kind_defs[i].kind, "Pod") &&
+			    !*jstr(json_object_get(x, "status"), "podIP"))
+				continue;
+			snprintf(name, sizeof(name), "%s.%s.%s.json", kind_defs[i].kind,
+				 *jstr(m, "namespace") ? jstr(m, "namespace") : "default", jstr(m, "name"));
+			json_object_set_new(want, name, policy_form(x));
+		}
+		json_decref(items);
+	}
+	json_object_foreach(want, fn, o)
+	{
+		char path[PATH_MAX + 1100], tmp[PATH_MAX + 1100], *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS), *old = NULL;
+		size_t len;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, fn);
+		{
+			FILE *f = fopen(path, "r");
+
+			len = 0;
+			if (f) {
+				old = malloc(strlen(text) + 2);
+				len = old ? fread(old, 1, strlen(text) + 1, f) : 0;
+				fclose(f);
+			}
+		}
+		if (old && len == strlen(text) && !memcmp(old, text, len)) {
+			free(old);
+			free(text);
+			continue;
+		}
+		free(old);
+		old = NULL;
+		snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, fn);
+		{
+			FILE *f = fopen(tmp, "w");
+
+			if (!f || fputs(text, f) < 0 || fclose(f) || rename(tmp, path))
+				err = -EIO;
+		}
+		free(text);
+		*changed = true;
+	}
+	d = opendir(dir);
+	while (d && (de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+
+		if (de->d_name[0] == '.' || n < 5 || strcmp(de->d_name + n - 5, ".json") ||
+		    json_object_get(want, de->d_name))
+			continue;
+		{
+			char path[PATH_MAX + 300];
+
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			unlink(path);
+			*changed = true;
+		}
+	}
+	if (d)
+		closedir(d);
+	json_decref(want);
+	return err;
+}
+
+static void put_if_changed(struct store *st, const char *res, const char *ns, const char *name,
+			   json_t *o)
+{
+	json_t *old = store_get(st, res, ns, name);
+
+	if (old) {
+		json_t *a = json_deep_copy(old), *b = json_deep_copy(o);
+		bool same;
+
+		json_object_del(json_object_get(a, "metadata"), "resourceVersion");
+		json_object_del(json_object_get(b, "metadata"), "resourceVersion");
+		/* the server's fields of the old one stay */
+		json_object_del(json_object_get(a, "metadata"), "uid");
+		json_object_del(json_object_get(a, "metadata"), "creationTimestamp");
+		json_object_del(json_object_get(b, "metadata"), "uid");
+		json_object_del(json_object_get(b, "metadata"), "creationTimestamp");
+		same = json_equal(a, b);
+		json_decref(a);
+		json_decref(b);
+		if (same) {
+			json_decref(o);
+			return;
+		}
+		json_object_set(json_object_get(o, "metadata"), "uid",
+				json_object_get(json_object_get(old, "metadata"), "uid"));
+		json_object_set(json_object_get(o, "metadata"), "creationTimestamp",
+				json_object_get(json_object_get(old, "metadata"), "creationTimestamp"));
+	}
+	if (!json_object_get(json_object_get(o, "metadata"), "uid")) {
+		unsigned char b[16];
+		FILE *f = fopen("/dev/urandom", "r");
+
+		if (!f || fread(b, 1, sizeof(b), f) != sizeof(b))
+			memset(b, 7, sizeof(b));
+		if (f)
+			fclose(f);
+		json_object_set_new(json_object_get(o, "metadata"), "uid",
+				    json_sprintf("%02x%02x%02x%02x-%02x%02x-4%x%02x-a%x%02x-%02x%02x%02x%02x%02x%02x",
+						 b[0], b[1], b[2], b[3], b[4], b[5], b[6] & 15, b[7],
+						 b[8] & 15, b[9], b[10], b[11], b[12], b[13], b[14], b[15]));
+	}
+	if (!json_object_get(json_object_get(o, "metadata"), "creationTimestamp")) {
+		char ts[32];
+		time_t t = time(NULL);
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		json_object_set_new(json_object_get(o, "metadata"), "creationTimestamp", json_string(ts));
+	}
+	store_put(st, res, ns, name, o);
+}
+
+/* A Service's targetPort as a number, looking up a named one in the pod's containers. */
+static long long target_port(json_t *sp, json_t *pod)
+{
+	json_t *tp = json_object_get(sp, "targetPort"), *ct, *pt;
+	size_t i, j;
+
+	if (json_is_integer(tp))
+		return json_integer_value(tp);
+	if (json_is_string(tp))
+		json_array_foreach(json_object_get(json_object_get(pod, "spec"), "containers"), i, ct)
+			json_array_foreach(json_object_get(ct, "ports"), j, pt)
+				if (!strcmp(jstr(pt, "name"), json_string_value(tp)))
+					return jint(pt, "containerPort");
+	return jint(sp, "port");
+}
+
+/* Endpoints and an EndpointSlice per Service with a selector, from the ready pods it selects. */
+static void sync_endpoints(struct store *st)
+{
+	json_t *svcs = store_list(st, "/services", NULL), *pods = store_list(st, "/pods", NULL),
+	       *slices = store_list(st, "discovery.k8s.io/endpointslices", NULL), *s, *x;
+	size_t i, j, k;
+
+	json_array_foreach(svcs, i, s)
+	{
+		json_t *m = json_object_get(s, "metadata"), *spec = json_object_get(s, "spec"),
+		       *sel = json_object_get(spec, "selector"), *eps = json_array(),
+		       *addrs = json_array(), *ports = json_array(), *eports = json_array(), *sp,
+		       *first = NULL;
+		const char *ns = jstr(m, "namespace"), *name = jstr(m, "name");
+		json_t *owner = json_pack("[{s:s, s:s, s:s, s:O, s:b, s:b}]", "apiVersion", "v1", "kind",
+					  "Service", "name", name, "uid", json_object_get(m, "uid"),
+					  "controller", 1, "blockOwnerDeletion", 1);
+
+		if (!json_object_size(sel)) {
+			json_decref(eps), json_decref(addrs), json_decref(ports), json_decref(eports);
+			json_decref(owner);
+			continue;
+		}
+		json_array_foreach(pods, j, x)
+		{
+			json_t *pm = json_object_get(x, "metadata"), *pst = json_object_get(x, "status");
+			const char *key;
+			json_t *v;
+			bool match = !strcmp(jstr(pm, "namespace"), ns) && *jstr(pst, "podIP");
+
+			json_object_foreach(sel, key, v)
+				match &= json_equal(json_object_get(json_object_get(pm, "labels"), key), v);
+			if (!match)
+				continue;
+			if (!first)
+				first = x;
+			json_array_append_new(eps, json_pack("{s:[s], s:{s:b, s:b, s:b}, s:s, s:{s:s, s:s, s:s, s:O}}",
+							     "addresses", jstr(pst, "podIP"), "conditions",
+							     "ready", 1, "serving", 1, "terminating", 0,
+							     "nodeName", jstr(json_object_get(x, "spec"), "nodeName"),
+							     "targetRef", "kind", "Pod", "namespace", ns,
+							     "name", jstr(pm, "name"), "uid",
+							     json_object_get(pm, "uid")));
+			json_array_append_new(addrs, json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:O}}", "ip",
+							       jstr(pst, "podIP"), "nodeName",
+							       jstr(json_object_get(x, "spec"), "nodeName"),
+							       "targetRef", "kind", "Pod", "namespace", ns,
+							       "name", jstr(pm, "name"), "uid",
+							       json_object_get(pm, "uid")));
+		}
+		json_array_foreach(json_object_get(spec, "ports"), k, sp)
+		{
+			long long port = first ? target_port(sp, first) : jint(sp, "port");
+
+			json_array_append_new(ports, json_pack("{s:s, s:I, s:s}", "name", jstr(sp, "name"),
+							       "port", (json_int_t)port, "protocol",
+							       *jstr(sp, "protocol") ? jstr(sp, "protocol") : "TCP"));
+			json_array_append_new(eports, json_pack("{s:s, s:I, s:s}", "name", jstr(sp, "name"),
+								"port", (json_int_t)port, "protocol",
+								*jstr(sp, "protocol") ? jstr(sp, "protocol") : "TCP"));
+		}
+		{
+			char sname[300];
+
+			snprintf(sname, sizeof(sname), "%s-lab", name);
+			put_if_changed(st, "discovery.k8s.io/endpointslices", ns, sname,
+				       json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s, s:s}, s:O}, s:s, s:o, s:o}",
+						 "apiVersion", "discovery.k8s.io/v1", "kind", "EndpointSlice",
+						 "metadata", "name", sname, "namespace", ns, "labels",
+						 "kubernetes.io/service-name", name,
+						 "endpointslice.kubernetes.io/managed-by", "ksteer-lab",
+						 "ownerReferences", owner, "addressType", "IPv4",
+						 "endpoints", eps, "ports", ports));
+		}
+		put_if_changed(st, "/endpoints", ns, name,
+			       json_pack("{s:s, s:s, s:{s:s, s:s}, s:o}", "apiVersion", "v1", "kind",
+					 "Endpoints", "metadata", "name", name, "namespace", ns, "subsets",
+					 json_array_size(addrs) ? json_pack("[{s:o, s:o}]", "addresses", addrs,
+									    "ports", eports)
+								: (json_decref(addrs), json_decref(eports), json_array())));
+		json_decref(owner);
+	}
+	/* slices and Endpoints of Services that are gone */
+	json_array_foreach(slices, i, x)
+	{
+		json_t *m = json_object_get(x, "metadata");
+		const char *svc = jstr(json_object_get(m, "labels"), "kubernetes.io/service-name");
+
+		if (!strcmp(jstr(json_object_get(m, "labels"), "endpointslice.kubernetes.io/managed-by"),
+			    "ksteer-lab") &&
+		    !store_get(st, "/services", jstr(m, "namespace"), svc)) {
+			store_delete(st, "discovery.k8s.io/endpointslices", jstr(m, "namespace"),
+				     jstr(m, "name"));
+			store_delete(st, "/endpoints", jstr(m, "namespace"), svc);
+		}
+	}
+	json_decref(svcs);
+	json_decref(pods);
+	json_decref(slices);
+}
+
+int lab_sync(struct store *st, const char *cluster, char *err, size_t len)
+{
+	struct lab lab;
+	json_t *c, *want = json_object(), *w, *p, *deps, *empty = json_object();
+	const char *key;
+	size_t i;
+	int nodes, rc = 0;
+	bool changed = false;
+
+	if (lab_open(&lab)) {
+		snprintf(err, len, "no lab is up");
+		json_decref(want);
+		json_decref(empty);
+		return -ENOENT;
+	}
+	c = find_cluster(&lab, cluster);
+	if (!c) {
+		snprintf(err, len, "no cluster %s in the lab", cluster);
+		rc = -ENOENT;
+		goto out;
+	}
+	nodes = (int)json_array_size(json_object_get(c, "nodes"));
+	/* the pods wanted: NAME-0.. of each Deployment, one per node of each DaemonSet, bare Pods */
+	deps = store_list(st, "apps/deployments", NULL);
+	json_array_foreach(deps, i, p)
+	{
+		json_t *m = json_object_get(p, "metadata"), *spec = json_object_get(p, "spec"),
+		       *tmpl = json_object_get(spec, "template");
+		long long n = json_is_integer(json_object_get(spec, "replicas")) ? jint(spec, "replicas") : 1;
+
+		for (long long r = 0; r < n && r < 1000; r++) {
+			char name[600];
+
+			snprintf(name, sizeof(name), "%s/%s-%lld", jstr(m, "namespace"), jstr(m, "name"), r);
+			json_object_set_new(want, name,
+					    json_pack("{s:s, s:O, s:O*, s:O*, s:s}", "kind", "Deployment",
+						      "owner", p, "labels",
+						      json_object_get(json_object_get(tmpl, "metadata"), "labels"),
+						      "spec", json_object_get(tmpl, "spec"), "node", ""));
+		}
+	}
+	json_decref(deps);
+	deps = store_list(st, "apps/daemonsets", NULL);
+	json_array_foreach(deps, i, p)
+	{
+		json_t *m = json_object_get(p, "metadata"), *tmpl = json_object_get(json_object_get(p, "spec"), "template");
+		size_t k;
+		json_t *node;
+
+		json_array_foreach(json_object_get(c, "nodes"), k, node)
+		{
+			char name[600];
+
+			snprintf(name, sizeof(name), "%s/%s-%s", jstr(m, "namespace"), jstr(m, "name"),
+				 jstr(node, "name"));
+			json_object_set_new(want, name,
+					    json_pack("{s:s, s:O, s:O*, s:O*, s:s}", "kind", "DaemonSet",
+						      "owner", p, "labels",
+						      json_object_get(json_object_get(tmpl, "metadata"), "labels"),
+						      "spec", json_object_get(tmpl, "spec"), "node",
+						      jstr(node, "name")));
+		}
+	}
+	json_decref(deps);
+	deps = store_list(st, "/pods", NULL);
+	json_array_foreach(deps, i, p)
+	{
+		json_t *m = json_object_get(p, "metadata");
+		char name[600];
+
+		if (json_array_size(json_object_get(m, "ownerReferences")))
+			continue;
+		snprintf(name, sizeof(name), "%s/%s", jstr(m, "namespace"), jstr(m, "name"));
+		json_object_set_new(want, name,
+				    json_pack("{s:s, s:n, s:O*, s:O*, s:s, s:O}", "kind", "", "owner",
+					      "labels", json_object_get(m, "labels"), "spec",
+					      json_object_get(p, "spec"), "node",
+					      jstr(json_object_get(p, "spec"), "nodeName"), "meta", m));
+	}
+	json_decref(deps);
+	/* pods no longer wanted go */
+	for (i = json_array_size(json_object_get(c, "pods")); i-- > 0;) {
+		char name[600];
+
+		p = json_array_get(json_object_get(c, "pods"), i);
+		snprintf(name, sizeof(name), "%s/%s", jstr(p, "namespace"), jstr(p, "name"));
+		if (json_object_get(want, name))
+			continue;
+		json_incref(p);
+		store_delete(st, "/pods", jstr(p, "namespace"), jstr(p, "name"));
+		pod_down(&lab, c, p);
+		json_decref(p);
+	}
+	state_save(&lab);
+	/* wanted pods that are not there yet come up */
+	json_object_foreach(want, key, w)
+	{
+		char ns[300], name[300];
+		const char *slash = strchr(key, '/');
+		json_t *pod, *owner = json_object_get(w, "owner"), *spec = json_object_get(w, "spec"),
+		       *stored, *meta = NULL;
+
+		snprintf(ns, sizeof(ns), "%.*s", (int)(slash - key), key);
+		snprintf(name, sizeof(name), "%s", slash + 1);
+		if (!json_is_object(spec))
+			spec = empty;
+		pod = find_pod_exact(c, ns, name);
+		stored = store_get(st, "/pods", ns, name);
+		if (!pod) {
+			pod = json_pack("{s:s, s:s, s:s, s:O}", "namespace", ns, "name", name, "owner",
+					json_is_object(owner) ? jstr(json_object_get(owner, "metadata"), "name") : "",
+					"labels", json_object_get(w, "labels") ?: json_object());
+			json_object_set_new(pod, "node",
+					    *jstr(w, "node") && find_node(c, jstr(w, "node"))
+						    ? json_string(jstr(w, "node"))
+						    : json_sprintf("node%d", (int)jint(c, "nextPodId") % nodes + 1));
+			if (pod_up(&lab, c, pod, json_object_get(spec, "containers"))) {
+				snprintf(err, len, "pod %s/%s did not come up", ns, name);
+				json_decref(pod);
+				rc = -EIO;
+				break;
+			}
+			json_decref(pod);
+			pod = find_pod_exact(c, ns, name);
+		} else if (stored && *jstr(json_object_get(stored, "status"), "podIP")) {
+			continue; /* there, and the API shows it */
+		}
+		meta = stored ? json_object_get(stored, "metadata") : json_object_get(w, "meta");
+		{
+			json_t *o = pod_api_object(pod, spec, meta);
+
+			if (json_is_object(owner) && !meta) {
+				json_t *om = json_object_get(owner, "metadata");
+
+				json_object_set_new(json_object_get(o, "metadata"), "ownerReferences",
+						    json_pack("[{s:O, s:O, s:O, s:O, s:b, s:b}]", "apiVersion",
+							      json_object_get(owner, "apiVersion"), "kind",
+							      json_object_get(owner, "kind"), "name",
+							      json_object_get(om, "name"), "uid",
+							      json_object_get(om, "uid"), "controller", 1,
+							      "blockOwnerDeletion", 1));
+			}
+			if (stored)
+				json_object_set(json_object_get(o, "metadata"), "resourceVersion",
+						json_object_get(json_object_get(stored, "metadata"), "resourceVersion"));
+			put_if_changed(st, "/pods", ns, name, o);
+		}
+	}
+	state_save(&lab);
+	/* Deployments' status: every pod the lab makes is ready at once */
+	deps = store_list(st, "apps/deployments", NULL);
+	json_array_foreach(deps, i, p)
+	{
+		json_t *m = json_object_get(p, "metadata"), *o = json_deep_copy(p);
+		json_int_t n = json_is_integer(json_object_get(json_object_get(p, "spec"), "replicas"))
+				       ? json_integer_value(json_object_get(json_object_get(p, "spec"), "replicas"))
+				       : 1;
+
+		json_object_set_new(o, "status",
+				    json_pack("{s:I, s:I, s:I, s:I, s:I}", "observedGeneration",
+					      (json_int_t)jint(m, "generation"), "replicas", n,
+					      "readyReplicas", n, "availableReplicas", n,
+					      "updatedReplicas", n));
+		put_if_changed(st, "apps/deployments", jstr(m, "namespace"), jstr(m, "name"), o);
+	}
+	json_decref(deps);
+	/* the lab's view of the Services (lab status, tests' vip) */
+	{
+		json_t *svcs = store_list(st, "/services", NULL), *out = json_array(), *s;
+
+		json_array_foreach(svcs, i, s)
+		{
+			json_t *sv = json_pack("{s:s, s:s, s:s, s:[]}", "namespace",
+					       jstr(json_object_get(s, "metadata"), "namespace"), "name",
+					       jstr(json_object_get(s, "metadata"), "name"), "clusterIP",
+					       jstr(json_object_get(s, "spec"), "clusterIP"), "ports"), *pt;
+			size_t k;
+
+			json_array_foreach(json_object_get(json_object_get(s, "spec"), "ports"), k, pt)
+				json_array_append_new(json_object_get(sv, "ports"),
+						      json_pack("{s:s?, s:I}", "name",
+								json_string_value(json_object_get(pt, "name")),
+								"port", (json_int_t)jint(pt, "port")));
+			json_array_append_new(out, sv);
+		}
+		json_object_set_new(c, "services", out);
+		json_decref(svcs);
+	}
+	state_save(&lab);
+	sync_endpoints(st);
+	if (sync_policy_dir(st, cluster, &changed) && !rc) {
+		snprintf(err, len, "write the policy directory of %s", cluster);
+		rc = -EIO;
+	}
+	if (changed && agents_reload(c) && !rc) {
+		snprintf(err, len, "an agent of %s refused the policy (its log says why)", cluster);
+		rc = -EINVAL;
+	}
+out:
+	json_decref(want);
+	json_decref(empty);
+	lab_fini(&lab);
+	return rc;
+}
+
+/* The client side of a cluster's API: its port, CA and token from the lab's state. */
+static int kclient_of(json_t *c, struct kclient *k)
+{
+	char path[PATH_MAX], *tok = NULL;
+	size_t len;
+
+	k->port = (int)jint(c, "apiPort");
+	snprintf(k->ca, sizeof(k->ca), LAB_DIR "/%s/api/ca.pem", jstr(c, "name"));
+	snprintf(path, sizeof(path), LAB_DIR "/%s/api/token", jstr(c, "name"));
+	if (k->port <= 0 || read_input(path, &tok, &len))
+		return -ENOENT;
+	tok[strcspn(tok, "\r\n")] = 0;
+	snprintf(k->token, sizeof(k->token), "%s", tok);
+	free(tok);
+	return 0;
+}
+
+static const struct kind_def *def_of(const char *kind, const char *api, char *version, size_t len)
+{
+	const char *slash = strchr(api, '/');
+	char group[128];
+
+	snprintf(group, sizeof(group), "%.*s", slash ? (int)(slash - api) : 0, api);
+	snprintf(version, len, "%s", slash ? slash + 1 : api);
+	for (size_t i = 0; i < n_kind_defs; i++)
+		if (!strcmp(kind_defs[i].kind, kind) && !strcmp(kind_defs[i].group, group) &&
+		    kind_find(group, version, kind_defs[i].resource))
+			return &kind_defs[i];
+	return NULL;
+}
+
+static void print_status(const char *what, int code, json_t *reply)
+{
+	fprintf(stderr, "Error: %s: %s (%d %s)\n", what,
+		json_string_value(json_object_get(reply, "message")) ?: "no answer", code,
+		json_string_value(json_object_get(reply, "reason")) ?: "");
+}
+
+/* Creates or replaces obj through the API, as kubectl would: GET, then POST or PUT. */
+static int api_put(const struct kclient *k, json_t *obj, const char *ns)
+{
+	char version[64], coll[1024], item[1400], what[700];
+	const char *kind = jstr(obj, "kind"), *name = jstr(json_object_get(obj, "metadata"), "name");
+	const struct kind_def *d = def_of(kind, jstr(obj, "apiVersion"), version, sizeof(version));
+	json_t *reply = NULL;
+	int code, err;
+
+	snprintf(what, sizeof(what), "%s %s%s%s", kind, d && d->namespaced ? ns : "",
+		 d && d->namespaced ? "/" : "", name);
+	if (!d) {
+		fprintf(stderr, "Error: %s (apiVersion %s): not a kind the lab serves\n", what,
+			jstr(obj, "apiVersion"));
+		return -EINVAL;
+	}
+	snprintf(coll, sizeof(coll), "/%s%s/%s/%s%s%s%s", *d->group ? "apis/" : "api", d->group,
+		 version, d->namespaced ? "namespaces/" : "", d->namespaced ? ns : "",
+		 d->namespaced ? "/" : "", d->resource);
+	snprintf(item, sizeof(item), "%s/%s", coll, name);
+	err = kclient_call(k, "GET", item, NULL, NULL, &code, &reply);
+	if (!err && code == 200) {
+		json_object_set(json_object_get(obj, "metadata"), "resourceVersion",
+				json_object_get(json_object_get(reply, "metadata"), "resourceVersion"));
+		json_decref(reply);
+		err = kclient_call(k, "PUT", item, NULL, obj, &code, &reply);
+	} else if (!err && code == 404) {
+		json_decref(reply);
+		err = kclient_call(k, "POST", coll, NULL, obj, &code, &reply);
+	}
+	if (err) {
+		fprintf(stderr, "Error: %s: the API server at 127.0.0.1:%d: %s\n", what, k->port,
+			strerror(-err));
+		return err;
+	}
+	if (code != 200 && code != 201) {
+		print_status(what, code, reply);
+		json_decref(reply);
+		return -EINVAL;
+	}
+	json_decref(reply);
+	return 0;
+}
+
+/* The namespace objects go to: made if missing, as the lab always did (kubectl would refuse). */
+static int api_namespace(const struct kclient *k, const char *ns)
+{
+	char path[512];
+	json_t *reply = NULL, *o;
+	int code, err;
+
+	snprintf(path, sizeof(path), "/api/v1/namespaces/%s", ns);
+	err = kclient_call(k, "GET", path, NULL, NULL, &code, &reply);
+	json_decref(reply);
+	if (!err && code == 200)
+		return 0;
+	o = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "v1", "kind", "Namespace", "metadata",
+		      "name", ns);
+	err = api_put(k, o, "");
+	json_decref(o);
+	return err;
+}
+
 static int lab_apply(int argc, char **argv)
 {
 	const char *ns = NULL, *sel = NULL, *file = NULL;
 	struct diag diag = { 0 };
 	struct policy p;
 	struct lab lab;
+	struct kclient kc;
 	json_t *c;
 	char *buf = NULL;
 	size_t len = 0;
@@ -1204,11 +2009,19 @@ static int lab_apply(int argc, char **argv)
 	c = find_cluster(&lab, argv[2]);
 	if (!c) {
 		fprintf(stderr, "Error: no cluster %s in the lab (ksteer lab status)\n", argv[2]);
-		goto out;
+		lab_fini(&lab);
+		return 1;
 	}
+	if (kclient_of(c, &kc)) {
+		fprintf(stderr, "Error: cluster %s has no API server (ksteer lab up makes one)\n", argv[2]);
+		lab_fini(&lab);
+		return 1;
+	}
+	/* the API server takes the lab's lock for each change it makes: not held from here on */
+	lab_fini(&lab);
 	if (read_input(file, &buf, &len))
 		goto out;
-	/* the whole file validated first: a bad one changes nothing */
+	/* the whole file validated first, with its file:line: a bad one changes nothing */
 	policy_init(&p, &diag, ns);
 	policy_load_buffer(&p, strcmp(file, "-") ? file : "<stdin>", buf, len);
 	policy_validate(&p);
@@ -1218,18 +2031,19 @@ static int lab_apply(int argc, char **argv)
 		fprintf(stderr, "%u error(s): nothing applied\n", diag.errors);
 		goto out;
 	}
+	if (api_namespace(&kc, ns ? ns : "default"))
+		goto out;
 	{
 		yaml_parser_t ps;
-		const char *cname = jstr(c, "name");
-		int nodes = (int)json_array_size(json_object_get(c, "nodes"));
+		int bad = 0;
 
 		yaml_parser_initialize(&ps);
 		yaml_parser_set_input_string(&ps, (unsigned char *)buf, len);
 		for (;;) {
 			yaml_document_t doc;
 			yaml_node_t *root;
-			json_t *obj, *meta, *labels;
-			const char *kind, *name, *ons;
+			json_t *obj, *meta;
+			const char *ons;
 
 			if (!yaml_parser_load(&ps, &doc))
 				break;
@@ -1240,145 +2054,77 @@ static int lab_apply(int argc, char **argv)
 			}
 			obj = node_json(&doc, root, 0);
 			yaml_document_delete(&doc);
-			kind = jstr(obj, "kind");
 			meta = json_object_get(obj, "metadata");
-			name = jstr(meta, "name");
-			labels = json_object_get(meta, "labels");
-			if (!*kind || !selector_matches(sel, labels)) {
+			if (!*jstr(obj, "kind") ||
+			    !selector_matches(sel, json_object_get(meta, "labels"))) {
 				json_decref(obj);
 				continue;
 			}
 			ons = *jstr(meta, "namespace") ? jstr(meta, "namespace") : ns ? ns : "default";
-			json_object_set_new(meta, "namespace", json_string(ons));
-			ons = jstr(meta, "namespace"); /* the old string went with the old value */
-			if (!strcmp(kind, "Namespace"))
-				json_object_del(meta, "namespace");
-			if (!strcmp(kind, "Deployment") || !strcmp(kind, "Pod")) {
-				json_t *spec = json_object_get(obj, "spec"), *tmpl, *podspec, *plabels;
-				long long replicas = 1;
-
-				if (!strcmp(kind, "Deployment")) {
-					tmpl = json_object_get(spec, "template");
-					podspec = json_object_get(tmpl, "spec");
-					plabels = json_object_get(json_object_get(tmpl, "metadata"), "labels");
-					if (json_is_integer(json_object_get(spec, "replicas")))
-						replicas = jint(spec, "replicas");
-				} else {
-					podspec = spec;
-					plabels = labels;
-				}
-				for (long long r = 0; r < replicas; r++) {
-					char pname[256];
-					json_t *pod;
-
-					if (!strcmp(kind, "Deployment"))
-						snprintf(pname, sizeof(pname), "%s-%lld", name, r);
-					else
-						snprintf(pname, sizeof(pname), "%s", name);
-					if (find_pod(c, ons, pname) &&
-					    !strcmp(jstr(find_pod(c, ons, pname), "name"), pname))
-						continue; /* applied before: kept as it is */
-					pod = json_pack("{s:s, s:s, s:s, s:O}", "namespace", ons, "name",
-							pname, "owner",
-							!strcmp(kind, "Deployment") ? name : "", "labels",
-							plabels ? plabels : json_object());
-					{
-						int seq = (int)jint(c, "nextPodId");
-
-						json_object_set_new(pod, "node",
-								    json_sprintf("node%d", seq % nodes + 1));
-					}
-					if (pod_up(&lab, c, pod,
-						   json_object_get(podspec ? podspec : json_object(),
-								   "containers"))) {
-						json_decref(pod);
-						json_decref(obj);
-						goto out_parser;
-					}
-					{
-						json_t *po = pod_object(pod, podspec ? podspec
-											: json_object());
-
-						if (write_policy(cname, "Pod", ons, pname, po)) {
-							json_decref(po);
-							json_decref(pod);
-							json_decref(obj);
-							goto out_parser;
-						}
-						json_decref(po);
-					}
-					json_decref(pod);
-				}
-				json_decref(obj);
-				continue;
-			}
-			if (!strcmp(kind, "Service")) {
-				json_t *spec = json_object_get(obj, "spec"), *svc, *ports;
-				const char *cip = jstr(spec, "clusterIP");
-				size_t i;
-				json_t *pt;
-
-				if (!spec) {
-					spec = json_object();
-					json_object_set_new(obj, "spec", spec);
-				}
-				if (!*cip) { /* re-applied: it keeps its address, as in Kubernetes */
-					size_t k;
-					json_t *old;
-
-					json_array_foreach(json_object_get(c, "services"), k, old)
-						if (!strcmp(jstr(old, "namespace"), ons) &&
-						    !strcmp(jstr(old, "name"), name))
-							cip = jstr(old, "clusterIP");
-					if (*cip)
-						json_object_set_new(spec, "clusterIP", json_string(cip));
-				}
-				if (!*cip) {
-					long long n = jint(c, "nextVip");
-
-					json_object_set_new(spec, "clusterIP",
-							    json_sprintf("10.%lld.%lld.%lld",
-									 100 + jint(c, "index"), n / 256,
-									 n % 256));
-					json_object_set_new(c, "nextVip", json_integer(n + 1));
-				}
-				svc = json_pack("{s:s, s:s, s:s, s:[]}", "namespace", ons, "name", name,
-						"clusterIP", jstr(spec, "clusterIP"), "ports");
-				ports = json_object_get(svc, "ports");
-				json_array_foreach(json_object_get(spec, "ports"), i, pt)
-					json_array_append_new(ports, json_pack("{s:s?, s:I}", "name",
-									       json_string_value(json_object_get(pt, "name")),
-									       "port", (json_int_t)jint(pt, "port")));
-				{
-					size_t k;
-					json_t *old;
-
-					json_array_foreach(json_object_get(c, "services"), k, old)
-						if (!strcmp(jstr(old, "namespace"), ons) &&
-						    !strcmp(jstr(old, "name"), name)) {
-							json_array_remove(json_object_get(c, "services"), k);
-							break;
-						}
-				}
-				json_array_append_new(json_object_get(c, "services"), svc);
-			}
-			if (write_policy(cname, kind, ons, name, obj)) {
-				json_decref(obj);
-				goto out_parser;
-			}
+			if (strcmp(ons, ns ? ns : "default") && strcmp(jstr(obj, "kind"), "Namespace"))
+				bad |= api_namespace(&kc, ons) != 0;
+			if (!bad)
+				bad |= api_put(&kc, obj, ons) != 0;
 			json_decref(obj);
+			if (bad)
+				break;
 		}
-		state_save(&lab);
-		err = agents_reload(c) ? 1 : 0;
-out_parser:
 		yaml_parser_delete(&ps);
+		err = bad;
 	}
 out:
-	state_save(&lab);
 	free(buf);
 	diag_free(&diag);
+	return err;
+}
+
+/* (Re)starts a cluster's API server that is not running, on its port, with its store. */
+static int lab_api_restart(int argc, char **argv)
+{
+	struct lab lab;
+	json_t *c;
+	int err = 1;
+
+	if (argc < 4)
+		return cli_usage("lab api", stderr);
+	if (lab_open(&lab))
+		return 1;
+	c = find_cluster(&lab, argv[3]);
+	if (!c || strcmp(argv[2], "start")) {
+		fprintf(stderr, "Error: no cluster %s in the lab\n", argv[3]);
+		goto out;
+	}
+	if (pid_alive((pid_t)jint(c, "apiPid"))) {
+		printf("the API server of %s runs (pid %lld)\n", argv[3], jint(c, "apiPid"));
+		err = 0;
+		goto out;
+	}
+	if (!api_start(&lab, c)) {
+		state_save(&lab);
+		printf("the API server of %s started (pid %lld)\n", argv[3], jint(c, "apiPid"));
+		err = 0;
+	}
+out:
 	lab_fini(&lab);
 	return err;
+}
+
+static int lab_kubeconfig(void)
+{
+	struct lab lab;
+	char *buf = NULL;
+	size_t len;
+
+	if (lab_open(&lab))
+		return 1;
+	lab_fini(&lab);
+	if (read_input(LAB_DIR "/kubeconfig", &buf, &len)) {
+		fprintf(stderr, "Error: no %s/kubeconfig: the lab predates its API servers\n", LAB_DIR);
+		return 1;
+	}
+	fwrite(buf, 1, len, stdout);
+	free(buf);
+	return 0;
 }
 
 /* ---- exec, env, status ---- */
@@ -1449,6 +2195,17 @@ static int lab_env(void)
 		env_name(jstr(c, "name"), name, sizeof(name));
 		printf("export %s_GW_ADDR=%s\n", name, jstr(c, "gatewayAddress"));
 	}
+	/* kubectl: the lab's kubeconfig and a context name per cluster */
+	if (!access(LAB_DIR "/kubeconfig", R_OK)) {
+		printf("export KUBECONFIG=%s/kubeconfig\n", LAB_DIR);
+		json_array_foreach(json_object_get(lab.st, "clusters"), i, c)
+		{
+			char name[256];
+
+			env_name(jstr(c, "name"), name, sizeof(name));
+			printf("export CTX_%s=%s\n", name, jstr(c, "name"));
+		}
+	}
 	lab_fini(&lab);
 	return 0;
 }
@@ -1470,6 +2227,8 @@ static int lab_status(int argc, char **argv)
 		size_t k;
 
 		json_object_set_new(oc, "name", json_string(jstr(c, "name")));
+		json_object_set_new(oc, "api", json_pack("{s:I, s:I}", "port", (json_int_t)jint(c, "apiPort"),
+							 "pid", (json_int_t)jint(c, "apiPid")));
 		json_object_set_new(oc, "gateway",
 				    json_is_true(json_object_get(c, "gateway"))
 					    ? json_pack("{s:s}", "address", jstr(c, "gatewayAddress"))
@@ -1529,6 +2288,10 @@ int cmd_lab(int argc, char **argv)
 		return lab_exec(argc, argv);
 	if (!strcmp(sub, "env"))
 		return lab_env();
+	if (!strcmp(sub, "kubeconfig"))
+		return lab_kubeconfig();
+	if (!strcmp(sub, "api"))
+		return lab_api_restart(argc, argv);
 	if (!strcmp(sub, "status"))
 		return lab_status(argc, argv);
 	return cli_usage("lab", stderr);

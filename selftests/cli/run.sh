@@ -269,7 +269,7 @@ fi
 # -- every command and subcommand answers -h/--help on stdout with exit 0, its own usage
 here=$(cd "$(dirname "$0")/../.." && pwd)
 cmds="check explain agent apply status get uninstall sockmap splice cert lab version help"
-subs="cert root|cert intermediate|cert mint|lab up|lab apply|lab exec|lab env|lab status|lab down"
+subs="cert root|cert intermediate|cert mint|lab up|lab apply|lab exec|lab env|lab kubeconfig|lab api|lab status|lab down"
 IFS='|' read -ra sublist <<<"$subs"
 for c in $cmds "${sublist[@]}"; do
 	for h in --help -h; do
