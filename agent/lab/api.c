@@ -26,6 +26,7 @@
 #include "../policy/policy.h"
 #include "kinds.h"
 #include "kpb.h"
+#include "lab.h"
 #include "patch.h"
 
 struct api {
@@ -1428,6 +1429,10 @@ int lab_api(int argc, char **argv)
 				MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
 	if (!a->d) {
 		fprintf(stderr, "Error: listen on %s: %s\n", a->addr, strerror(errno));
+		return 1;
+	}
+	if (lab_kubelet_start(&a->st, a->cluster)) {
+		fprintf(stderr, "Error: start the kubelet's loop: %s\n", strerror(errno));
 		return 1;
 	}
 	printf("lab API of %s on https://%s (resourceVersion %llu)\n", a->cluster, a->addr,

@@ -21,6 +21,11 @@ const struct kind_def kind_defs[] = {
 	{ "apps", "v1", "deployments", "Deployment", "deployment", "deploy", true, true, false },
 	{ "apps", "v1", "daemonsets", "DaemonSet", "daemonset", "ds", true, true, false },
 	{ "apps", "v1", "replicasets", "ReplicaSet", "replicaset", "rs", true, true, false },
+	/* what manifests/deploy/rbac.yaml makes: stored and shown, not enforced (one token) */
+	{ "rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", "clusterrole", "",
+	  false, true, false },
+	{ "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding",
+	  "clusterrolebinding", "", false, true, false },
 	{ "discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", "endpointslice", "", true,
 	  true, false },
 	{ ISTIO, "", "serviceentries", "ServiceEntry", "serviceentry", "se", true, false, true },
@@ -85,8 +90,9 @@ json_t *discovery_apis(void)
 {
 	static const char *v1[] = { "v1" };
 
-	return json_pack("{s:s, s:s, s:[o, o, o]}", "kind", "APIGroupList", "apiVersion", "v1",
+	return json_pack("{s:s, s:s, s:[o, o, o, o]}", "kind", "APIGroupList", "apiVersion", "v1",
 			 "groups", group_entry("apps", v1, 1), group_entry("discovery.k8s.io", v1, 1),
+			 group_entry("rbac.authorization.k8s.io", v1, 1),
 			 group_entry(ISTIO, istio_versions, 3));
 }
 

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <jansson.h>
 #include <sched.h>
 #include <signal.h>
@@ -37,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <yaml.h>
+#include <openssl/evp.h>
 
 #include "../datapath/datapath.h"
 #include "../identity/identity.h"
@@ -50,6 +52,7 @@
 #include "apicert.h"
 #include "kclient.h"
 #include "kinds.h"
+#include "kubelet.h"
 #include "lab.h"
 #include "store.h"
 
@@ -117,6 +120,26 @@ static int write_file(const char *path, const char *s)
 	n = write(fd, s, strlen(s));
 	close(fd);
 	return n == (ssize_t)strlen(s) ? 0 : -errno;
+}
+
+/* The last lines of a file, to stderr. */
+static void print_tail(const char *path, int lines)
+{
+	char *buf = NULL, *p;
+	size_t len;
+	int n = 0;
+
+	if (read_input(path, &buf, &len) || !len) {
+		free(buf);
+		return;
+	}
+	for (p = buf + len - 1; p > buf; p--)
+		if (*p == '\n' && p != buf + len - 1 && ++n == lines) {
+			p++;
+			break;
+		}
+	fprintf(stderr, "%s%s", p, buf[len - 1] == '\n' ? "" : "\n");
+	free(buf);
 }
 
 static int join_cgroup(const char *dir)
@@ -234,6 +257,7 @@ static int lab_init(struct lab *lab)
 static void lab_fini(struct lab *lab)
 {
 	json_decref(lab->st);
+	lab->st = NULL;
 	if (lab->lockfd >= 0)
 		close(lab->lockfd);
 }
@@ -421,79 +445,6 @@ static int gateway_up(struct lab *lab, json_t *c, int ci)
 	return 0;
 }
 
-static pid_t start_agent(struct lab *lab, const char *cname, const char *instance,
-			 const char *cgroup_rel, const char *netns, bool gateway)
-{
-	char policy[PATH_MAX], log[PATH_MAX], ready[PATH_MAX], agents[PATH_MAX + 16],
-		ca[PATH_MAX], alog[PATH_MAX];
-	char *args[] = { "ksteer", "agent", "--policy", policy, "--cgroup", (char *)cgroup_rel,
-			 "--instance", (char *)instance, "--netns", (char *)netns, "-n", "default",
-			 /* the node side of every pod's veth: where pods reach their node's shim */
-			 "--shim", "169.254.1.1", "--ready-file", ready,
-			 "--cert-ttl", lab->cert_ttl, "--sni-form", lab->sni_form,
-			 /* nodes terminate mutual TLS for their pods; gateways pass it through */
-			 gateway ? "--gateway" : "--inbound", "--ca", ca,
-			 /*
-			  * the XDP guard on the uplink (the WAN side for a gateway), generic:
-			  * on veth, native XDP costs TCP its GRO/GSO aggregation (measured:
-			  * 0.26x throughput, generic 0.96x; make bench)
-			  */
-			 "--sockmap", lab->sockmap ? "on" : "off", "--splice", lab->splice ? "on" : "off",
-			 /* readiness and stats on every address of the node, as a DaemonSet's */
-			 "--admin", "::",
-			 /* source_cluster and destination_cluster of Istio's metrics */
-			 "--cluster", (char *)cname,
-			 /* each agent's access log beside its log */
-			 "--access-log", alog,
-			 /* room for the guard's four and two per --limit */
-			 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-			 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-			 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
-	size_t end = 0;
-	pid_t pid;
-
-	while (args[end])
-		end++;
-	if (lab->guard) {
-		args[end++] = "--xdp-dev";
-		args[end++] = gateway ? "wan" : "uplink";
-		args[end++] = "--xdp-mode";
-		args[end++] = "generic";
-	}
-	for (unsigned i = 0; i < lab->n_limits; i++) {
-		args[end++] = "--limit";
-		args[end++] = (char *)lab->limits[i];
-	}
-
-	snprintf(ca, sizeof(ca), LAB_DIR "/%s/cacerts", cname);
-	snprintf(policy, sizeof(policy), LAB_DIR "/%s/policy", cname);
-	snprintf(log, sizeof(log), LAB_DIR "/logs/%s.log", instance);
-	snprintf(alog, sizeof(alog), LAB_DIR "/logs/%s.access.log", instance);
-	snprintf(ready, sizeof(ready), LAB_DIR "/%s.ready", instance);
-	/*
-	 * agents live outside the nodes' subtrees, so their own sockets are never
-	 * redirected, each in a cgroup of its own, where its sockops sees the shim's sockets
-	 */
-	snprintf(agents, sizeof(agents), "%s/agents/%s", lab->cgroot, instance);
-	mkdir(agents, 0755);
-	unlink(ready);
-	pid = spawn(lab, agents, NULL, log, args);
-	if (pid < 0)
-		return pid;
-	record_pid(lab, pid);
-	for (int i = 0; i < 200; i++) {
-		if (!access(ready, F_OK))
-			return pid;
-		if (!pid_alive(pid) || waitpid(pid, NULL, WNOHANG) == pid)
-			break;
-		usleep(50 * 1000);
-	}
-	fprintf(stderr, "Error: agent %s did not start; its log, %s:\n", instance, log);
-	sh("tail -n 20 %s", log);
-	return -EIO;
-}
-
-
 /* ---- the API servers ---- */
 
 static void api_dir(const char *cname, char *out, size_t len)
@@ -547,7 +498,7 @@ static int api_start(struct lab *lab, json_t *c)
 	}
 	fprintf(stderr, "Error: the API server of %s did not start; its log, %s:\n", jstr(c, "name"),
 		log);
-	sh("tail -n 20 %s", log);
+	print_tail(log, 20);
 	return -EIO;
 }
 
@@ -592,6 +543,9 @@ static int write_kubeconfig(struct lab *lab)
 	return 0;
 }
 
+static int apply_manifests(struct lab *lab, const char *dir);
+static int wait_agents(struct lab *lab);
+
 static int lab_up(int argc, char **argv)
 {
 	struct lab lab;
@@ -613,8 +567,9 @@ static int lab_up(int argc, char **argv)
 					      { "no-splice", no_argument, NULL, 'J' },
 					      { "splice", no_argument, NULL, 'j' },
 					      { "limit", required_argument, NULL, 'l' },
+					      { "manifests", required_argument, NULL, 'm' },
 					      { NULL, 0, NULL, 0 } };
-	const char *cert_ttl = "24h", *sni_form = "global", *limits[16];
+	const char *cert_ttl = "24h", *sni_form = "global", *limits[16], *manifests = NULL;
 	bool guard = true, sockmap = true, splice = false; /* splice: see README, Benchmarks */
 	unsigned n_limits = 0;
 
@@ -634,6 +589,8 @@ static int lab_up(int argc, char **argv)
 			splice = false;
 		else if (c == 'j')
 			splice = true;
+		else if (c == 'm')
+			manifests = optarg;
 		else if (c == 'l' && n_limits < 16 && !shim_limit_set(&(struct shim_limits){0}, optarg))
 			limits[n_limits++] = optarg;
 		else
@@ -678,7 +635,12 @@ static int lab_up(int argc, char **argv)
 		fprintf(stderr, "Error: 1 to 200 clusters\n");
 		goto out;
 	}
-	lab.st = json_pack("{s:[], s:[]}", "clusters", "pids");
+	lab.st = json_pack("{s:[], s:[], s:[], s:{s:s, s:s, s:b, s:b, s:b, s:[]}}", "clusters", "pids",
+			   "hostDirs", "agentOpts", "certTtl", cert_ttl, "sniForm", sni_form, "guard",
+			   guard, "sockmap", sockmap, "splice", splice, "limits");
+	for (unsigned i = 0; i < n_limits; i++)
+		json_array_append_new(json_object_get(json_object_get(lab.st, "agentOpts"), "limits"),
+				      json_string(limits[i]));
 	clusters = json_object_get(lab.st, "clusters");
 	mkdir(LAB_DIR "/logs", 0700);
 	state_save(&lab);
@@ -805,37 +767,7 @@ static int lab_up(int argc, char **argv)
 				goto out;
 		}
 	}
-	/* agents last: one per node and per gateway */
-	{
-		size_t i, k;
-		json_t *cl, *node;
-
-		json_array_foreach(clusters, i, cl)
-		{
-			char rel[PATH_MAX];
-			pid_t pid;
-
-			json_array_foreach(json_object_get(cl, "nodes"), k, node)
-			{
-				snprintf(rel, sizeof(rel), LAB_CGROUP "/%s/%s", jstr(cl, "name"),
-					 jstr(node, "name"));
-				pid = start_agent(&lab, jstr(cl, "name"), jstr(node, "instance"), rel,
-						  jstr(node, "netns"), false);
-				if (pid < 0)
-					goto out;
-				json_object_set_new(node, "agentPid", json_integer(pid));
-			}
-			if (json_is_true(json_object_get(cl, "gateway"))) {
-				snprintf(rel, sizeof(rel), LAB_CGROUP "/%s/gateway", jstr(cl, "name"));
-				pid = start_agent(&lab, jstr(cl, "name"), jstr(cl, "gatewayInstance"), rel,
-						  jstr(cl, "gatewayNetns"), true);
-				if (pid < 0)
-					goto out;
-				json_object_set_new(cl, "gatewayAgentPid", json_integer(pid));
-			}
-		}
-	}
-	/* a Kubernetes API per cluster, last: its changes make pods and reload the agents */
+	/* a Kubernetes API per cluster: its changes make pods, the agents' among them */
 	{
 		size_t i;
 		json_t *cl;
@@ -856,6 +788,11 @@ static int lab_up(int argc, char **argv)
 		}
 	}
 	state_save(&lab);
+	/* the API servers take the lab's lock for each change: not held from here on */
+	close(lab.lockfd);
+	lab.lockfd = -1;
+	if (apply_manifests(&lab, manifests) || wait_agents(&lab))
+		goto out;
 	{
 		size_t i;
 		json_t *cl;
@@ -933,6 +870,18 @@ static int lab_down(void)
 		return 1;
 	/* the processes the lab started, by pid, and only those */
 	if (lab.st) {
+		/* the API servers first: they start agents again (restartPolicy Always) */
+		json_array_foreach(json_object_get(lab.st, "clusters"), i, v)
+		{
+			pid_t pid = (pid_t)jint(v, "apiPid");
+
+			if (pid_alive(pid))
+				kill(pid, SIGTERM);
+			for (int t = 0; t < 30 && pid_alive(pid) && waitpid(pid, NULL, WNOHANG) != pid; t++)
+				usleep(100 * 1000);
+			if (pid_alive(pid))
+				kill(pid, SIGKILL);
+		}
 		json_array_foreach(json_object_get(lab.st, "pids"), i, v)
 		{
 			pid_t pid = (pid_t)json_integer_value(v);
@@ -987,6 +936,20 @@ static int lab_down(void)
 		}
 	if (d)
 		closedir(d);
+	/* the mount points the lab's kubelet made under /run, deepest first */
+	for (i = json_array_size(json_object_get(lab.st, "hostDirs")); i-- > 0;) {
+		char d2[PATH_MAX];
+		const char *d1 = json_string_value(json_array_get(json_object_get(lab.st, "hostDirs"), i));
+
+		snprintf(d2, sizeof(d2), "%s", d1 ? d1 : "");
+		while (*d2 && strcmp(d2, "/run") && !rmdir(d2)) {
+			char *slash = strrchr(d2, '/');
+
+			if (!slash)
+				break;
+			*slash = 0;
+		}
+	}
 	json_decref(lab.st);
 	lab.st = NULL;
 	rm_tree(LAB_DIR);
@@ -1126,6 +1089,113 @@ static json_t *find_pod(json_t *c, const char *ns, const char *name)
 	return NULL;
 }
 
+/*
+ * What the lab adds after a ksteer container's args: its nodes share one kernel and one
+ * filesystem, so each agent is told which node it is (instance, cgroup subtree, network
+ * namespace), where its pods reach it, when it is ready, and the `lab up` options.
+ */
+static json_t *lab_agent_args(json_t *opts, json_t *c, bool gateway, const char *instance,
+			      const char *cgrel, const char *netns, const char *ready,
+			      const char *alog)
+{
+	json_t *a = json_pack("[s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s]",
+			      "--instance", instance, "--cgroup", cgrel, "--netns", netns,
+			      /* the node side of every pod's veth: where pods reach their node's shim */
+			      "--shim", "169.254.1.1", "--ready-file", ready, "--cert-ttl",
+			      jstr(opts, "certTtl"), "--sni-form", jstr(opts, "sniForm"),
+			      "--sockmap", json_is_true(json_object_get(opts, "sockmap")) ? "on" : "off",
+			      "--splice", json_is_true(json_object_get(opts, "splice")) ? "on" : "off",
+			      /* source_cluster and destination_cluster of Istio's metrics */
+			      "--cluster", jstr(c, "name"), "--access-log", alog);
+	size_t i;
+	json_t *l;
+
+	if (json_is_true(json_object_get(opts, "guard")))
+		/* generic XDP: on veth, native costs TCP its GRO/GSO (README, Benchmarks) */
+		json_array_extend(a, json_pack("[s, s, s, s]", "--xdp-dev", gateway ? "wan" : "uplink",
+					       "--xdp-mode", "generic"));
+	json_array_foreach(json_object_get(opts, "limits"), i, l)
+	{
+		json_array_append_new(a, json_string("--limit"));
+		json_array_append(a, l);
+	}
+	return a;
+}
+
+/*
+ * A pod whose container runs ksteer, as kubelet would run it (kubelet.c), on a lab node or
+ * on the cluster's gateway "node" (netns ksl-cC-gw), named by a nodeSelector
+ * kubernetes.io/hostname: gateway. The container's process lives in the root network
+ * namespace and a cgroup of its own outside the nodes' subtrees, as the lab's agents always
+ * did: its own sockets are never redirected, and its sockops sees the shim's.
+ */
+static int kubelet_pod_up(struct lab *lab, struct store *st, json_t *c, json_t *pod, json_t *spec,
+			  char *err, size_t len)
+{
+	bool gw = !strcmp(jstr(pod, "node"), "gateway");
+	json_t *node = gw ? NULL : find_node(c, jstr(pod, "node")), *launch, *extra;
+	int ci = (int)jint(c, "index");
+	char instance[300], netns[64], cgrel[PATH_MAX], cg[PATH_MAX + 64], ready[PATH_MAX],
+		alog[PATH_MAX], log[PATH_MAX], dir[PATH_MAX * 2], host_ip[32];
+	struct kubelet_pod kp;
+	pid_t pid;
+	size_t i;
+	json_t *d;
+
+	snprintf(instance, sizeof(instance), "%s", gw ? jstr(c, "gatewayInstance") : jstr(node, "instance"));
+	snprintf(netns, sizeof(netns), "%s", gw ? jstr(c, "gatewayNetns") : jstr(node, "netns"));
+	snprintf(cgrel, sizeof(cgrel), LAB_CGROUP "/%s/%s", jstr(c, "name"),
+		 gw ? "gateway" : jstr(node, "name"));
+	if (gw)
+		snprintf(host_ip, sizeof(host_ip), "10.%d.0.254", ci);
+	else
+		snprintf(host_ip, sizeof(host_ip), "%s", jstr(node, "address"));
+	snprintf(cg, sizeof(cg), "%s/agents/%s", lab->cgroot, instance);
+	snprintf(ready, sizeof(ready), LAB_DIR "/%s.ready", instance);
+	snprintf(alog, sizeof(alog), LAB_DIR "/logs/%s.access.log", instance);
+	snprintf(log, sizeof(log), LAB_DIR "/logs/%s.log", instance);
+	snprintf(dir, sizeof(dir), LAB_DIR "/%s/pods/%s_%s", jstr(c, "name"), jstr(pod, "namespace"),
+		 jstr(pod, "name"));
+	mkdir(cg, 0755);
+	extra = lab_agent_args(json_object_get(lab->st, "agentOpts"), c, gw, instance, cgrel, netns,
+			       ready, alog);
+	kp = (struct kubelet_pod){ .cluster = jstr(c, "name"), .ns = jstr(pod, "namespace"),
+				   .name = jstr(pod, "name"), .node = jstr(pod, "node"),
+				   .host_ip = host_ip, .pod_ip = host_ip,
+				   .labels = json_object_get(pod, "labels"),
+				   .api_port = (int)jint(c, "apiPort"), .pod_dir = dir,
+				   .exe = lab->self, .cgroup = cg, .log = log, .extra_args = extra };
+	launch = kubelet_launch(st, &kp, spec, err, len);
+	json_decref(extra);
+	if (!launch)
+		return -EINVAL;
+	json_array_foreach(json_object_get(launch, "hostDirs"), i, d)
+		json_array_append(json_object_get(lab->st, "hostDirs"), d);
+	unlink(ready);
+	pid = kubelet_spawn(launch);
+	if (pid < 0) {
+		snprintf(err, len, "start the container of %s: %s", jstr(pod, "name"), strerror(-pid));
+		json_decref(launch);
+		return pid;
+	}
+	json_object_set_new(pod, "kubelet", json_true());
+	json_object_set_new(pod, "launch", launch);
+	json_object_set_new(pod, "instance", json_string(instance));
+	json_object_set_new(pod, "readyFile", json_string(ready));
+	json_object_set_new(pod, "netns", json_string(""));
+	json_object_set_new(pod, "cgroup", json_string(cg));
+	json_object_set_new(pod, "hostIP", json_string(host_ip));
+	json_object_set_new(pod, "ip", json_string(host_ip));
+	json_object_set_new(pod, "ip6", json_string(""));
+	json_object_set_new(pod, "serverPid", json_integer(pid));
+	json_object_set_new(pod, "startedAt", json_integer(time(NULL)));
+	json_object_set_new(pod, "restarts", json_integer(0));
+	json_object_set_new(pod, "ready", json_false());
+	json_array_append(json_object_get(c, "pods"), pod);
+	record_pid(lab, pid);
+	return 0;
+}
+
 /* Makes one pod: netns, veth to its node, addresses, routes, cgroup, and its server. */
 static int pod_up(struct lab *lab, json_t *c, json_t *pod, json_t *containers)
 {
@@ -1242,11 +1312,15 @@ static int pod_up(struct lab *lab, json_t *c, json_t *pod, json_t *containers)
 
 static json_t *pod_object(json_t *pod, json_t *spec)
 {
-	json_t *o = json_pack("{s:s, s:s, s:{s:s, s:s, s:O}, s:O, s:{s:s, s:[{s:s}, {s:s}]}}",
+	json_t *o = json_pack("{s:s, s:s, s:{s:s, s:s, s:O}, s:O, s:{s:s, s:[{s:s}]}}",
 			      "apiVersion", "v1", "kind", "Pod", "metadata", "name",
 			      jstr(pod, "name"), "namespace", jstr(pod, "namespace"), "labels",
 			      json_object_get(pod, "labels"), "spec", spec, "status", "podIP",
-			      jstr(pod, "ip"), "podIPs", "ip", jstr(pod, "ip"), "ip", jstr(pod, "ip6"));
+			      jstr(pod, "ip"), "podIPs", "ip", jstr(pod, "ip"));
+
+	if (*jstr(pod, "ip6")) /* a hostNetwork pod has its node's one address */
+		json_array_append_new(json_object_get(json_object_get(o, "status"), "podIPs"),
+				      json_pack("{s:s}", "ip", jstr(pod, "ip6")));
 
 	json_object_set_new(json_object_get(o, "spec"), "nodeName",
 			    json_string(jstr(pod, "node")));
@@ -1270,35 +1344,6 @@ static json_t *pod_object(json_t *pod, json_t *spec)
 					      "-5c6b7d8f9", "controller", 1));
 	}
 	return o;
-}
-
-/* Asks each agent of a cluster to load its policy now, and says what they answered. */
-static int agents_reload(json_t *c)
-{
-	size_t i;
-	json_t *n;
-	int bad = 0;
-
-	{
-		const char *instances[256];
-		int ni = 0;
-
-		json_array_foreach(json_object_get(c, "nodes"), i, n)
-			if (ni < 255)
-				instances[ni++] = jstr(n, "instance");
-		if (json_is_true(json_object_get(c, "gateway")))
-			instances[ni++] = jstr(c, "gatewayInstance");
-		for (int k = 0; k < ni; k++) {
-			char *reply;
-
-			if (ctl_call(instances[k], "reload\n", NULL, 0, &reply)) {
-				fprintf(stderr, "agent %s: %s", instances[k], reply ? reply : "no answer\n");
-				bad++;
-			}
-			free(reply);
-		}
-	}
-	return bad ? -EINVAL : 0;
 }
 
 /* Takes a pod away: its server, namespace, resolv.conf and cgroup. */
@@ -1367,12 +1412,25 @@ static json_t *pod_api_object(json_t *pod, json_t *spec, json_t *meta_from)
 	}
 	if (!json_object_get(m, "creationTimestamp"))
 		json_object_set_new(m, "creationTimestamp", json_string(ts));
+	/* the kubelet's pods: ready from the agent's readiness file, restarts counted */
+	bool kubelet = json_is_true(json_object_get(pod, "kubelet"));
+	bool ready = !kubelet || json_is_true(json_object_get(pod, "ready"));
+	const char *waiting = jstr(pod, "waiting");
+
+	if (kubelet) {
+		time_t s = (time_t)jint(pod, "startedAt");
+
+		gmtime_r(&s, &tm);
+		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	}
 	json_array_foreach(json_object_get(spec, "containers"), i, ct)
-		json_array_append_new(cs, json_pack("{s:s, s:b, s:b, s:i, s:s, s:s, s:{s:{s:s}}}",
-						    "name", jstr(ct, "name"), "ready", 1, "started", 1,
-						    "restartCount", 0, "image", jstr(ct, "image"),
-						    "imageID", "", "state", "running", "startedAt",
-						    ts));
+		json_array_append_new(cs, json_pack("{s:s, s:b, s:b, s:I, s:s, s:s, s:o}",
+						    "name", jstr(ct, "name"), "ready", ready,
+						    "started", !*waiting, "restartCount",
+						    (json_int_t)jint(pod, "restarts"), "image",
+						    jstr(ct, "image"), "imageID", "", "state",
+						    *waiting ? json_pack("{s:{s:s}}", "waiting", "reason", waiting)
+							     : json_pack("{s:{s:s}}", "running", "startedAt", ts)));
 	json_object_set_new(st, "phase", json_string("Running"));
 	json_object_set_new(st, "startTime", json_string(ts));
 	json_object_set_new(st, "qosClass", json_string("BestEffort"));
@@ -1380,8 +1438,9 @@ static json_t *pod_api_object(json_t *pod, json_t *spec, json_t *meta_from)
 	json_object_set_new(st, "conditions",
 			    json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s}]", "type",
 				      "PodScheduled", "status", "True", "type", "Initialized",
-				      "status", "True", "type", "ContainersReady", "status", "True",
-				      "type", "Ready", "status", "True"));
+				      "status", "True", "type", "ContainersReady", "status",
+				      ready ? "True" : "False", "type", "Ready", "status",
+				      ready ? "True" : "False"));
 	json_object_set_new(st, "containerStatuses", cs);
 	return o;
 }
@@ -1785,12 +1844,25 @@ int lab_sync(struct store *st, const char *cluster, char *err, size_t len)
 			pod = json_pack("{s:s, s:s, s:s, s:O}", "namespace", ns, "name", name, "owner",
 					json_is_object(owner) ? jstr(json_object_get(owner, "metadata"), "name") : "",
 					"labels", json_object_get(w, "labels") ?: json_object());
+			const char *sel = jstr(json_object_get(spec, "nodeSelector"), "kubernetes.io/hostname");
+			bool kubelet = kubelet_runs(spec);
+			char why[512] = "";
+
+			/* a nodeSelector no lab node has: Pending, as the scheduler leaves it */
+			if (*sel && !find_node(c, sel) &&
+			    !(kubelet && !strcmp(sel, "gateway") && json_is_true(json_object_get(c, "gateway")))) {
+				json_decref(pod);
+				continue;
+			}
 			json_object_set_new(pod, "node",
-					    *jstr(w, "node") && find_node(c, jstr(w, "node"))
+					    *sel ? json_string(sel)
+					    : *jstr(w, "node") && find_node(c, jstr(w, "node"))
 						    ? json_string(jstr(w, "node"))
 						    : json_sprintf("node%d", (int)jint(c, "nextPodId") % nodes + 1));
-			if (pod_up(&lab, c, pod, json_object_get(spec, "containers"))) {
-				snprintf(err, len, "pod %s/%s did not come up", ns, name);
+			if (kubelet ? kubelet_pod_up(&lab, st, c, pod, spec, why, sizeof(why))
+				    : pod_up(&lab, c, pod, json_object_get(spec, "containers"))) {
+				snprintf(err, len, "pod %s/%s did not come up%s%s", ns, name,
+					 *why ? ": " : "", why);
 				json_decref(pod);
 				rc = -EIO;
 				break;
@@ -1867,15 +1939,118 @@ int lab_sync(struct store *st, const char *cluster, char *err, size_t len)
 		snprintf(err, len, "write the policy directory of %s", cluster);
 		rc = -EIO;
 	}
-	if (changed && agents_reload(c) && !rc) {
-		snprintf(err, len, "an agent of %s refused the policy (its log says why)", cluster);
-		rc = -EINVAL;
-	}
+	/* the agents watch the API: the directory is the lab's record, no longer theirs */
+	(void)changed;
 out:
 	json_decref(want);
 	json_decref(empty);
 	lab_fini(&lab);
 	return rc;
+}
+
+/* ---- restartPolicy Always ---- */
+
+/*
+ * One pass of the kubelet's loop over a cluster's ksteer pods: an exited container starts
+ * again after kubelet's back-off, readiness follows the agent's readiness file, and the Pod
+ * object shows both. With the store locked; the lab's lock taken here.
+ */
+static void kubelet_tick(struct store *st, const char *cluster)
+{
+	struct lab lab;
+	json_t *c, *pod;
+	size_t i;
+	bool saved = false;
+
+	if (lab_init(&lab))
+		return;
+	c = lab.st ? find_cluster(&lab, cluster) : NULL;
+	json_array_foreach(c ? json_object_get(c, "pods") : NULL, i, pod)
+	{
+		pid_t pid = (pid_t)jint(pod, "serverPid");
+		time_t now = time(NULL);
+		bool changed = false, alive;
+		int status;
+
+		if (!json_is_true(json_object_get(pod, "kubelet")))
+			continue;
+		/* its child when this process started it, else (an API server restarted) not */
+		alive = pid > 0 && waitpid(pid, &status, WNOHANG) != pid && pid_alive(pid);
+		if (alive) {
+			bool ready = !access(jstr(pod, "readyFile"), F_OK);
+
+			if (ready != json_is_true(json_object_get(pod, "ready"))) {
+				json_object_set_new(pod, "ready", json_boolean(ready));
+				changed = true;
+			}
+		} else if (!jint(pod, "nextStart")) {
+			int wait = kubelet_backoff((int)jint(pod, "backoff"), now - jint(pod, "startedAt"));
+
+			pr_warn("pod %s/%s: its container exited; started again in %d s\n",
+				jstr(pod, "namespace"), jstr(pod, "name"), wait);
+			json_object_set_new(pod, "backoff", json_integer(wait));
+			json_object_set_new(pod, "nextStart", json_integer(now + wait));
+			json_object_set_new(pod, "ready", json_false());
+			json_object_set_new(pod, "waiting", json_string("CrashLoopBackOff"));
+			changed = true;
+		} else if (now >= jint(pod, "nextStart")) {
+			unlink(jstr(pod, "readyFile"));
+			pid = kubelet_spawn(json_object_get(pod, "launch"));
+			if (pid > 0) {
+				json_object_set_new(pod, "serverPid", json_integer(pid));
+				json_object_set_new(pod, "restarts", json_integer(jint(pod, "restarts") + 1));
+				json_object_set_new(pod, "startedAt", json_integer(now));
+				json_object_set_new(pod, "nextStart", json_integer(0));
+				json_object_del(pod, "waiting");
+				json_array_append_new(json_object_get(lab.st, "pids"), json_integer(pid));
+				changed = true;
+			}
+		}
+		if (changed) {
+			json_t *stored = store_get(st, "/pods", jstr(pod, "namespace"), jstr(pod, "name"));
+
+			if (stored) {
+				json_t *o = pod_api_object(pod, json_object_get(stored, "spec"),
+							   json_object_get(stored, "metadata"));
+
+				json_object_set(json_object_get(o, "metadata"), "resourceVersion",
+						json_object_get(json_object_get(stored, "metadata"),
+								"resourceVersion"));
+				put_if_changed(st, "/pods", jstr(pod, "namespace"), jstr(pod, "name"), o);
+			}
+			saved = true;
+		}
+	}
+	if (saved)
+		state_save(&lab);
+	lab_fini(&lab);
+}
+
+static void *kubelet_loop(void *arg)
+{
+	struct store *st = ((void **)arg)[0];
+	const char *cluster = ((void **)arg)[1];
+
+	for (;;) {
+		sleep(1);
+		store_lock(st);
+		kubelet_tick(st, cluster);
+		store_unlock(st);
+	}
+	return NULL;
+}
+
+int lab_kubelet_start(struct store *st, const char *cluster)
+{
+	static void *arg[2];
+	pthread_t th;
+
+	arg[0] = st;
+	arg[1] = (void *)cluster;
+	if (pthread_create(&th, NULL, kubelet_loop, arg))
+		return -errno;
+	pthread_detach(th);
+	return 0;
 }
 
 /* The client side of a cluster's API: its port, CA and token from the lab's state. */
@@ -2076,6 +2251,220 @@ out:
 	free(buf);
 	diag_free(&diag);
 	return err;
+}
+
+/* ---- ksteer's own manifests, applied by lab up ---- */
+
+/* `kubectl kustomize DIR` into out; 0, or its errors said. */
+static int render_manifests(const char *dir, const char *out)
+{
+	char errf[PATH_MAX];
+	int status;
+	pid_t pid;
+
+	snprintf(errf, sizeof(errf), "%s.err", out);
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (!pid) {
+		int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		int ef = open(errf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+		if (fd < 0 || ef < 0)
+			_exit(126);
+		dup2(fd, 1);
+		dup2(ef, 2);
+		execlp("kubectl", "kubectl", "kustomize", dir, (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) < 0)
+		return -errno;
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		fprintf(stderr, "Error: kubectl kustomize %s failed (%d)%s:\n", dir,
+			WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+			WIFEXITED(status) && WEXITSTATUS(status) == 127 ? ", no kubectl? (scripts/deps.sh)" : "");
+		print_tail(errf, 20);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Istio's plug-in CA files of cluster c as the Secret cacerts. */
+static json_t *cacerts_secret(json_t *c)
+{
+	char dir[PATH_MAX];
+	json_t *data = json_object();
+	DIR *d;
+	struct dirent *de;
+
+	snprintf(dir, sizeof(dir), LAB_DIR "/%s/cacerts", jstr(c, "name"));
+	d = opendir(dir);
+	while (d && (de = readdir(d))) {
+		char path[PATH_MAX + 256], *buf = NULL, *b64;
+		size_t len;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (read_input(path, &buf, &len))
+			continue;
+		b64 = malloc(len / 3 * 4 + 8);
+		if (b64) {
+			EVP_EncodeBlock((unsigned char *)b64, (unsigned char *)buf, (int)len);
+			json_object_set_new(data, de->d_name, json_string(b64));
+		}
+		free(b64);
+		free(buf);
+	}
+	if (d)
+		closedir(d);
+	return json_pack("{s:s, s:s, s:{s:s, s:s}, s:s, s:o}", "apiVersion", "v1", "kind", "Secret",
+			 "metadata", "name", "cacerts", "namespace", "ksteer-system", "type",
+			 "Opaque", "data", data);
+}
+
+/*
+ * Renders the lab's overlay (manifests/lab: manifests/deploy as a lab needs it) and applies
+ * it to every cluster's API as kubectl would: the ConfigMap with the meshNetworks lab up
+ * computed, the Secret cacerts from the cluster's CA, the workloads last.
+ */
+static int apply_manifests(struct lab *lab, const char *dir)
+{
+	char def[PATH_MAX], out[] = LAB_DIR "/manifests.yaml", *buf = NULL;
+	size_t len, i;
+	json_t *docs = json_array(), *c;
+	yaml_parser_t ps;
+	int err = 0;
+
+	if (!dir) {
+		char *slash;
+
+		snprintf(def, sizeof(def), "%s", lab->self);
+		slash = strrchr(def, '/');
+		if (slash)
+			*slash = 0;
+		slash = strrchr(def, '/');
+		snprintf(slash ? slash + 1 : def, sizeof(def) - (size_t)(slash ? slash + 1 - def : 0),
+			 "manifests/lab");
+		dir = def;
+	}
+	if (render_manifests(dir, out) || read_input(out, &buf, &len)) {
+		json_decref(docs);
+		free(buf);
+		return -EINVAL;
+	}
+	yaml_parser_initialize(&ps);
+	yaml_parser_set_input_string(&ps, (unsigned char *)buf, len);
+	for (;;) {
+		yaml_document_t doc;
+		yaml_node_t *root;
+
+		if (!yaml_parser_load(&ps, &doc)) {
+			fprintf(stderr, "Error: %s: invalid YAML\n", out);
+			err = -EINVAL;
+			break;
+		}
+		root = yaml_document_get_root_node(&doc);
+		if (!root) {
+			yaml_document_delete(&doc);
+			break;
+		}
+		json_array_append_new(docs, node_json(&doc, root, 0));
+		yaml_document_delete(&doc);
+	}
+	yaml_parser_delete(&ps);
+	free(buf);
+	json_array_foreach(err ? NULL : json_object_get(lab->st, "clusters"), i, c)
+	{
+		struct kclient kc;
+		char mn[PATH_MAX], *mesh = NULL;
+		size_t ml, j;
+		json_t *o;
+
+		snprintf(mn, sizeof(mn), LAB_DIR "/%s/policy/mesh-networks.yaml", jstr(c, "name"));
+		if (kclient_of(c, &kc) || read_input(mn, &mesh, &ml)) {
+			fprintf(stderr, "Error: cluster %s: no API server or no %s\n", jstr(c, "name"), mn);
+			err = -ENOENT;
+			break;
+		}
+		/* objects first, then the Secret the DaemonSet mounts, then the workloads */
+		for (int pass = 0; pass < 2 && !err; pass++) {
+			json_array_foreach(docs, j, o)
+			{
+				const char *kind = jstr(o, "kind");
+				json_t *m = json_object_get(o, "metadata"), *x;
+				bool workload = !strcmp(kind, "Deployment") || !strcmp(kind, "DaemonSet");
+
+				if (workload != (pass == 1))
+					continue;
+				x = json_deep_copy(o);
+				if (!strcmp(kind, "ConfigMap") && !strcmp(jstr(m, "name"), "ksteer-mesh"))
+					json_object_set_new(json_object_get(x, "data"), "meshNetworks",
+							    json_string(mesh));
+				err = api_put(&kc, x, jstr(m, "namespace"));
+				json_decref(x);
+				if (err)
+					break;
+			}
+			if (!pass && !err) {
+				json_t *sec = cacerts_secret(c);
+
+				err = api_put(&kc, sec, "ksteer-system");
+				json_decref(sec);
+			}
+		}
+		free(mesh);
+		if (err) {
+			fprintf(stderr, "Error: apply %s (rendered in %s) to %s\n", dir, out, jstr(c, "name"));
+			break;
+		}
+	}
+	json_decref(docs);
+	return err;
+}
+
+/* Every node's and gateway's agent ready, as lab up always waited; else its log's tail. */
+static int wait_agents(struct lab *lab)
+{
+	size_t i, k;
+	json_t *c, *n;
+	const char *inst[512];
+	unsigned ni = 0;
+
+	json_array_foreach(json_object_get(lab->st, "clusters"), i, c)
+	{
+		json_array_foreach(json_object_get(c, "nodes"), k, n)
+			if (ni < 511)
+				inst[ni++] = jstr(n, "instance");
+		if (json_is_true(json_object_get(c, "gateway")) && ni < 511)
+			inst[ni++] = jstr(c, "gatewayInstance");
+	}
+	for (unsigned j = 0; j < ni; j++) {
+		char ready[PATH_MAX], log[PATH_MAX];
+
+		snprintf(ready, sizeof(ready), LAB_DIR "/%s.ready", inst[j]);
+		/* a few seconds per agent, at most; they start side by side */
+		for (int t = 0; t < 300 && access(ready, F_OK); t++)
+			usleep(50 * 1000);
+		if (!access(ready, F_OK))
+			continue;
+		snprintf(log, sizeof(log), LAB_DIR "/logs/%s.log", inst[j]);
+		if (!access(log, F_OK)) {
+			fprintf(stderr, "Error: agent %s (from %s) did not become ready; its log, %s:\n",
+				inst[j], "the manifests", log);
+			print_tail(log, 20);
+		} else {
+			fprintf(stderr, "Error: agent %s never started: no pod ran it; the API servers' logs:\n",
+				inst[j]);
+			json_array_foreach(json_object_get(lab->st, "clusters"), i, c)
+			{
+				snprintf(log, sizeof(log), LAB_DIR "/logs/api-%s.log", jstr(c, "key"));
+				print_tail(log, 20);
+			}
+		}
+		return -EIO;
+	}
+	return 0;
 }
 
 /* (Re)starts a cluster's API server that is not running, on its port, with its store. */

@@ -9,4 +9,8 @@
 int lab_serve(int argc, char **argv);
 int cmd_lab(int argc, char **argv);
 
+struct store;
+/* In a cluster's API server: the kubelet's loop (restarts, readiness) over its ksteer pods. */
+int lab_kubelet_start(struct store *st, const char *cluster);
+
 #endif
