@@ -70,7 +70,7 @@ after=$(kube_events lab-cluster1-node1)
 [ -n "$before" ] && [ -n "$after" ] && [ "$after" -gt "$before" ] &&
 	ok "kubectl changes reach the node agent through its watch (events $before -> $after)" ||
 	bad "the watch" "before '$before' after '$after'" "$("$KSTEER" status -i lab-cluster1-node1 | grep kube)"
-hello() { "$KSTEER" lab exec cluster1 sleep -- curl -s -m 5 http://helloworld.hello:5000/hello; }
+hello() { "$KSTEER" lab exec cluster1 hello/sleep -- curl -s -m 5 http://helloworld.hello:5000/hello; }
 for i in $(seq 20); do r=$(hello); grep -q "version: v1" <<<"$r" && break; sleep 1; done
 grep -q "version: v1" <<<"$r" && ok "routing: sleep -> helloworld ($r)" || bad "routing before the kill" "$r"
 
@@ -92,7 +92,11 @@ grep -q "version: v1" <<<"$r" && ok "routing continues after the restart" || bad
 pids=$(python3 -c 'import json; print(" ".join(str(p) for p in json.load(open("/run/ksteer-lab/state.json"))["pids"]))')
 "$KSTEER" lab down >"$tmp/down" 2>&1 || bad "lab down" "$(cat "$tmp/down")"
 left=
-for p in $pids; do [ -d "/proc/$p" ] && left="$left $p($(cmdline "$p"))"; done
+# a zombie is gone for this purpose (its parent, the API server, is gone too)
+for p in $pids; do
+	[ -e "/proc/$p/stat" ] && [ "$(sed 's/.*) \(.\).*/\1/' "/proc/$p/stat" 2>/dev/null)" != Z ] &&
+		left="$left $p($(cmdline "$p"))"
+done
 [ -z "$left" ] && [ ! -e /run/secrets/kubernetes.io ] &&
 	ok "lab down: none of the lab's $(wc -w <<<"$pids") processes left" || bad "lab down left" "$left"
 
@@ -100,7 +104,7 @@ for p in $pids; do [ -d "/proc/$p" ] && left="$left $p($(cmdline "$p"))"; done
 mkdir -p "$tmp/broken"
 cat >"$tmp/broken/kustomization.yaml" <<EOF
 resources:
-- $TOP/manifests/lab
+- $(realpath --relative-to="$tmp/broken" "$TOP/manifests/lab")
 patches:
 - target:
     kind: DaemonSet
