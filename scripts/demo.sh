@@ -13,7 +13,8 @@ K=./ksteer
 N=${DEMO_REQUESTS:-1000}
 ex=manifests/examples
 
-trap '$K lab down >/dev/null 2>&1 || true' EXIT
+work=$(mktemp -d)
+trap '$K lab down >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 run() { echo "\$ $*"; "$@"; }
 
 echo "== 1. two clusters in network namespaces (ksteer lab up)"
@@ -23,24 +24,50 @@ run eval "$($K lab env)"
 echo "   CLUSTER2_GW_ADDR=$CLUSTER2_GW_ADDR"
 
 echo
-echo "== 2. workloads, as the original's kubectl commands"
-run $K lab apply cluster1 -n hello -f $ex/sleep.yaml
-run $K lab apply cluster1 -n hello -f $ex/helloworld.yaml -l service=helloworld
-run $K lab apply cluster1 -n hello -f $ex/helloworld.yaml -l version=v1
-run $K lab apply cluster2 -n hello -f $ex/helloworld.yaml -l service=helloworld
-run $K lab apply cluster2 -n hello -f $ex/helloworld.yaml -l version=v2
-run $K lab apply cluster2 -n hello -f $ex/helloworld.yaml -l version=v3
+echo "== 2. workloads, with the original's kubectl commands (each cluster's API: ksteer lab kubeconfig)"
+export HOME=$work # kubectl's discovery cache: this run's own
+mkdir -p "$work/samples/sleep" "$work/samples/helloworld"
+cp $ex/sleep.yaml "$work/samples/sleep/sleep.yaml"
+cp $ex/helloworld.yaml "$work/samples/helloworld/helloworld.yaml"
+python3 -c '
+import sys
+docs = open(sys.argv[1]).read().split("\n---\n")
+print("\n---\n".join(d for d in docs if "kind: Service\n" in d))' $ex/helloworld.yaml >"$work/samples/helloworld/service.yaml"
+top=$PWD
+cd "$work"
+run kubectl --context "$CTX_CLUSTER1" create namespace hello
+run kubectl --context "$CTX_CLUSTER1" label namespace hello istio-injection=enabled
+run kubectl --context "$CTX_CLUSTER1" apply -n hello -f samples/sleep/sleep.yaml
+run kubectl --context "$CTX_CLUSTER1" apply -n hello -f samples/helloworld/service.yaml
+run kubectl --context "$CTX_CLUSTER1" apply -n hello -f samples/helloworld/helloworld.yaml -l version=v1
+run kubectl --context "$CTX_CLUSTER2" create namespace hello
+run kubectl --context "$CTX_CLUSTER2" label namespace hello istio-injection=enabled
+run kubectl --context "$CTX_CLUSTER2" apply -n hello -f samples/helloworld/service.yaml
+run kubectl --context "$CTX_CLUSTER2" apply -n hello -f samples/helloworld/helloworld.yaml -l version=v2
+run kubectl --context "$CTX_CLUSTER2" apply -n hello -f samples/helloworld/helloworld.yaml -l version=v3
 
 echo
-echo "== 3. the scenario's policies, each cluster's files as written"
-for f in "$scen"/cluster1/*.yaml; do run $K lab apply cluster1 -n hello -f "$f"; done
-for f in "$scen"/cluster2/*.yaml; do run $K lab apply cluster2 -n hello -f "$f"; done
-$K lab status
+echo "== 3. the scenario's policies, each cluster's files as written: kubectl apply -n hello -f - <<EOF"
+for c in cluster1 cluster2; do
+	for f in "$scen/$c"/*.yaml; do
+		# a file naming its own namespace (the Gateway's istio-system) goes without -n:
+		# kubectl refuses -n hello for it, as with any API server
+		n="-n hello"
+		grep -q '^  namespace:' "$f" && n=
+		echo "\$ kubectl --context $c apply $n -f - <<EOF  # $(basename "$f")"
+		eval "kubectl --context $c apply $n -f - <<EOF
+$(cat "$f")
+EOF"
+	done
+done
+cd "$top"
+run kubectl --context "$CTX_CLUSTER1" get pods -A -o wide
+run kubectl --context "$CTX_CLUSTER1" get virtualservices -n hello
 
 echo
 echo "== 4. $N requests with 'end-user: jason' and $N without, from sleep:"
 echo "   curl http://helloworld.hello:5000/hello (mesh DNS, shim, ISTIO_MUTUAL, gateway SNI)"
-out=$(mktemp)
+out=$work/answers
 start=$SECONDS
 $K lab exec cluster1 hello/sleep -- bash -c "
 	for i in \$(seq $N); do echo -n 'jason '; curl -s -m 5 -H 'end-user: jason' http://helloworld.hello:5000/hello || echo FAIL; done
@@ -59,7 +86,6 @@ print(f"\n{'requests':9} {'version':8} {'cluster':9} {'answers':>8} {'measured':
 for k in sorted(set(c) | set(want)):
     print(f"{k[0]:9} {k[1]:8} {k[2]:9} {c[k]:8d} {100.0 * c[k] / n:8.1f}% {want.get(k, 0):8.1f}%")
 PY
-rm -f "$out"
 
 echo
 echo "== 5. what carried it"

@@ -57,6 +57,8 @@
 #include "store.h"
 
 #define STATE LAB_DIR "/state.json"
+/* the pod-template-hash of every lab ReplicaSet: the lab has one template per Deployment */
+#define LAB_TEMPLATE_HASH "5c6b7d8f9"
 
 struct lab {
 	json_t *st;
@@ -1336,12 +1338,12 @@ static json_t *pod_object(json_t *pod, json_t *spec)
 			json_decref(labels);
 			labels = json_object();
 		}
-		json_object_set_new(labels, "pod-template-hash", json_string("5c6b7d8f9"));
+		json_object_set_new(labels, "pod-template-hash", json_string(LAB_TEMPLATE_HASH));
 		json_object_set_new(meta, "labels", labels);
 		json_object_set_new(meta, "ownerReferences",
 				    json_pack("[{s:s, s:s, s:s+, s:b}]", "apiVersion", "apps/v1",
 					      "kind", "ReplicaSet", "name", jstr(pod, "owner"),
-					      "-5c6b7d8f9", "controller", 1));
+					      "-" LAB_TEMPLATE_HASH, "controller", 1));
 	}
 	return o;
 }
@@ -1454,6 +1456,10 @@ static json_t *policy_form(json_t *o)
 			"kind", json_object_get(o, "kind"), "metadata", "name",
 			json_object_get(m, "name"), "namespace", json_object_get(m, "namespace"),
 			"labels", json_object_get(m, "labels"));
+	/* the owner names a pod's workload (Istio's metrics label it by this) */
+	if (json_array_size(json_object_get(m, "ownerReferences")))
+		json_object_set(json_object_get(out, "metadata"), "ownerReferences",
+				json_object_get(m, "ownerReferences"));
 	ann = json_deep_copy(json_object_get(m, "annotations"));
 	json_object_del(ann, "kubectl.kubernetes.io/last-applied-configuration");
 	if (json_object_size(ann))
@@ -1877,15 +1883,26 @@ int lab_sync(struct store *st, const char *cluster, char *err, size_t len)
 			json_t *o = pod_api_object(pod, spec, meta);
 
 			if (json_is_object(owner) && !meta) {
-				json_t *om = json_object_get(owner, "metadata");
+				json_t *om = json_object_get(owner, "metadata"),
+				       *pm = json_object_get(o, "metadata"), *labels;
+				bool rs = !strcmp(jstr(owner, "kind"), "Deployment");
 
-				json_object_set_new(json_object_get(o, "metadata"), "ownerReferences",
-						    json_pack("[{s:O, s:O, s:O, s:O, s:b, s:b}]", "apiVersion",
-							      json_object_get(owner, "apiVersion"), "kind",
-							      json_object_get(owner, "kind"), "name",
-							      json_object_get(om, "name"), "uid",
-							      json_object_get(om, "uid"), "controller", 1,
+				/*
+				 * as Kubernetes makes them: a Deployment's pods belong to its
+				 * ReplicaSet DEPLOY-HASH and carry pod-template-hash (Istio's
+				 * metrics name the workload after the Deployment by this)
+				 */
+				json_object_set_new(pm, "ownerReferences",
+						    json_pack("[{s:s, s:s, s:s+, s:O, s:b, s:b}]", "apiVersion",
+							      rs ? "apps/v1" : jstr(owner, "apiVersion"), "kind",
+							      rs ? "ReplicaSet" : jstr(owner, "kind"), "name",
+							      jstr(om, "name"), rs ? "-" LAB_TEMPLATE_HASH : "",
+							      "uid", json_object_get(om, "uid"), "controller", 1,
 							      "blockOwnerDeletion", 1));
+				labels = json_object_get(pm, "labels");
+				if (rs && json_is_object(labels))
+					json_object_set_new(labels, "pod-template-hash",
+							    json_string(LAB_TEMPLATE_HASH));
 			}
 			if (stored)
 				json_object_set(json_object_get(o, "metadata"), "resourceVersion",

@@ -124,6 +124,11 @@ while True:
     s.sendto(answer(q[:2], q[12:end], [192, 0, 2, 7]), a)
 PY
 started_pids+=($!)
+# the resolver must be bound before the first query, or that one meets a port unreachable
+for i in $(seq 100); do
+	ip netns exec ksl-agent-test ss -Hunl 'sport = :53' | grep -q 127.0.0.53 && break
+	sleep 0.1
+done
 mkdir -p "$tmp/pd" "$base/dns/run"
 svc dnssvc 10.250.3.1 80 18081 >"$tmp/pd/a.yaml"
 start_agent t-dns ksteer-agent-test/dns "$tmp/pd" --netns ksl-agent-test --dns-upstream 127.0.0.53 ||
