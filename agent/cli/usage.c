@@ -64,6 +64,7 @@ static const struct cli_help {
 	  NULL },
 	{ "lab apply", "CLUSTER [-n NS] [-l SELECTOR] -f FILE|-", NULL },
 	{ "lab exec", "CLUSTER NS/NAME -- CMD...", NULL },
+	{ "lab wait", "CLUSTER", NULL },
 	{ "lab env", "", NULL },
 	{ "lab kubeconfig", "", NULL },
 	{ "lab api", "start CLUSTER", NULL },

@@ -100,7 +100,7 @@ static void reload(struct daemon *ag)
 
 	diag_print(&diag, stderr);
 	if (ag->kube)
-		kube_verdict(ag->kube, !err);
+		kube_verdict(ag->kube, ag->snap, !err);
 	if (err) {
 		ag->rejected++;
 		snprintf(ag->last, sizeof(ag->last),

@@ -88,6 +88,7 @@ struct kube_obj {
 struct kube_snap {
 	struct kube_obj *objs;
 	unsigned n, cap;
+	uint64_t rv; /* every watched change up to this resourceVersion is in it (0: unknown) */
 };
 void kube_snap_free(struct kube_snap *s);
 
@@ -152,8 +153,8 @@ struct kube;
 int kube_start(struct kube **out, struct kube_config *cfg, const char *node, int *fd);
 /* The newest snapshot not yet taken (caller frees), or NULL. */
 struct kube_snap *kube_take(struct kube *k);
-/* The agent's verdict on a snapshot, for status. */
-void kube_verdict(struct kube *k, bool applied);
+/* The agent's verdict on snapshot s, for status (and the resourceVersion it has handled). */
+void kube_verdict(struct kube *k, const struct kube_snap *s, bool applied);
 void kube_print_status(struct kube *k, FILE *f);
 void kube_stop(struct kube *k);
 

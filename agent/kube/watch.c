@@ -68,6 +68,12 @@ struct kube {
 	struct kube_snap *pending;
 	struct kube_counters cnt; /* atomic */
 	unsigned applied, refused;
+	/*
+	 * the resourceVersion through which every watched change is handled: its snapshot
+	 * applied or refused, or no snapshot needed (`ksteer lab wait` compares it)
+	 */
+	uint64_t handled_rv;
+	bool inflight; /* a snapshot published and not yet judged */
 	char kinds_line[1024];
 	char last_error[512];
 	uint64_t last_error_ms;
@@ -462,6 +468,31 @@ static bool all_synced(struct kube *k, bool *overflow)
 	return ok;
 }
 
+/*
+ * The resourceVersion every kind's watch has reached, the least of them (0: not a number).
+ * A server that numbers all its changes in one sequence, as etcd's revision does, sends
+ * each kind's events in order, so every change up to it has been read.
+ */
+static uint64_t seen_rv(struct kube *k)
+{
+	uint64_t min = 0;
+
+	for (int i = 0; i < KK_MAX; i++) {
+		struct watcher *w = &k->w[i];
+		char *end;
+		uint64_t v;
+
+		if (!w->synced || w->absent)
+			continue;
+		v = strtoull(w->st.rv, &end, 10);
+		if (!w->st.rv[0] || *end)
+			return 0;
+		if (!min || v < min)
+			min = v;
+	}
+	return min;
+}
+
 static void publish(struct kube *k)
 {
 	struct kube_snap *s = calloc(1, sizeof(*s));
@@ -471,9 +502,11 @@ static void publish(struct kube *k)
 		abort();
 	for (int i = 0; i < KK_MAX; i++)
 		kube_store_snap(&k->w[i].st, s);
+	s->rv = seen_rv(k);
 	pthread_mutex_lock(&k->mu);
 	kube_snap_free(k->pending); /* superseded before the agent took it */
 	k->pending = s;
+	k->inflight = true;
 	pthread_mutex_unlock(&k->mu);
 	CNT(k, snapshots);
 	memset(&k->burst, 0, sizeof(k->burst));
@@ -538,6 +571,15 @@ static void *run(void *arg)
 				publish(k);
 			else if (due > 0 && due < wait)
 				wait = due;
+			else if (due < 0 && k->first_sent) {
+				/* nothing to hand over: what was read needed no snapshot */
+				uint64_t rv = seen_rv(k);
+
+				pthread_mutex_lock(&k->mu);
+				if (!k->inflight && rv > k->handled_rv)
+					k->handled_rv = rv;
+				pthread_mutex_unlock(&k->mu);
+			}
 		}
 		curl_multi_poll(k->multi, NULL, 0, (int)wait, NULL);
 		curl_multi_perform(k->multi, &left);
@@ -632,14 +674,19 @@ struct kube_snap *kube_take(struct kube *k)
 	return s;
 }
 
-void kube_verdict(struct kube *k, bool applied)
+void kube_verdict(struct kube *k, const struct kube_snap *s, bool applied)
 {
 	pthread_mutex_lock(&k->mu);
 	if (applied)
 		k->applied++;
 	else
 		k->refused++;
+	if (s && s->rv > k->handled_rv)
+		k->handled_rv = s->rv;
+	k->inflight = k->pending != NULL;
 	pthread_mutex_unlock(&k->mu);
+	/* the watch thread may now count what needed no snapshot as handled */
+	curl_multi_wakeup(k->multi);
 }
 
 void kube_print_status(struct kube *k, FILE *f)
@@ -656,6 +703,7 @@ void kube_print_status(struct kube *k, FILE *f)
 		"kube counters lists %llu pages %llu watches %llu relists %llu gone %llu "
 		"reconnects %llu events %llu bookmarks %llu absent %llu errors %llu\n"
 		"kube snapshots %llu applied %u refused %u\n"
+		"kube handled resourceVersion %llu\n"
 		"kube last error %s",
 		k->cfg.server, k->cfg.source, k->node ? " node " : "", k->node ? k->node : "",
 		k->kinds_line[0] ? k->kinds_line : "(listing)", (unsigned long long)c.lists,
@@ -664,7 +712,7 @@ void kube_print_status(struct kube *k, FILE *f)
 		(unsigned long long)c.reconnects, (unsigned long long)c.events,
 		(unsigned long long)c.bookmarks, (unsigned long long)c.absent,
 		(unsigned long long)c.errors, (unsigned long long)c.snapshots, k->applied,
-		k->refused, k->last_error[0] ? k->last_error : "none");
+		k->refused, (unsigned long long)k->handled_rv, k->last_error[0] ? k->last_error : "none");
 	if (k->last_error[0])
 		fprintf(f, " (%llu s ago)",
 			(unsigned long long)((now_ms() - k->last_error_ms) / 1000));

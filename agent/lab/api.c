@@ -911,6 +911,7 @@ struct watch {
 	char *ls, *fs;
 	bool table, bookmarks, full;
 	uint64_t rv, deadline, next_bookmark, next_keepalive;
+	uint64_t bookmark_rv; /* the last bookmark's */
 	bool ended;
 	char *buf;
 	size_t len, off, cap;
@@ -1005,8 +1006,13 @@ static void w_fill(struct watch *w)
 	w->rv = st->rv;
 	store_unlock(st);
 	now = store_now_ms();
-	if (w->bookmarks && now >= w->next_bookmark) {
+	/*
+	 * at once when the cluster changed (other kinds too): a watcher then knows it has read
+	 * everything up to w->rv, which `ksteer lab wait` relies on; else every API_BOOKMARK_MS
+	 */
+	if (w->bookmarks && (now >= w->next_bookmark || w->rv > w->bookmark_rv)) {
 		w_bookmark(w, false);
+		w->bookmark_rv = w->rv;
 		w->next_bookmark = now + API_BOOKMARK_MS;
 	}
 	if (w->len > w->off)
@@ -1091,6 +1097,7 @@ static enum MHD_Result do_watch(struct api *a, struct target *t, struct MHD_Conn
 	} else {
 		w->rv = strtoull(rv, NULL, 10);
 	}
+	w->bookmark_rv = w->rv;
 	store_unlock(&a->st);
 	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, w_read, w, w_free);
 	if (!resp) {

@@ -2171,6 +2171,98 @@ static int api_namespace(const struct kclient *k, const char *ns)
 	return err;
 }
 
+/* The resourceVersion an agent's status says it has handled, or -1 (no answer, no line). */
+static long long agent_handled(const char *instance)
+{
+	static const char key[] = "kube handled resourceVersion ";
+	char *reply = NULL, *at;
+	long long v = -1;
+
+	if (!ctl_call(instance, "status\n", NULL, 0, &reply) && reply &&
+	    (at = strstr(reply, key)))
+		v = strtoll(at + sizeof(key) - 1, NULL, 10);
+	free(reply);
+	return v;
+}
+
+/*
+ * Waits until every agent of cluster c has handled every change the API holds now (its
+ * status's `kube handled resourceVersion` at or past the API's current one): what lab apply
+ * and lab wait return after. 0, or -ETIMEDOUT said with each agent's place.
+ */
+static int wait_handled(json_t *c, const struct kclient *k)
+{
+	const char *inst[256];
+	unsigned ni = 0, left;
+	long long target, got[256];
+	json_t *reply = NULL, *n;
+	size_t i;
+	int code, err;
+
+	err = kclient_call(k, "GET", "/api/v1/namespaces?limit=1", NULL, NULL, &code, &reply);
+	if (err || code != 200) {
+		fprintf(stderr, "Error: wait for the agents: the API server answered %d (%s)\n", code,
+			err ? strerror(-err) : "no list");
+		json_decref(reply);
+		return err ?: -EIO;
+	}
+	target = strtoll(jstr(json_object_get(reply, "metadata"), "resourceVersion"), NULL, 10);
+	json_decref(reply);
+	json_array_foreach(json_object_get(c, "nodes"), i, n)
+		if (ni < 255)
+			inst[ni++] = jstr(n, "instance");
+	if (json_is_true(json_object_get(c, "gateway")))
+		inst[ni++] = jstr(c, "gatewayInstance");
+	for (unsigned t = 0; t <= LAB_WAIT_MS / 20; t++) {
+		left = 0;
+		for (unsigned j = 0; j < ni; j++) {
+			got[j] = agent_handled(inst[j]);
+			left += got[j] < target;
+		}
+		if (!left)
+			return 0;
+		usleep(20 * 1000);
+	}
+	for (unsigned j = 0; j < ni; j++)
+		if (got[j] < target)
+			fprintf(stderr,
+				"Error: agent %s has handled the API's changes up to resourceVersion %lld, "
+				"not %lld, after %d s\n",
+				inst[j], got[j], target, LAB_WAIT_MS / 1000);
+	return -ETIMEDOUT;
+}
+
+/* `lab wait CLUSTER`: returns once every agent of the cluster has what its API holds. */
+static int lab_wait(int argc, char **argv)
+{
+	struct kclient kc;
+	struct lab lab;
+	json_t *c;
+	int err;
+
+	if (argc != 3)
+		return cli_usage("lab wait", stderr);
+	if (lab_open(&lab))
+		return 1;
+	c = find_cluster(&lab, argv[2]);
+	if (!c) {
+		fprintf(stderr, "Error: no cluster %s in the lab (ksteer lab status)\n", argv[2]);
+		lab_fini(&lab);
+		return 1;
+	}
+	if (kclient_of(c, &kc)) {
+		fprintf(stderr, "Error: cluster %s has no API server (ksteer lab up makes one)\n", argv[2]);
+		lab_fini(&lab);
+		return 1;
+	}
+	c = json_incref(c);
+	/* the API server takes the lab's lock for each change: not held while waiting */
+	lab_fini(&lab);
+	err = wait_handled(c, &kc);
+	json_decref(c);
+	return err ? 1 : 0;
+}
+
 static int lab_apply(int argc, char **argv)
 {
 	const char *ns = NULL, *sel = NULL, *file = NULL;
@@ -2209,6 +2301,7 @@ static int lab_apply(int argc, char **argv)
 		lab_fini(&lab);
 		return 1;
 	}
+	c = json_incref(c);
 	/* the API server takes the lab's lock for each change it makes: not held from here on */
 	lab_fini(&lab);
 	if (read_input(file, &buf, &len))
@@ -2264,7 +2357,11 @@ static int lab_apply(int argc, char **argv)
 		yaml_parser_delete(&ps);
 		err = bad;
 	}
+	/* as the lab always did: back once every agent of the cluster routes by the change */
+	if (!err && wait_handled(c, &kc))
+		err = 1;
 out:
+	json_decref(c);
 	free(buf);
 	diag_free(&diag);
 	return err;
@@ -2692,6 +2789,8 @@ int cmd_lab(int argc, char **argv)
 		return lab_apply(argc, argv);
 	if (!strcmp(sub, "exec"))
 		return lab_exec(argc, argv);
+	if (!strcmp(sub, "wait"))
+		return lab_wait(argc, argv);
 	if (!strcmp(sub, "env"))
 		return lab_env();
 	if (!strcmp(sub, "kubeconfig"))

@@ -5,6 +5,8 @@
 
 #define LAB_DIR "/run/ksteer-lab"
 #define LAB_CGROUP "ksteer-lab" /* under the cgroup2 mount */
+/* lab apply and lab wait: how long the agents may take to handle the API's changes */
+#define LAB_WAIT_MS 10000
 
 int lab_serve(int argc, char **argv);
 int cmd_lab(int argc, char **argv);
