@@ -399,8 +399,19 @@ static void registry_build(struct cctx *c)
 								arena_printf(c->a, "%s/%s", e->ns,
 									     ep->targetRef->name));
 
-							if (pod)
+							/*
+							 * the pod's labels (subsets), node (its
+							 * inbound side) and service account
+							 * (its identity), as for a selected pod
+							 */
+							if (pod) {
 								w->labels = res_labels(pod);
+								w->ns = pod->ns;
+								w->host_ip = pod->status
+										     ? pod->status->hostIP
+										     : NULL;
+								w->sa = pod_sa(pod->spec);
+							}
 						}
 					}
 				}
