@@ -48,6 +48,9 @@ $(cat "$f")
 EOF"
 		done
 	done
+	# kubectl returns when the API has a change; the agents get it through their watch
+	"$KSTEER" lab wait cluster1
+	"$KSTEER" lab wait cluster2
 	set +e
 } >"$tmp/steps" 2>&1 && ok "the scenario's kubectl steps ran ($(grep -c -E 'created|configured|labeled' "$tmp/steps") objects created or changed)" ||
 	{ set +e; bad "the scenario's kubectl steps" "$(tail -5 "$tmp/steps")"; }
