@@ -61,6 +61,9 @@ EOF"
 	done
 done
 cd "$top"
+# kubectl returns when the API has the objects; the agents get them through their watch
+run $K lab wait cluster1
+run $K lab wait cluster2
 run kubectl --context "$CTX_CLUSTER1" get pods -A -o wide
 run kubectl --context "$CTX_CLUSTER1" get virtualservices -n hello
 
