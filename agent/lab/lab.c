@@ -225,8 +225,37 @@ static int state_lock(struct lab *lab)
 	return 0;
 }
 
+static const char *jstr(json_t *o, const char *k);
+
+/*
+ * Each node's agentPid and the cluster's gatewayAgentPid, as before the lab played kubelet:
+ * the pid of the container that runs that instance now (tests signal and inspect it).
+ */
+static void agent_pids(json_t *st)
+{
+	size_t i, k, j;
+	json_t *c, *n, *pod;
+
+	json_array_foreach(json_object_get(st, "clusters"), i, c)
+	{
+		json_array_foreach(json_object_get(c, "pods"), j, pod)
+		{
+			const char *inst = jstr(pod, "instance");
+
+			if (!*inst || !json_is_true(json_object_get(pod, "kubelet")))
+				continue;
+			if (!strcmp(inst, jstr(c, "gatewayInstance")))
+				json_object_set(c, "gatewayAgentPid", json_object_get(pod, "serverPid"));
+			json_array_foreach(json_object_get(c, "nodes"), k, n)
+				if (!strcmp(inst, jstr(n, "instance")))
+					json_object_set(n, "agentPid", json_object_get(pod, "serverPid"));
+		}
+	}
+}
+
 static void state_save(struct lab *lab)
 {
+	agent_pids(lab->st);
 	if (json_dump_file(lab->st, STATE ".tmp", JSON_INDENT(1)) || rename(STATE ".tmp", STATE))
 		pr_warn("Error: save %s: %s\n", STATE, strerror(errno));
 }
