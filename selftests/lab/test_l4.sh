@@ -97,15 +97,21 @@ fi
 pin=/sys/fs/bpf/ksteer/$NODE
 links0=$(bpftool -j link show pinned "$pin/link_connect4" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 map0=$(bpftool -j map show pinned "$pin/ks_frontends" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-apid=$(python3 -c 'import json; print(json.load(open("/run/ksteer-lab/state.json"))["clusters"][0]["nodes"][0]["agentPid"])')
-mapfile -d '' cmd </proc/"$apid"/cmdline
+agent_pid() { python3 -c 'import json; print(json.load(open("/run/ksteer-lab/state.json"))["clusters"][0]["nodes"][0]["agentPid"])'; }
+apid=$(agent_pid)
+alog=/run/ksteer-lab/logs/$NODE.log
+logoff=$(stat -c %s "$alog")
 connects cluster1 hello/sleep "http://$VIP:5000/hello" 400 >"$tmp/restart" &
 load=$!
 sleep 0.5
 kill -9 "$apid"
-sleep 0.5
-"$KSTEER" "${cmd[@]:1}" >"$tmp/agent2.log" 2>&1 &
-started_pids+=($!)
+# the lab's kubelet starts the agent's container again, after its back-off (10 s the first time)
+for i in $(seq 300); do
+	npid=$(agent_pid)
+	[ "$npid" != "$apid" ] && "$KSTEER" status -i $NODE 2>/dev/null | grep -q '^last policy applied' && break
+	sleep 0.1
+done
+tail -c +$((logoff + 1)) "$alog" >"$tmp/agent2.log"
 wait $load
 links1=$(bpftool -j link show pinned "$pin/link_connect4" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 map1=$(bpftool -j map show pinned "$pin/ks_frontends" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
@@ -127,12 +133,14 @@ else
 	grep -q "bad.yaml:[0-9]*:[0-9]*: error: " "$tmp/badout" && ok "the agent refuses it too, with file:line" || bad "agent refusal" "$(cat "$tmp/badout")"
 fi
 # and a bad file dropped straight into the watched directory
-cp "$tmp/bad.yaml" /run/ksteer-lab/cluster1/policy/zz-bad.yaml
+# (the agent's --policy directory: its ConfigMap volume, which the lab's kubelet writes on the host)
+mesh=$(ls -d /run/ksteer-lab/cluster1/pods/*_ksteer-node-node1/volumes/mesh)
+cp "$tmp/bad.yaml" "$mesh/zz-bad.yaml"
 sleep 0.5
 "$KSTEER" status --instance $NODE >"$tmp/st" 2>&1
 grep -q "policy rejected" "$tmp/st" && ok "a bad file in the policy directory is rejected: $(grep last "$tmp/st")" || bad "bad file rejected" "$(cat "$tmp/st")"
 connects cluster1 hello/sleep "http://$VIP:5000/hello" 600 >"$tmp/after"
-rm -f /run/ksteer-lab/cluster1/policy/zz-bad.yaml
+rm -f "$mesh/zz-bad.yaml"
 if ! grep -q FAIL "$tmp/after" && within "$tmp/after" v1 50 8 && within "$tmp/after" v3 20 8; then
 	ok "routing unchanged after the bad policy ($(shares "$tmp/after"))"
 else
