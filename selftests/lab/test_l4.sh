@@ -97,10 +97,10 @@ fi
 pin=/sys/fs/bpf/ksteer/$NODE
 links0=$(bpftool -j link show pinned "$pin/link_connect4" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 map0=$(bpftool -j map show pinned "$pin/ks_frontends" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-agent_pid() { python3 -c 'import json; print(json.load(open("/run/ksteer-lab/state.json"))["clusters"][0]["nodes"][0]["agentPid"])'; }
+agent_pid() { python3 -c 'import json; print(json.load(open("/run/ksteer-lab/state.json"))["clusters"][0]["nodes"][0]["agentPid"])' 2>/dev/null; }
 apid=$(agent_pid)
 alog=/run/ksteer-lab/logs/$NODE.log
-logoff=$(stat -c %s "$alog")
+logoff=$(wc -c <"$alog")
 connects cluster1 hello/sleep "http://$VIP:5000/hello" 400 >"$tmp/restart" &
 load=$!
 sleep 0.5
