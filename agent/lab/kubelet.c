@@ -410,6 +410,8 @@ json_t *kubelet_launch(struct store *st, const struct kubelet_pod *p, json_t *sp
 		json_array_append_new(json_object_get(launch, "env"),
 				      json_sprintf("%s=%s", json_string_value(x),
 						   jstr(env, json_string_value(x))));
+	json_array_foreach(p->extra_env, i, x)
+		json_array_append(json_object_get(launch, "env"), x);
 	/* command and args, $(VAR) from the env; then the lab's own */
 	argv = json_object_get(launch, "argv");
 	json_array_foreach(json_object_get(ct, "command"), i, x)

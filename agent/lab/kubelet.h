@@ -28,6 +28,7 @@ struct kubelet_pod {
 	const char *cgroup; /* absolute: the cgroup the container runs in */
 	const char *log;
 	json_t *extra_args; /* appended after the container's args (the lab's departure) */
+	json_t *extra_env;  /* NAME=VALUE strings appended to its env (lab up's KSTEER_*) */
 };
 
 /* A pod the lab's kubelet runs: a container whose command is `ksteer`. */

@@ -672,6 +672,12 @@ static int lab_up(int argc, char **argv)
 	for (unsigned i = 0; i < n_limits; i++)
 		json_array_append_new(json_object_get(json_object_get(lab.st, "agentOpts"), "limits"),
 				      json_string(limits[i]));
+	/* the agents' own KSTEER_* tunables reach them as when lab up started them itself */
+	json_object_set_new(json_object_get(lab.st, "agentOpts"), "env", json_array());
+	for (char **e = environ; *e; e++)
+		if (!strncmp(*e, "KSTEER_", 7) && strlen(*e) < 4096)
+			json_array_append_new(json_object_get(json_object_get(lab.st, "agentOpts"), "env"),
+					      json_string(*e));
 	clusters = json_object_get(lab.st, "clusters");
 	mkdir(LAB_DIR "/logs", 0700);
 	state_save(&lab);
@@ -1195,7 +1201,8 @@ static int kubelet_pod_up(struct lab *lab, struct store *st, json_t *c, json_t *
 				   .host_ip = host_ip, .pod_ip = host_ip,
 				   .labels = json_object_get(pod, "labels"),
 				   .api_port = (int)jint(c, "apiPort"), .pod_dir = dir,
-				   .exe = lab->self, .cgroup = cg, .log = log, .extra_args = extra };
+				   .exe = lab->self, .cgroup = cg, .log = log, .extra_args = extra,
+				   .extra_env = json_object_get(json_object_get(lab->st, "agentOpts"), "env") };
 	launch = kubelet_launch(st, &kp, spec, err, len);
 	json_decref(extra);
 	if (!launch)
