@@ -76,12 +76,13 @@ grep -q "version: v1" <<<"$r" && ok "routing: sleep -> helloworld ($r)" || bad "
 
 # ---- restartPolicy Always ----
 kill -9 "$n1"
+# (the kubelet writes Ready from the readiness file on its next check, a second at most later)
 for i in $(seq 40); do
 	n2=$(agent_pid lab-cluster1-node1)
-	[ -n "$n2" ] && [ "$n2" != "$n1" ] && [ -e /run/ksteer-lab/lab-cluster1-node1.ready ] && break
+	rc=$(kubectl --context cluster1 -n ksteer-system get pod ksteer-node-node1 -o jsonpath='{.status.containerStatuses[0].restartCount} {.status.conditions[?(@.type=="Ready")].status}')
+	[ -n "$n2" ] && [ "$n2" != "$n1" ] && [ -e /run/ksteer-lab/lab-cluster1-node1.ready ] && [ "$rc" = "1 True" ] && break
 	sleep 0.5
 done
-rc=$(kubectl --context cluster1 -n ksteer-system get pod ksteer-node-node1 -o jsonpath='{.status.containerStatuses[0].restartCount} {.status.conditions[?(@.type=="Ready")].status}')
 [ "$n2" != "$n1" ] && [ "$rc" = "1 True" ] &&
 	ok "kill -9 of the node agent: started again by the lab's kubelet (pid $n1 -> $n2, restartCount 1, Ready)" ||
 	bad "restart after kill -9" "pid $n1 -> $n2" "status '$rc'" "$(tail -3 /run/ksteer-lab/logs/api-cluster1.log)"
