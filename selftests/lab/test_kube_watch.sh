@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 # `ksteer agent --kubeconfig`: an extra agent watches cluster1's API in the lab and
-# follows kubectl's creates, updates and deletes; a restarted API server (whose
-# event log starts anew: watches from before it get 410 Gone) is listed again,
-# and while it is down no policy is lost.
+# follows kubectl's creates, updates and deletes; while the API server is down
+# no policy is lost and after its restart changes are followed; an agent whose
+# resourceVersion was compacted away (4200 changes while it was frozen) gets
+# 410 Gone and lists again.
 . "$(dirname "$0")/lib.sh"
 need_root
 
@@ -152,21 +153,60 @@ fi
 	bad "failures counted while the API server is down" "errors $err0 -> $(kstat errors)"
 "$KSTEER" lab api start cluster1 >"$tmp/out" 2>&1 || bad "ksteer lab api start cluster1" "$(cat "$tmp/out")"
 until_ok 10 kc get namespaces >/dev/null || bad "the API server answers again" "$(cat "$tmp/out")"
-# the restarted server has no events from before it: watches from then get 410 and list again
-gone_up() { [ "$(kstat gone)" -gt "$gone0" ]; }
-if ms=$(until_ok 40 gone_up); then
-	ok "410 Gone after the restart: listed again ($ms ms; gone $gone0 -> $(kstat gone), relists $(kstat relists))"
-else
-	bad "410 Gone and a re-list after the restart" "$("$KSTEER" status -i kwatch | grep '^kube')"
-fi
-has "10.1.2.3:80" && has "10.1.2.4:80" && ok "after the re-list the policy is the same" ||
-	bad "after the re-list the policy is the same" "$(eps)"
+has "10.1.2.3:80" && has "10.1.2.4:80" && ok "after the restart the policy is the same" ||
+	bad "after the restart the policy is the same" "$(eps)"
 se 10.1.2.5 | kc apply -f - >"$tmp/out" 2>&1 || bad "kubectl apply after the restart" "$(cat "$tmp/out")"
 moved() { has "10.1.2.5:80" && lacks "10.1.2.3:80"; }
 if ms=$(until_ok 10 moved); then
 	ok "changes after the restart are followed ($ms ms)"
 else
 	bad "changes after the restart followed" "$(eps)" "$("$KSTEER" status -i kwatch | grep '^kube')"
+fi
+
+# -- a forced 410: the agent is frozen while the API restarts and then takes more changes than
+# its event log keeps (4096); the agent's resourceVersions are compacted away, its watches get
+# 410 Gone and it lists again (with bookmarks it otherwise resumes where it was, as from a real
+# apiserver whose history still holds its resourceVersion)
+gone0=$(kstat gone)
+rel0=$(kstat relists)
+kill -STOP "$agent"
+api_pid=$("$KSTEER" lab status -o json | python3 -c '
+import json, sys
+for c in json.load(sys.stdin)["clusters"]:
+    if c["name"] == "cluster1":
+        print(c.get("api", {}).get("pid") or c.get("apiPid", ""))')
+[ -n "$api_pid" ] && kill -9 "$api_pid" 2>/dev/null
+until_ok 5 api_dead >/dev/null
+"$KSTEER" lab api start cluster1 >"$tmp/out" 2>&1 || bad "ksteer lab api start cluster1 (again)" "$(cat "$tmp/out")"
+until_ok 10 kc get namespaces >/dev/null || bad "the API server answers again" "$(cat "$tmp/out")"
+kc create configmap -n kwatch churn --from-literal=i=0 >/dev/null 2>&1
+python3 - <<'PY' >"$tmp/churn" 2>&1 || bad "4200 patches" "$(tail -n 3 "$tmp/churn")"
+import http.client, os, ssl
+ctx = ssl.create_default_context(cafile="/run/ksteer-lab/cluster1/api/ca.pem")
+tok = open("/run/ksteer-lab/cluster1/api/token").read().strip()
+srv = [l.split()[-1] for l in open(os.environ["KUBECONFIG"]) if "server:" in l][0]
+host, port = srv.split("//")[1].split(":")
+c = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=10)
+for i in range(4200):
+    c.request("PATCH", "/api/v1/namespaces/kwatch/configmaps/churn", body='{"data":{"i":"%d"}}' % i,
+              headers={"Authorization": "Bearer " + tok, "Content-Type": "application/merge-patch+json"})
+    r = c.getresponse()
+    r.read()
+    assert r.status == 200, r.status
+PY
+se 10.1.2.6 | kc apply -f - >"$tmp/out" 2>&1 || bad "kubectl apply while the agent is frozen" "$(cat "$tmp/out")"
+kill -CONT "$agent"
+gone_up() { [ "$(kstat gone)" -gt "$gone0" ] && [ "$(kstat relists)" -gt "$rel0" ]; }
+if ms=$(until_ok 40 gone_up); then
+	ok "410 Gone after compaction: listed again ($ms ms; gone $gone0 -> $(kstat gone), relists $rel0 -> $(kstat relists))"
+else
+	bad "410 Gone and a re-list after compaction" "$("$KSTEER" status -i kwatch | grep '^kube')"
+fi
+moved6() { has "10.1.2.6:80" && lacks "10.1.2.5:80"; }
+if ms=$(until_ok 10 moved6); then
+	ok "the re-list brings the change made while the agent was away ($ms ms)"
+else
+	bad "the re-list brings the change made while the agent was away" "$(eps)"
 fi
 "$KSTEER" status -i kwatch | grep -q '^kube snapshots .* refused 0' &&
 	ok "no snapshot refused: $("$KSTEER" status -i kwatch | sed -n 's/^kube snapshots //p')" ||
