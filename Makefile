@@ -31,10 +31,12 @@ BPF_OBJ := $(BPF_SRC:bpf/%.bpf.c=$(OUT)/%.bpf.o)
 SKELS := $(BPF_SRC:bpf/%.bpf.c=$(OUT)/%.skel.h)
 UNIT_SRC := $(sort $(wildcard selftests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:selftests/unit/%.c=$(OUT)/unit/%)
+BPFTEST_SRC := $(sort $(wildcard selftests/bpf/test_*.c))
+BPFTEST_BIN := $(BPFTEST_SRC:selftests/bpf/%.c=$(OUT)/bpftest/%)
 
 .DELETE_ON_ERROR:
 .SECONDARY: $(BPF_OBJ) $(BPF_OBJ:.bpf.o=.tmp.bpf.o)
-.PHONY: all deps test unit unit-asan cli-test lab-test fuzz demo bench bench-connect vmlinux clean format image image-test image-push test-kernels
+.PHONY: all deps test unit bpf-test unit-asan cli-test lab-test fuzz demo bench bench-connect vmlinux clean format image image-test image-push test-kernels
 
 all: ksteer $(OUT)/ksteer.1
 
@@ -72,6 +74,10 @@ $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $(subst -,_,$*) > $@
 
 $(OUT)/unit/%: selftests/unit/%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) -lcmocka
+
+$(OUT)/bpftest/%: selftests/bpf/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) -lcmocka
 
@@ -118,6 +124,10 @@ vmlinux:
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; KSTEER_SHARED=$(SHARED) $$t; done
 
+# The socket programs one by one on real sockets in a fresh netns and cgroup (root).
+bpf-test: $(BPFTEST_BIN)
+	@set -e; for t in $(BPFTEST_BIN); do echo "== $$t"; $$t; done
+
 # The unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer.
 unit-asan:
 	@$(MAKE) --no-print-directory OUT=$(OUT)/asan SAN=1 unit
@@ -134,6 +144,7 @@ test:
 	@scripts/deps.sh
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory bpf-test
 	@$(MAKE) --no-print-directory unit-asan
 	@$(MAKE) --no-print-directory cli-test
 	@$(MAKE) --no-print-directory lab-test
