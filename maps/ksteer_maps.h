@@ -19,8 +19,10 @@
  * /sys/fs/bpf/ksteer/INSTANCE/ carry the same names. Layout 3 renamed
  * layout 2's ksteer_* maps (ksteer_guard_stats was cut to ksteer_guard_st).
  * Layout 4 made ks_dests and ks_backends arrays and added ks_fe_filter.
+ * Layout 5 moved what is fixed for an agent's life (its mark, the shim's
+ * address and ports) out of ks_config into the programs' read-only data.
  */
-#define KS_LAYOUT_VERSION 4
+#define KS_LAYOUT_VERSION 5
 
 /* Two generations of policy live side by side; ks_config.active picks one. */
 #define KS_GENERATIONS 2
@@ -93,15 +95,24 @@ struct ks_backend {
 #define KS_FILTER_SHIFT 20
 #define KS_FILTER_WORDS ((1u << KS_FILTER_SHIFT) / 64)
 
-/* ks_config: a single-entry array; the one word an image switch writes. */
+/*
+ * ks_config: a single-entry array of what changes while the programs run;
+ * an image switch writes the one word `active`. What is fixed for a loaded
+ * program (the agent's mark, the shim's address and ports) is its rodata:
+ * struct ks_knobs, set by the agent before load (bpftool map dump name
+ * ksteer_s.rodata shows it).
+ */
 struct ks_config {
 	__u32 layout_version; /* KS_LAYOUT_VERSION of whoever filled the maps */
 	__u32 active; /* generation the programs read, < KS_GENERATIONS */
+	__u32 sockmap; /* 1: app <-> shim sockets join ks_sockhash (sk_msg) */
+};
+
+struct ks_knobs {
 	struct ks_addr shim_addr; /* node-local shim outbound listener */
 	__be16 shim_port;
 	__be16 dns_port; /* pods' UDP/53 goes to shim_addr:dns_port; 0: left alone */
 	__u32 self_mark; /* SO_MARK of the agent's own sockets: never redirected */
-	__u32 sockmap; /* 1: app <-> shim sockets join ks_sockhash (sk_msg) */
 };
 
 /* ks_origdst: socket cookie -> what the application dialled (for the shim). */
@@ -225,7 +236,8 @@ _Static_assert(sizeof(struct ks_frontend_key) == 24, "ks_frontend_key layout");
 _Static_assert(sizeof(struct ks_frontend) == 24, "ks_frontend layout");
 _Static_assert(sizeof(struct ks_dest) == 16, "ks_dest layout");
 _Static_assert(sizeof(struct ks_backend) == 24, "ks_backend layout");
-_Static_assert(sizeof(struct ks_config) == 36, "ks_config layout");
+_Static_assert(sizeof(struct ks_config) == 12, "ks_config layout");
+_Static_assert(sizeof(struct ks_knobs) == 24, "ks_knobs layout");
 _Static_assert(sizeof(struct ks_origdst) == 24, "ks_origdst layout");
 _Static_assert(sizeof(struct ks_sock) == 24, "ks_sock layout");
 _Static_assert(sizeof(struct ks_peer_key) == 20, "ks_peer_key layout");

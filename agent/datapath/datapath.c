@@ -306,7 +306,7 @@ off:
 	return 0;
 }
 
-/* The gateway's splice: sk_skb verdict on ks_splice. */
+/* The gateway's splice: an sk_skb stream verdict (no parser) on ks_splice. */
 static void splice_setup(struct datapath *dp, const struct dp_opts *o)
 {
 	dp->splice_fd = dp->splice_peer_fd = -1;
@@ -318,9 +318,9 @@ static void splice_setup(struct datapath *dp, const struct dp_opts *o)
 		return;
 	}
 	if (bpf_prog_attach(bpf_program__fd(dp->skel->progs.ksteer_skb),
-			    bpf_map__fd(dp->skel->maps.ks_splice), BPF_SK_SKB_VERDICT, 0)) {
-		dp->splice = "off (attaching the sk_skb verdict failed)";
-		pr_warn("splice: attach sk_skb verdict: %s\n", strerror(errno));
+			    bpf_map__fd(dp->skel->maps.ks_splice), BPF_SK_SKB_STREAM_VERDICT, 0)) {
+		dp->splice = "off (attaching the sk_skb stream verdict failed)";
+		pr_warn("splice: attach sk_skb stream verdict: %s\n", strerror(errno));
 		return;
 	}
 	dp->splice_fd = bpf_map__fd(dp->skel->maps.ks_splice);
@@ -400,6 +400,11 @@ int dp_open(struct datapath *dp, const struct dp_opts *o)
 	snprintf(path, sizeof(path), "%s/ks_sockhash", dp->pin_dir);
 	bpf_map__set_pin_path(dp->skel->maps.ks_sockhash, path);
 
+	/* fixed for this program's life: constants to the verifier */
+	dp->skel->rodata->ks_knobs.self_mark = o->self_mark;
+	dp->skel->rodata->ks_knobs.shim_addr = o->shim_addr;
+	dp->skel->rodata->ks_knobs.shim_port = htons(o->shim_port);
+	dp->skel->rodata->ks_knobs.dns_port = htons(o->dns_port);
 	err = ksteer_sock__load(dp->skel);
 	if (err) {
 		pr_warn("Error: load BPF programs: %s\n", strerror(-err));
@@ -414,10 +419,6 @@ int dp_open(struct datapath *dp, const struct dp_opts *o)
 	if (bpf_map_lookup_elem(dp->fds[DP_CONFIG], &zero, &cfg))
 		memset(&cfg, 0, sizeof(cfg));
 	cfg.layout_version = KS_LAYOUT_VERSION;
-	cfg.self_mark = o->self_mark;
-	cfg.shim_addr = o->shim_addr;
-	cfg.shim_port = htons(o->shim_port);
-	cfg.dns_port = htons(o->dns_port);
 	cfg.sockmap = sockmap_setup(dp, o);
 	splice_setup(dp, o);
 	if (bpf_map_update_elem(dp->fds[DP_CONFIG], &zero, &cfg, BPF_ANY)) {
@@ -652,6 +653,8 @@ int dp_uninstall(const char *instance)
 
 int dp_open_pinned(const char *instance, int fds[DP_MAPS])
 {
+	struct bpf_map_info info = { 0 };
+	uint32_t len = sizeof(info);
 	char path[PATH_MAX + 64];
 
 	for (int i = 0; i < DP_MAPS; i++) {
@@ -666,6 +669,17 @@ int dp_open_pinned(const char *instance, int fds[DP_MAPS])
 				close(fds[i]);
 			return err;
 		}
+	}
+	/* another layout's ks_config would not fit the struct its readers look it up into */
+	if (bpf_obj_get_info_by_fd(fds[DP_CONFIG], &info, &len) ||
+	    info.value_size != sizeof(struct ks_config)) {
+		pr_warn("Error: pins of instance %s have another map layout (ks_config of %u bytes, "
+			"this ksteer has %zu): run 'ksteer uninstall -i %s' or the agent of that "
+			"version\n",
+			instance, info.value_size, sizeof(struct ks_config), instance);
+		for (int i = 0; i < DP_MAPS; i++)
+			close(fds[i]);
+		return -EPROTO;
 	}
 	return 0;
 }

@@ -9,7 +9,7 @@
 #ifndef KSTEER_PARSE_H
 #define KSTEER_PARSE_H
 
-#include "bpf/lib/route.h"
+#include "bpf/lib/addr.h"
 
 #define KS_ETH_P_IP 0x0800
 #define KS_ETH_P_IPV6 0x86DD

@@ -7,26 +7,7 @@
 #ifndef KSTEER_ROUTE_H
 #define KSTEER_ROUTE_H
 
-#ifndef __BPF__
-#include <bpf/bpf_endian.h>
-#ifndef __always_inline
-#define __always_inline inline __attribute__((always_inline))
-#endif
-#endif
-
-/* IPv4 as ::ffff:a.b.c.d, the one key form for connect4 and connect6 alike. */
-static __always_inline void ks_addr_from_v4(struct ks_addr *a, __be32 ip4)
-{
-	a->a[0] = 0;
-	a->a[1] = 0;
-	a->a[2] = bpf_htonl(0xffff);
-	a->a[3] = ip4;
-}
-
-static __always_inline int ks_addr_is_v4(const struct ks_addr *a)
-{
-	return a->a[0] == 0 && a->a[1] == 0 && a->a[2] == bpf_htonl(0xffff);
-}
+#include "bpf/lib/addr.h"
 
 /*
  * A frontend key's bit in its generation's ks_fe_filter: three rounds of
