@@ -152,17 +152,21 @@ test:
 	@echo "All tests passed."
 
 # Ratios against baselines measured in the same run (../shared/BENCH.md); RUNS=5 SECS=2.
-bench: ksteer $(OUT)/bench/pktgen $(OUT)/bench/sockhash $(OUT)/bench/connect
+bench: ksteer $(OUT)/bench/pktgen $(OUT)/bench/sockhash $(OUT)/bench/connect $(OUT)/bench/floor.bpf.o
 	@scripts/deps.sh bench
 	@bash scripts/bench.sh
 
 # Only the connect4/6 per-call rows (10k services, no lab): about 20 s.
-bench-connect: ksteer $(OUT)/bench/connect
+bench-connect: ksteer $(OUT)/bench/connect $(OUT)/bench/floor.bpf.o
 	@bash scripts/bench.sh connect4
 
 $(OUT)/bench/connect: selftests/bench/connect.c
 	@mkdir -p $(@D)
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
+
+$(OUT)/bench/floor.bpf.o: selftests/bench/floor.bpf.c vmlinux.h
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -MF $(OUT)/bench/floor.bpf.d -MT $@ -c $< -o $@
 
 $(OUT)/bench/pktgen: selftests/bench/pktgen.c
 	@mkdir -p $(@D)

@@ -24,6 +24,10 @@ cleanup() {
 	"$K" uninstall --instance ksb-c4 >/dev/null 2>&1 || true
 	[ -n "${stats_was:-}" ] && sysctl -qw kernel.bpf_stats_enabled="$stats_was"
 	ip netns del ksb-c4 2>/dev/null || true
+	if [ -d /sys/fs/bpf/ksb-floor ]; then
+		bpftool cgroup detach "$cg/ksb-c4" connect4 pinned /sys/fs/bpf/ksb-floor/floor_connect4 2>/dev/null || true
+		rm -rf /sys/fs/bpf/ksb-floor
+	fi
 	rmdir "$cg/ksb-c4" 2>/dev/null || true
 	ip netns del ksb-tx 2>/dev/null || true
 	ip netns del ksb-rx 2>/dev/null || true
@@ -110,8 +114,15 @@ c4_run() {
 }
 c4_id=$(c4_prog connect4)
 c6_id=$(c4_prog connect6)
+# the floor: a connect4 program that only returns, beside ksteer's on the same cgroup
+bpftool prog loadall "$PWD/.output/bench/floor.bpf.o" /sys/fs/bpf/ksb-floor
+bpftool cgroup attach "$cg/ksb-c4" connect4 pinned /sys/fs/bpf/ksb-floor/floor_connect4 multi
+floor_prog() { bpftool -j prog show pinned "/sys/fs/bpf/ksb-floor/$1" |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
+fc_id=$(floor_prog floor_connect4)
 stats_was=$(sysctl -n kernel.bpf_stats_enabled)
 sysctl -qw kernel.bpf_stats_enabled=1
+read -r fc_t0 fc_n0 <<<"$(c4_stats "$fc_id")"
 echo "-- connect4/6 run time per call, 10k services, $C4_CONNECTS connects per run"
 for r in $(seq "$RUNS"); do
 	c4_run "$c4_id" 10.96.0.0 10000 80 >>"$tmp/c4vip"
@@ -121,6 +132,7 @@ for r in $(seq "$RUNS"); do
 	echo "   run $r: connect4 VIP $(tail -1 "$tmp/c4vip")  not a VIP $(tail -1 "$tmp/c4miss")" \
 		" connect6 VIP $(tail -1 "$tmp/c6vip")  IPv4-mapped VIP $(tail -1 "$tmp/c6mapped") ns"
 done
+read -r fc_t1 fc_n1 <<<"$(c4_stats "$fc_id")"
 sysctl -qw kernel.bpf_stats_enabled="$stats_was"
 stats_was=
 kill "$agent_pid" && wait "$agent_pid" 2>/dev/null || true
@@ -135,6 +147,9 @@ c4_row "connect4 to a VIP (1 in 10 split 50/30/20)" "$tmp/c4vip"
 c4_row "connect4 to an address that is not a VIP" "$tmp/c4miss"
 c4_row "connect6 to an IPv6 VIP" "$tmp/c6vip"
 c4_row "connect6 to an IPv4-mapped VIP" "$tmp/c6mapped"
+per_call() { python3 -c "print(f'{($2 - $1) / max($4 - $3, 1):.0f}')"; }
+printf '| floor: a connect4 program that only returns (all runs) | %s | ns per call |\n' \
+	"$(per_call "$fc_t0" "$fc_t1" "$fc_n0" "$fc_n1")" >>"$tmp/c4rows"
 c4_table() {
 	echo "| program, 10k services loaded | median (min-max) | unit |"
 	echo "|---|---|---|"
