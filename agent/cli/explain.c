@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../compile/compile.h"
-#include "../policy/policy.h"
 #include "../shim/explain.h"
 #include "cli.h"
 
@@ -33,28 +31,16 @@ static int header_add(struct explain_req *rq, char *arg)
 }
 
 /* The plan of some policy files, as `ksteer check` compiles it: 0 or 1 (invalid). */
-static int explain_files(const char **paths, int n, const char *ns, const struct explain_req *rq,
-			 json_t **e, char *err, size_t len)
+static int explain_files(const struct cli_policy *in, const struct explain_req *rq, json_t **e,
+			 char *err, size_t len)
 {
-	struct diag diag = { 0 };
-	struct policy p;
-	struct plan plan;
+	struct cli_compiled cc;
 
-	policy_init(&p, &diag, ns);
-	for (int i = 0; i < n; i++)
-		policy_load_path(&p, paths[i]);
-	policy_validate(&p);
-	memset(&plan, 0, sizeof(plan));
-	if (!diag.errors)
-		plan_compile(&plan, &p, &diag);
-	diag_print(&diag, stderr);
-	if (diag.errors)
-		snprintf(err, len, "%u error(s) in the policy: nothing to explain", diag.errors);
+	if (cli_compile(&cc, in, false))
+		snprintf(err, len, "%u error(s) in the policy: nothing to explain", cc.diag.errors);
 	else
-		*e = explain(&plan, rq, err, len);
-	plan_free(&plan);
-	policy_free(&p);
-	diag_free(&diag);
+		*e = explain(&cc.plan, rq, err, len);
+	cli_compiled_free(&cc);
 	return *e ? 0 : 1;
 }
 
@@ -85,11 +71,12 @@ int cmd_explain(int argc, char **argv)
 		{ "request", required_argument, NULL, 'X' },  { "header", required_argument, NULL, 'H' },
 		{ "output", required_argument, NULL, 'o' },    { NULL, 0, NULL, 0 },
 	};
-	const char *instance = NULL, *ns = NULL, *out = "text", *paths[64];
+	const char *instance = NULL, *out = "text", *paths[64];
+	struct cli_policy in = { .paths = paths, .max = 64 };
 	struct explain_req rq;
 	char err[512] = "";
 	json_t *e = NULL;
-	int npaths = 0, c, rc;
+	int c, rc;
 
 	memset(&rq, 0, sizeof(rq));
 	optind = 1;
@@ -99,14 +86,9 @@ int cmd_explain(int argc, char **argv)
 			instance = optarg;
 			break;
 		case 'f':
-			if (npaths == (int)(sizeof(paths) / sizeof(paths[0]))) {
-				fprintf(stderr, "Error: too many -f\n");
-				return 2;
-			}
-			paths[npaths++] = optarg;
-			break;
 		case 'n':
-			ns = optarg;
+			if (cli_policy_opt(&in, c, optarg))
+				return 2;
 			break;
 		case 'p':
 			rq.pod = optarg;
@@ -127,7 +109,7 @@ int cmd_explain(int argc, char **argv)
 			return cli_usage("explain", stderr);
 		}
 	}
-	if (optind != argc - 1 || !instance == !npaths) {
+	if (optind != argc - 1 || !instance == !in.npaths) {
 		fprintf(stderr, "Error: give one URL and either -i NAME or -f PATH...\n");
 		return cli_usage("explain", stderr);
 	}
@@ -137,7 +119,7 @@ int cmd_explain(int argc, char **argv)
 	if (instance) {
 		rc = explain_agent(instance, &rq, &e);
 	} else {
-		rc = explain_files(paths, npaths, ns, &rq, &e, err, sizeof(err));
+		rc = explain_files(&in, &rq, &e, err, sizeof(err));
 		if (rc)
 			fprintf(stderr, "Error: %s\n", err);
 	}

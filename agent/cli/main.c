@@ -5,9 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../compile/compile.h"
 #include "../lib/log.h"
-#include "../policy/policy.h"
 #include "../lab/lab.h"
 #include "../lab/api.h"
 #include "cli.h"
@@ -24,25 +22,18 @@ static int cmd_check(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *ns = NULL, *out = "text";
-	const char *paths[256];
-	int npaths = 0, strict = 0, quiet = 0, c, rc = 1;
-	struct diag diag = { 0 };
-	struct policy p;
-	struct plan plan;
+	const char *out = "text", *paths[256];
+	struct cli_policy in = { .paths = paths, .max = 256 };
+	int strict = 0, quiet = 0, c, rc;
+	struct cli_compiled cc;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "n:f:o:q", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
-			ns = optarg;
-			break;
 		case 'f':
-			if (npaths == (int)(sizeof(paths) / sizeof(paths[0]))) {
-				fprintf(stderr, "Error: too many -f\n");
+			if (cli_policy_opt(&in, c, optarg))
 				return 2;
-			}
-			paths[npaths++] = optarg;
 			break;
 		case 'o':
 			out = optarg;
@@ -61,38 +52,23 @@ static int cmd_check(int argc, char **argv)
 			return cli_usage("check", stderr);
 		}
 	}
-	for (; optind < argc && npaths < 256; optind++)
-		paths[npaths++] = argv[optind];
-	if (!npaths) {
+	for (; optind < argc && in.npaths < in.max; optind++)
+		paths[in.npaths++] = argv[optind];
+	if (!in.npaths) {
 		fprintf(stderr, "Error: no input: give -f FILE, -f DIR or -f -\n");
 		return cli_usage("check", stderr);
 	}
-	policy_init(&p, &diag, ns);
-	for (int i = 0; i < npaths; i++)
-		policy_load_path(&p, paths[i]);
-	policy_validate(&p);
-	memset(&plan, 0, sizeof(plan));
-	if (!diag.errors)
-		plan_compile(&plan, &p, &diag);
-	if (strict)
-		diag_promote(&diag);
-	diag_print(&diag, stderr);
-	if (diag.errors) {
-		fprintf(stderr, "%u error(s), %u warning(s): nothing applied\n", diag.errors,
-			diag.warnings);
-		goto out;
-	}
-	if (!quiet) {
+	rc = cli_compile(&cc, &in, strict) ? 1 : 0;
+	if (rc) {
+		fprintf(stderr, "%u error(s), %u warning(s): nothing applied\n", cc.diag.errors,
+			cc.diag.warnings);
+	} else if (!quiet) {
 		if (!strcmp(out, "json"))
-			plan_print_json(&plan, stdout);
+			plan_print_json(&cc.plan, stdout);
 		else
-			plan_print_text(&plan, stdout);
+			plan_print_text(&cc.plan, stdout);
 	}
-	rc = 0;
-out:
-	plan_free(&plan);
-	policy_free(&p);
-	diag_free(&diag);
+	cli_compiled_free(&cc);
 	return rc;
 }
 

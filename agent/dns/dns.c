@@ -28,9 +28,8 @@ static enum dns_verdict bare_error(const uint8_t *q, size_t qlen, uint8_t rcode,
 	return DNS_REPLY;
 }
 
-/* Addresses of a mesh host: its frontends' VIPs, each once. Returns how many the host has. */
-static unsigned host_addrs(const struct plan *plan, const char *name, const struct ks_addr **v,
-			   unsigned cap, bool *known)
+unsigned dns_host_addrs(const struct plan *plan, const char *name, const struct ks_addr **v,
+			unsigned cap, bool *known)
 {
 	unsigned n = 0;
 
@@ -247,7 +246,7 @@ enum dns_verdict dns_answer(const struct plan *plan, const uint8_t *q, size_t ql
 			    uint8_t **out, size_t *out_len)
 {
 	ldns_pkt *qp = NULL, *rp = NULL;
-	const struct ks_addr *addrs[16];
+	const struct ks_addr *addrs[DNS_MAX_ADDRS];
 	enum dns_verdict v = DNS_DROP;
 	ldns_rr *qr;
 	ldns_rr_type type;
@@ -276,7 +275,7 @@ enum dns_verdict dns_answer(const struct plan *plan, const uint8_t *q, size_t ql
 	len = strlen(name);
 	if (len > 1 && name[len - 1] == '.')
 		name[len - 1] = 0;
-	n = host_addrs(plan, name, addrs, 16, &known);
+	n = dns_host_addrs(plan, name, addrs, DNS_MAX_ADDRS, &known);
 	if (!known && !under(name, "cluster.local") && forward_ok) {
 		v = DNS_FORWARD;
 		goto out;

@@ -23,6 +23,13 @@ enum dns_verdict {
 	DNS_DROP,    /* not even a DNS header: nothing to answer */
 };
 
+#define DNS_MAX_ADDRS 16 /* records in one answer: a name's VIPs past these are not given */
+
+/* The addresses of a mesh host: its frontends' VIPs in the plan's order, each once, at most cap
+ * in v; returns how many. *known: some frontend has this host (NOERROR, even without VIPs). */
+unsigned dns_host_addrs(const struct plan *plan, const char *name, const struct ks_addr **v,
+			unsigned cap, bool *known);
+
 /* Answers one query; the caller frees *out. forward_ok: an upstream exists. */
 enum dns_verdict dns_answer(const struct plan *plan, const uint8_t *q, size_t qlen, int forward_ok,
 			    uint8_t **out, size_t *out_len);

@@ -1364,24 +1364,35 @@ static json_t *pod_object(json_t *pod, json_t *spec)
 			    json_string(jstr(pod, "node")));
 	json_object_set_new(json_object_get(o, "status"), "hostIP",
 			    json_string(jstr(pod, "hostIP")));
-	if (*jstr(pod, "owner")) {
-		/* a Deployment's pod, as Kubernetes makes it: owned by its ReplicaSet DEPLOY-HASH
-		 * (Istio's metrics name the workload after the Deployment by this) */
-		json_t *meta = json_object_get(o, "metadata");
-		json_t *labels = json_deep_copy(json_object_get(meta, "labels"));
-
-		if (!json_is_object(labels)) {
-			json_decref(labels);
-			labels = json_object();
-		}
-		json_object_set_new(labels, "pod-template-hash", json_string(LAB_TEMPLATE_HASH));
-		json_object_set_new(meta, "labels", labels);
-		json_object_set_new(meta, "ownerReferences",
-				    json_pack("[{s:s, s:s, s:s+, s:b}]", "apiVersion", "apps/v1",
-					      "kind", "ReplicaSet", "name", jstr(pod, "owner"),
-					      "-" LAB_TEMPLATE_HASH, "controller", 1));
-	}
 	return o;
+}
+
+/*
+ * A new pod's owner, as Kubernetes sets it: a Deployment's pods belong to its ReplicaSet
+ * DEPLOY-HASH and carry pod-template-hash (Istio's metrics name the workload after the
+ * Deployment by this); other controllers own their pods themselves.
+ */
+static void pod_owner_set(json_t *meta, json_t *owner)
+{
+	json_t *om = json_object_get(owner, "metadata"), *labels;
+	bool rs = !strcmp(jstr(owner, "kind"), "Deployment");
+
+	json_object_set_new(meta, "ownerReferences",
+			    json_pack("[{s:s, s:s, s:s+, s:O, s:b, s:b}]", "apiVersion",
+				      rs ? "apps/v1" : jstr(owner, "apiVersion"), "kind",
+				      rs ? "ReplicaSet" : jstr(owner, "kind"), "name", jstr(om, "name"),
+				      rs ? "-" LAB_TEMPLATE_HASH : "", "uid", json_object_get(om, "uid"),
+				      "controller", 1, "blockOwnerDeletion", 1));
+	if (!rs)
+		return;
+	/* a copy: the metadata shares its labels with the lab's pod */
+	labels = json_deep_copy(json_object_get(meta, "labels"));
+	if (!json_is_object(labels)) {
+		json_decref(labels);
+		labels = json_object();
+	}
+	json_object_set_new(labels, "pod-template-hash", json_string(LAB_TEMPLATE_HASH));
+	json_object_set_new(meta, "labels", labels);
 }
 
 /* Takes a pod away: its server, namespace, resolv.conf and cgroup. */
@@ -1918,28 +1929,8 @@ int lab_sync(struct store *st, const char *cluster, char *err, size_t len)
 		{
 			json_t *o = pod_api_object(pod, spec, meta);
 
-			if (json_is_object(owner) && !meta) {
-				json_t *om = json_object_get(owner, "metadata"),
-				       *pm = json_object_get(o, "metadata"), *labels;
-				bool rs = !strcmp(jstr(owner, "kind"), "Deployment");
-
-				/*
-				 * as Kubernetes makes them: a Deployment's pods belong to its
-				 * ReplicaSet DEPLOY-HASH and carry pod-template-hash (Istio's
-				 * metrics name the workload after the Deployment by this)
-				 */
-				json_object_set_new(pm, "ownerReferences",
-						    json_pack("[{s:s, s:s, s:s+, s:O, s:b, s:b}]", "apiVersion",
-							      rs ? "apps/v1" : jstr(owner, "apiVersion"), "kind",
-							      rs ? "ReplicaSet" : jstr(owner, "kind"), "name",
-							      jstr(om, "name"), rs ? "-" LAB_TEMPLATE_HASH : "",
-							      "uid", json_object_get(om, "uid"), "controller", 1,
-							      "blockOwnerDeletion", 1));
-				labels = json_object_get(pm, "labels");
-				if (rs && json_is_object(labels))
-					json_object_set_new(labels, "pod-template-hash",
-							    json_string(LAB_TEMPLATE_HASH));
-			}
+			if (json_is_object(owner) && !meta)
+				pod_owner_set(json_object_get(o, "metadata"), owner);
 			if (stored)
 				json_object_set(json_object_get(o, "metadata"), "resourceVersion",
 						json_object_get(json_object_get(stored, "metadata"), "resourceVersion"));

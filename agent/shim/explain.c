@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../dns/dns.h"
+
 /* A pod's resolver: ndots 5 and Kubernetes' search list for its namespace. */
 #define RESOLV_NDOTS 5
 
@@ -74,29 +76,24 @@ bad:
 	return -EINVAL;
 }
 
-/* The first VIP (IPv4 first, as the A query comes first) of a mesh host's frontends. */
-static const struct c_vip *host_vip(const struct plan *plan, const char *name)
+/* The address a pod connects to for a mesh host: the first IPv4 VIP the mesh DNS gives it (the
+ * A query comes first), else its first; NULL when it has none. */
+static const struct ks_addr *host_vip(const struct plan *plan, const char *name)
 {
-	const struct c_vip *any = NULL;
+	const struct ks_addr *v[DNS_MAX_ADDRS];
+	unsigned n;
+	bool known;
 
-	for (uint32_t i = 0; i < plan->n_fes; i++) {
-		const struct c_frontend *fe = &plan->fes[i];
-
-		if (fe->gateway || !fe->host || strcasecmp(fe->host, name))
-			continue;
-		for (uint32_t k = 0; k < fe->n_vips; k++) {
-			if (addr_is_v4(&fe->vips[k].ka))
-				return &fe->vips[k];
-			if (!any)
-				any = &fe->vips[k];
-		}
-	}
-	return any;
+	n = dns_host_addrs(plan, name, v, DNS_MAX_ADDRS, &known);
+	for (unsigned i = 0; i < n; i++)
+		if (addr_is_v4(v[i]))
+			return v[i];
+	return n ? v[0] : NULL;
 }
 
 /* What the pod's resolver asks the mesh DNS, in order, until a name has an address. */
-static const struct c_vip *resolve(const struct plan *plan, const char *name, const char *ns,
-				   char *fqdn, size_t len)
+static const struct ks_addr *resolve(const struct plan *plan, const char *name, const char *ns,
+				     char *fqdn, size_t len)
 {
 	char cand[5][300];
 	unsigned n = 0, dots = 0;
@@ -111,7 +108,7 @@ static const struct c_vip *resolve(const struct plan *plan, const char *name, co
 	if (dots < RESOLV_NDOTS)
 		snprintf(cand[n++], sizeof(cand[0]), "%s", name);
 	for (unsigned i = 0; i < n; i++) {
-		const struct c_vip *v = host_vip(plan, cand[i]);
+		const struct ks_addr *v = host_vip(plan, cand[i]);
 
 		if (v) {
 			snprintf(fqdn, len, "%s", cand[i]);
@@ -309,7 +306,7 @@ json_t *explain(const struct plan *plan, const struct explain_req *rq, char *err
 	const char *ns = "default", *slash;
 	const struct c_frontend *fe;
 	const struct c_route *r = NULL;
-	const struct c_vip *vip = NULL;
+	const struct ks_addr *vip = NULL;
 	struct ks_addr addr;
 	char fqdn[300] = "", a[INET6_ADDRSTRLEN], nsbuf[256];
 	struct url u;
@@ -347,7 +344,7 @@ json_t *explain(const struct plan *plan, const struct explain_req *rq, char *err
 			json_object_set_new(e, "carrier", json_string("none"));
 			return e;
 		}
-		addr = vip->ka;
+		addr = *vip;
 		json_object_set_new(e, "resolved",
 				    json_pack("{ss,ss,ss}", "name", fqdn, "address",
 					      addr_str(&addr, a, sizeof(a)), "how",

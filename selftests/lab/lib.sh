@@ -25,6 +25,17 @@ finish() {
 	[ "$fail" -eq 0 ]
 }
 
+# A lab of this test's own: whatever lab is up goes down, then lab up ARGS; when that fails
+# the test ends there (bad "lab up ARGS", with lab up's output).
+lab_fresh() { # [LAB UP ARGS...]
+	"$KSTEER" lab down >/dev/null 2>&1
+	if ! "$KSTEER" lab up "$@" >"$tmp/up" 2>&1; then
+		bad "lab up${*:+ $*}" "$(cat "$tmp/up")"
+		finish
+		exit 1
+	fi
+}
+
 need_root() {
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "FAIL the lab tests need root (network namespaces, cgroups, BPF); run as root" >&2

@@ -8,8 +8,7 @@
 need_root
 N=${EXPLAIN_REQUESTS:-300}
 
-"$KSTEER" lab down >/dev/null 2>&1
-"$KSTEER" lab up >"$tmp/up" 2>&1 || { bad "lab up" "$(cat "$tmp/up")"; finish; exit 1; }
+lab_fresh
 scenario_kit "$tmp/kit"
 scenario_apply "$tmp/kit" cluster1 cluster2 hello service=helloworld version=v1 version=v2 version=v3 &&
 	"$KSTEER" lab apply cluster1 -n hello -f "$EX/tcp-echo.yaml" >>"$tmp/apply" 2>&1 &&

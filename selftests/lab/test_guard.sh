@@ -22,8 +22,7 @@ cg=$(awk '$9 == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
 cgdir=$cg/ksteer-guard-test
 trap 'guard_cleanup; cleanup' EXIT
 
-"$KSTEER" lab down >/dev/null 2>&1
-"$KSTEER" lab up >"$tmp/up" 2>&1 || { bad "lab up" "$(cat "$tmp/up")"; finish; exit 1; }
+lab_fresh
 eval "$("$KSTEER" lab env)"
 for f in "$scen"/cluster2/*.yaml; do "$KSTEER" lab apply cluster2 -n hello -f "$f" >>"$tmp/apply" 2>&1 || bad "apply $f" "$(cat "$tmp/apply")"; done
 "$KSTEER" status --instance lab-cluster2-gateway | grep -q "^guard wan (\(native\|generic\) XDP); [1-9][0-9]* allowed networks" &&

@@ -16,8 +16,7 @@ CPU_MAX=20     # percent of one CPU an agent may use while only hostile connecti
 FD_MAX=16384   # descriptors the node's agent may hold (it must not keep one per attacker connection)
 
 command -v slowhttptest >/dev/null || { bad "slowhttptest installed (scripts/deps.sh)"; finish; exit 1; }
-"$KSTEER" lab down >/dev/null 2>&1
-"$KSTEER" lab up >"$tmp/up" 2>&1 || { bad "lab up" "$(cat "$tmp/up")"; finish; exit 1; }
+lab_fresh
 shim_routes >"$tmp/routes.yaml"
 # the attacker is hello/sleep, the bystander other/sleep: two pods on the same node
 {

@@ -54,8 +54,7 @@ tally() {
 }
 
 # ---- sockmap on: straight to the pod, then the local path ----
-"$KSTEER" lab down >/dev/null 2>&1
-"$KSTEER" lab up >"$tmp/up" 2>&1 || { bad "lab up" "$(cat "$tmp/up")"; finish; exit 1; }
+lab_fresh
 setup_local || bad "apply helloworld v1, sleep and the routes" "$(cat "$tmp/apply")"
 HW=$(vip cluster1 hello helloworld)
 V1=$(podip helloworld-v1)
@@ -87,8 +86,7 @@ else
 fi
 
 # ---- sockmap off: the local path again ----
-"$KSTEER" lab down >/dev/null 2>&1
-"$KSTEER" lab up --no-sockmap >"$tmp/up" 2>&1 || { bad "lab up --no-sockmap" "$(cat "$tmp/up")"; finish; exit 1; }
+lab_fresh --no-sockmap
 setup_local || bad "apply helloworld v1, sleep and the routes (no sockmap)" "$(cat "$tmp/apply")"
 HW=$(vip cluster1 hello helloworld)
 "$KSTEER" status --instance $NODE | grep -q "^sockmap off" && ok "sockmap off on the node" ||

@@ -8,8 +8,7 @@
 need_root
 N=${SCENARIO_REQUESTS:-200}
 command -v kubectl >/dev/null || { bad "no kubectl on this machine"; finish; exit 1; }
-"$KSTEER" lab down >/dev/null 2>&1
-"$KSTEER" lab up >"$tmp/up" 2>&1 || { bad "lab up" "$(cat "$tmp/up")"; finish; exit 1; }
+lab_fresh
 eval "$("$KSTEER" lab env)"
 [ -n "${KUBECONFIG:-}" ] && [ "$CTX_CLUSTER1" = cluster1 ] && [ "$CTX_CLUSTER2" = cluster2 ] &&
 	ok "lab env: KUBECONFIG=$KUBECONFIG, CTX_CLUSTER1/2" || bad "lab env" "$("$KSTEER" lab env)"

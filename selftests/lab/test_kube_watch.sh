@@ -24,12 +24,7 @@ if ! command -v kubectl >/dev/null; then
 	finish
 	exit 1
 fi
-"$KSTEER" lab down >/dev/null 2>&1
-if ! "$KSTEER" lab up >"$tmp/up" 2>&1; then
-	bad "lab up" "$(cat "$tmp/up")"
-	finish
-	exit 1
-fi
+lab_fresh
 ok "lab up"
 eval "$("$KSTEER" lab env)"
 if [ -z "${KUBECONFIG:-}" ] || ! kubectl --context cluster1 get namespaces >"$tmp/ns" 2>&1; then

@@ -5,12 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 need_root
 
-"$KSTEER" lab down >/dev/null 2>&1
-if ! "$KSTEER" lab up >"$tmp/up" 2>&1; then
-	bad "lab up" "$(cat "$tmp/up")"
-	finish
-	exit 1
-fi
+lab_fresh
 ok "lab up"
 for f in "$EX/helloworld.yaml" "$EX/sleep.yaml" "$EX/helloworld-l4-split.yaml"; do
 	"$KSTEER" lab apply cluster1 -n hello -f "$f" >"$tmp/apply" 2>&1 || bad "apply $(basename "$f")" "$(cat "$tmp/apply")"

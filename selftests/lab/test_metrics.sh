@@ -55,8 +55,7 @@ pwait() { # NETNS PORT QUERY WANT
 	echo "$v"
 }
 
-"$KSTEER" lab down >/dev/null 2>&1
-"$KSTEER" lab up >"$tmp/up" 2>&1 || { bad "lab up" "$(cat "$tmp/up")"; finish; exit 1; }
+lab_fresh
 scenario_kit "$tmp/kit"
 scenario_apply "$tmp/kit" cluster1 cluster2 hello service=helloworld version=v1 version=v2 version=v3 &&
 	ok "the scenario applied" || bad "apply the scenario" "$(cat "$tmp/apply")"

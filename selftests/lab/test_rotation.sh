@@ -6,8 +6,7 @@
 need_root
 SECS=${ROTATION_SECONDS:-12}
 
-"$KSTEER" lab down >/dev/null 2>&1
-"$KSTEER" lab up --cert-ttl 4s >"$tmp/up" 2>&1 || { bad "lab up --cert-ttl 4s" "$(cat "$tmp/up")"; finish; exit 1; }
+lab_fresh --cert-ttl 4s
 scenario_kit "$tmp/kit"
 scenario_apply "$tmp/kit" cluster1 cluster2 hello service=helloworld version=v1 version=v2 version=v3 || bad "apply the scenario" "$(cat "$tmp/apply")"
 

@@ -36,8 +36,7 @@ PY
 clusters_of() { python3 -c 'import re,sys; print(" ".join(sorted(set(re.findall(r"cluster: (\S+)", open(sys.argv[1]).read())))))' "$1"; }
 
 # ---- 1. the scenario as written ----
-"$KSTEER" lab down >/dev/null 2>&1
-"$KSTEER" lab up >"$tmp/up" 2>&1 || { bad "lab up" "$(cat "$tmp/up")"; finish; exit 1; }
+lab_fresh
 scenario_kit "$tmp/kit"
 scenario_apply "$tmp/kit" cluster1 cluster2 hello service=helloworld version=v1 version=v2 version=v3 &&
 	ok "the scenario's files applied as written (CLUSTER2_GW_ADDR from ksteer lab env)" ||

@@ -9,8 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 need_root
 
-"$KSTEER" lab down >/dev/null 2>&1
-"$KSTEER" lab up >"$tmp/up" 2>&1 || { bad "lab up" "$(cat "$tmp/up")"; finish; exit 1; }
+lab_fresh
 eval "$("$KSTEER" lab env)"
 {
 	"$KSTEER" lab apply cluster1 -n sample -f "$EX/sleep.yaml" &&

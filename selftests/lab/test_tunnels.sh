@@ -13,8 +13,7 @@ need_root
 scenario_kit "$tmp/kit"
 idle_ms=20000
 
-"$KSTEER" lab down >/dev/null 2>&1
-KSTEER_TUNNEL_IDLE_MS=$idle_ms "$KSTEER" lab up >"$tmp/up" 2>&1 || { bad "lab up" "$(cat "$tmp/up")"; finish; exit 1; }
+KSTEER_TUNNEL_IDLE_MS=$idle_ms lab_fresh
 scenario_apply "$tmp/kit" cluster1 cluster2 hello service=helloworld version=v1 version=v2 version=v3 ||
 	bad "apply the scenario" "$(cat "$tmp/apply")"
 gw() { shimstat lab-cluster2-gateway "$1"; }
