@@ -194,7 +194,7 @@ image-push: image
 	@OUT=$(OUT) bash scripts/image.sh push $(DEST)
 
 # The objects, unit and lab tests on Debian's stock kernels under qemu (selftests/kernels/).
-test-kernels: ksteer $(UNIT_BIN)
+test-kernels: ksteer $(UNIT_BIN) $(BPFTEST_BIN)
 	@scripts/deps.sh kernels
 	@OUT=$(OUT) SHARED=$(SHARED) bash selftests/kernels/run.sh
 

@@ -102,6 +102,13 @@ for t in "$OUT"/unit/test_*; do
 	if run "$n" "$t"; then row "unit: $n" ok; else row "unit: $n" FAIL "rc=$?"; fi
 done
 
+# the socket programs one by one (selftests/bpf): rewrites, getpeername, counters on this kernel
+for t in "$OUT"/bpftest/test_*; do
+	[ -x "$t" ] || continue
+	n=$(basename "$t")
+	if run "$n" "$t"; then row "bpf: $n" ok; else row "bpf: $n" FAIL "rc=$?"; fi
+done
+
 for t in $LAB_TESTS; do
 	run "$t" env KSTEER="$OUT/ksteer" SHARED="$SHARED" bash "$TOP/selftests/lab/$t" |
 		tee /tmp/lab.out
