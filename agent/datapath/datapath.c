@@ -671,8 +671,16 @@ int dp_open_pinned(const char *instance, int fds[DP_MAPS])
 		}
 	}
 	/* another layout's ks_config would not fit the struct its readers look it up into */
-	if (bpf_obj_get_info_by_fd(fds[DP_CONFIG], &info, &len) ||
-	    info.value_size != sizeof(struct ks_config)) {
+	if (bpf_obj_get_info_by_fd(fds[DP_CONFIG], &info, &len)) {
+		int err = -errno;
+
+		pr_warn("Error: read the info of ks_config of instance %s: %s\n", instance,
+			strerror(errno));
+		for (int i = 0; i < DP_MAPS; i++)
+			close(fds[i]);
+		return err;
+	}
+	if (info.value_size != sizeof(struct ks_config)) {
 		pr_warn("Error: pins of instance %s have another map layout (ks_config of %u bytes, "
 			"this ksteer has %zu): run 'ksteer uninstall -i %s' or the agent of that "
 			"version\n",

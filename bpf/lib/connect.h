@@ -13,14 +13,14 @@
 
 #define KS_IPPROTO_UDP 17
 
-/* What a rewritten socket dialled, for getpeername (and sockops, for the shim); 0 or -1. */
+/* What a rewritten socket dialled, for getpeername (and sockops, for the shim); 0 or -ENOMEM. */
 static __always_inline int remember(struct bpf_sock *sk, const struct ks_addr *addr, __be16 port,
 				    __u32 frontend_id, __u32 flags)
 {
 	struct ks_sock *st = bpf_sk_storage_get(&ks_sock, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 
 	if (!st)
-		return -1;
+		return -12; /* -ENOMEM */
 	st->orig_addr = *addr;
 	st->orig_port = port;
 	st->frontend_id = frontend_id;
