@@ -3,7 +3,8 @@
  * The socket programs, program by program, in the kernel selftests' sock_addr
  * style: a policy compiled by the agent's own compiler and written by its own
  * datapath code into a fresh cgroup, then real sockets of this process (moved
- * into that cgroup, in a fresh network namespace) dial addresses. Each row
+ * into that cgroup, in a fresh network namespace; the shim's listener made
+ * from a second cgroup, the agent's) dial addresses. Each row
  * says what was dialled and what must follow: the listener that accepts (the
  * rewrite), what getpeername shows, which connect counter moved. Needs root
  * and BPF: it fails, naming what is missing, rather than skip.
@@ -35,7 +36,8 @@
 static struct datapath dp;
 static char instance[32];
 static bool dp_up;
-static char cg_dir[PATH_MAX], cg_home[PATH_MAX], cg_mount[PATH_MAX];
+/* the pods' cgroup, where connects are routed, and the agent's own (the shim's sockets) */
+static char cg_dir[PATH_MAX], cg_agent[PATH_MAX], cg_home[PATH_MAX], cg_mount[PATH_MAX];
 static struct batch batch;
 
 /* Two services in the kernel, one weighted, one without endpoints, one for the shim. */
@@ -294,14 +296,28 @@ static void apply(const char *yaml)
 	assert_int_equal(dp_apply(&dp, &batch.plan.img, &gen), 0);
 }
 
+static int join_cgroup(const char *rel)
+{
+	char path[PATH_MAX + 32], pid[32];
+
+	snprintf(path, sizeof(path), "%s/%s/cgroup.procs", cg_mount, rel);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	if (write_file(path, pid)) {
+		fprintf(stderr, "test_sock_addr: join %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static int setup(void **state)
 {
 	struct dp_opts o = {
+	    .sockmap = true,
 	    .self_mark = SELF_MARK,
 	    .shim_port = SHIM_PORT,
 	    .dns_port = DNS_PORT,
 	};
-	char path[PATH_MAX + 32], pid[32];
+	char path[PATH_MAX + 32];
 
 	(void)state;
 	if (geteuid()) {
@@ -320,21 +336,16 @@ static int setup(void **state)
 		return -1;
 	}
 	snprintf(cg_dir, sizeof(cg_dir), "ksteer-bpftest-%d", (int)getpid());
-	snprintf(path, sizeof(path), "%s/%s", cg_mount, cg_dir);
-	if (mkdir(path, 0755)) {
-		fprintf(stderr, "test_sock_addr: mkdir %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	snprintf(path, sizeof(path), "%s/%s/cgroup.procs", cg_mount, cg_dir);
-	snprintf(pid, sizeof(pid), "%d", (int)getpid());
-	if (write_file(path, pid)) {
-		fprintf(stderr, "test_sock_addr: join %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	for (size_t i = 0; i < N_LISTEN; i++)
-		if ((listeners[i] = listen_on(listen_addrs[i], 80)) < 0)
+	snprintf(cg_agent, sizeof(cg_agent), "ksteer-bpftest-%d-agent", (int)getpid());
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", cg_mount, i ? cg_agent : cg_dir);
+		if (mkdir(path, 0755)) {
+			fprintf(stderr, "test_sock_addr: mkdir %s: %s\n", path, strerror(errno));
 			return -1;
-	if ((listeners[N_LISTEN] = listen_on(SHIM_ADDR, SHIM_PORT)) < 0)
+		}
+	}
+	/* as the agent: its shim's listener, and the datapath (sockops on its own cgroup) */
+	if (join_cgroup(cg_agent) || (listeners[N_LISTEN] = listen_on(SHIM_ADDR, SHIM_PORT)) < 0)
 		return -1;
 	sweep_dead_runs();
 	snprintf(instance, sizeof(instance), INSTANCE_PREFIX "%d", (int)getpid());
@@ -346,6 +357,12 @@ static int setup(void **state)
 		return -1;
 	}
 	dp_up = true;
+	/* as a pod from here on */
+	if (join_cgroup(cg_dir))
+		return -1;
+	for (size_t i = 0; i < N_LISTEN; i++)
+		if ((listeners[i] = listen_on(listen_addrs[i], 80)) < 0)
+			return -1;
 	return 0;
 }
 
@@ -366,6 +383,8 @@ static int teardown(void **state)
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
 	write_file(path, pid);
 	snprintf(path, sizeof(path), "%s/%s", cg_mount, cg_dir);
+	rmdir(path);
+	snprintf(path, sizeof(path), "%s/%s", cg_mount, cg_agent);
 	rmdir(path);
 	return 0;
 }
@@ -628,6 +647,69 @@ static void test_dns_redirect(void **state)
 	printf("ok   UDP/53 to 192.0.2.53 answered by %s:%u, seen from %s\n", SHIM_ADDR, DNS_PORT, a);
 }
 
+/* Reads what arrives on fd within 1 s; fails naming who got nothing. */
+static void expect_bytes(int fd, const char *want, const char *who)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	char buf[64];
+	ssize_t n;
+
+	if (poll(&p, 1, 1000) != 1)
+		fail_msg("sockmap: %s received nothing within 1 s", who);
+	n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+	if (n < 0)
+		fail_msg("sockmap: %s: recv: %s", who, strerror(errno));
+	buf[n] = 0;
+	if (strcmp(buf, want))
+		fail_msg("sockmap: %s received \"%s\", expected \"%s\"", who, buf, want);
+}
+
+/*
+ * sockops puts both ends of an app <-> shim connection in ks_sockhash (the
+ * app's on the pods' cgroup, the shim's on the agent's), and sk_msg hands
+ * each message straight to the other end, both ways.
+ */
+static void test_sockmap(void **state)
+{
+	uint64_t before[KS_STAT_MAX], after[KS_STAT_MAX];
+	struct sockaddr_storage ss;
+	socklen_t n = sa_of("240.0.0.4", 80, &ss);
+	struct pollfd p = {.fd = listeners[N_LISTEN], .events = POLLIN};
+	int c, a;
+
+	(void)state;
+	if (strcmp(dp.sockmap, "on"))
+		fail_msg("sockmap is %s", dp.sockmap);
+	apply(policy_a);
+	stats(before);
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(c, (struct sockaddr *)&ss, n), 0);
+	if (poll(&p, 1, 1000) != 1)
+		fail_msg("sockmap: the shim's listener has no connection");
+	a = accept(listeners[N_LISTEN], NULL, NULL);
+	assert_true(a >= 0);
+	stats(after);
+	if (after[KS_STAT_SOCKMAP_ADDED] - before[KS_STAT_SOCKMAP_ADDED] != 2)
+		fail_msg("sockmap_added moved by %llu, expected 2 (app and shim ends)",
+			 (unsigned long long)(after[KS_STAT_SOCKMAP_ADDED] -
+					      before[KS_STAT_SOCKMAP_ADDED]));
+	assert_int_equal(send(c, "ping", 4, 0), 4);
+	expect_bytes(a, "ping", "the shim");
+	assert_int_equal(send(a, "pong", 4, 0), 4);
+	expect_bytes(c, "pong", "the app");
+	stats(after);
+	if (after[KS_STAT_SOCKMAP_REDIRECTED] - before[KS_STAT_SOCKMAP_REDIRECTED] != 2 ||
+	    after[KS_STAT_SOCKMAP_PLAIN] != before[KS_STAT_SOCKMAP_PLAIN])
+		fail_msg("sockmap_redirected moved by %llu (expected 2), sockmap_plain by %llu (expected 0)",
+			 (unsigned long long)(after[KS_STAT_SOCKMAP_REDIRECTED] -
+					      before[KS_STAT_SOCKMAP_REDIRECTED]),
+			 (unsigned long long)(after[KS_STAT_SOCKMAP_PLAIN] -
+					      before[KS_STAT_SOCKMAP_PLAIN]));
+	close(a);
+	close(c);
+	printf("ok   app <-> shim: both ends in ks_sockhash, ping and pong redirected by sk_msg\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -636,6 +718,7 @@ int main(void)
 	    cmocka_unit_test(test_generation_switch),
 	    cmocka_unit_test(test_shim_origdst),
 	    cmocka_unit_test(test_dns_redirect),
+	    cmocka_unit_test(test_sockmap),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
