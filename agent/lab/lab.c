@@ -2260,31 +2260,45 @@ static int wait_handled(json_t *c, const struct kclient *k)
 }
 
 /* `lab wait CLUSTER`: returns once every agent of the cluster has what its API holds. */
+/*
+ * The cluster NAME's state (a new reference) and a client of its API server, or NULL after
+ * saying why. The lab is not held from here on: its API server takes the lab's lock for
+ * each change it makes.
+ */
+static json_t *cluster_client(const char *name, struct kclient *kc)
+{
+	struct lab lab;
+	json_t *c;
+
+	if (lab_open(&lab))
+		return NULL;
+	c = find_cluster(&lab, name);
+	if (!c) {
+		fprintf(stderr, "Error: no cluster %s in the lab (ksteer lab status)\n", name);
+		lab_fini(&lab);
+		return NULL;
+	}
+	if (kclient_of(c, kc)) {
+		fprintf(stderr, "Error: cluster %s has no API server (ksteer lab up makes one)\n", name);
+		lab_fini(&lab);
+		return NULL;
+	}
+	c = json_incref(c);
+	lab_fini(&lab);
+	return c;
+}
+
 static int lab_wait(int argc, char **argv)
 {
 	struct kclient kc;
-	struct lab lab;
 	json_t *c;
 	int err;
 
 	if (argc != 3)
 		return cli_usage("lab wait", stderr);
-	if (lab_open(&lab))
+	c = cluster_client(argv[2], &kc);
+	if (!c)
 		return 1;
-	c = find_cluster(&lab, argv[2]);
-	if (!c) {
-		fprintf(stderr, "Error: no cluster %s in the lab (ksteer lab status)\n", argv[2]);
-		lab_fini(&lab);
-		return 1;
-	}
-	if (kclient_of(c, &kc)) {
-		fprintf(stderr, "Error: cluster %s has no API server (ksteer lab up makes one)\n", argv[2]);
-		lab_fini(&lab);
-		return 1;
-	}
-	c = json_incref(c);
-	/* the API server takes the lab's lock for each change: not held while waiting */
-	lab_fini(&lab);
 	err = wait_handled(c, &kc);
 	json_decref(c);
 	return err ? 1 : 0;
@@ -2295,7 +2309,6 @@ static int lab_apply(int argc, char **argv)
 	const char *ns = NULL, *sel = NULL, *file = NULL;
 	struct diag diag = { 0 };
 	struct policy p;
-	struct lab lab;
 	struct kclient kc;
 	json_t *c;
 	char *buf = NULL;
@@ -2315,22 +2328,9 @@ static int lab_apply(int argc, char **argv)
 	}
 	if (argc < 3 || !file)
 		return cli_usage("lab apply", stderr);
-	if (lab_open(&lab))
+	c = cluster_client(argv[2], &kc);
+	if (!c)
 		return 1;
-	c = find_cluster(&lab, argv[2]);
-	if (!c) {
-		fprintf(stderr, "Error: no cluster %s in the lab (ksteer lab status)\n", argv[2]);
-		lab_fini(&lab);
-		return 1;
-	}
-	if (kclient_of(c, &kc)) {
-		fprintf(stderr, "Error: cluster %s has no API server (ksteer lab up makes one)\n", argv[2]);
-		lab_fini(&lab);
-		return 1;
-	}
-	c = json_incref(c);
-	/* the API server takes the lab's lock for each change it makes: not held from here on */
-	lab_fini(&lab);
 	if (read_input(file, &buf, &len))
 		goto out;
 	/* the whole file validated first, with its file:line: a bad one changes nothing */
