@@ -141,3 +141,24 @@ spec:
   - route: [{destination: {host: helloworld, subset: v1}}]
 Y
 }
+
+# api_churn NAMESPACE: 4,200 merge patches to ConfigMap churn in NAMESPACE of cluster1 (KUBECONFIG),
+# more changes than the lab API's watch log holds (4,096): older resourceVersions are compacted away
+api_churn() {
+	kubectl --context cluster1 create configmap -n "$1" churn --from-literal=i=0 >/dev/null 2>&1
+	NS=$1 python3 - <<'PY' >"$tmp/churn" 2>&1 || bad "4200 patches" "$(tail -n 3 "$tmp/churn")"
+import http.client, os, ssl
+ctx = ssl.create_default_context(cafile="/run/ksteer-lab/cluster1/api/ca.pem")
+tok = open("/run/ksteer-lab/cluster1/api/token").read().strip()
+srv = [l.split()[-1] for l in open(os.environ["KUBECONFIG"]) if "server:" in l][0]
+host, port = srv.split("//")[1].split(":")
+c = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=10)
+path = "/api/v1/namespaces/%s/configmaps/churn" % os.environ["NS"]
+for i in range(4200):
+    c.request("PATCH", path, body='{"data":{"i":"%d"}}' % i,
+              headers={"Authorization": "Bearer " + tok, "Content-Type": "application/merge-patch+json"})
+    r = c.getresponse()
+    r.read()
+    assert r.status == 200, r.status
+PY
+}

@@ -112,21 +112,7 @@ api() { # PATH [curl args]
 		"https://127.0.0.1:$(kubectl config view -o jsonpath='{.clusters[?(@.name=="cluster1")].cluster.server}' | sed 's/.*://')$p"
 }
 # more changes than the watch log holds (4096): resourceVersion 1 is compacted away
-kubectl --context cluster1 create configmap -n default churn --from-literal=i=0 >/dev/null 2>&1
-python3 - <<'PY' >"$tmp/churn" 2>&1 || bad "4200 patches" "$(tail -3 "$tmp/churn")"
-import http.client, os, ssl
-ctx = ssl.create_default_context(cafile="/run/ksteer-lab/cluster1/api/ca.pem")
-tok = open("/run/ksteer-lab/cluster1/api/token").read().strip()
-srv = [l.split()[-1] for l in open(os.environ["KUBECONFIG"]) if "server:" in l][0]
-host, port = srv.split("//")[1].split(":")
-c = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=10)
-for i in range(4200):
-    c.request("PATCH", "/api/v1/namespaces/default/configmaps/churn", body='{"data":{"i":"%d"}}' % i,
-              headers={"Authorization": "Bearer " + tok, "Content-Type": "application/merge-patch+json"})
-    r = c.getresponse()
-    r.read()
-    assert r.status == 200, r.status
-PY
+api_churn default
 w=$(api "/api/v1/namespaces/hello/pods?watch=1&resourceVersion=1&timeoutSeconds=2")
 [[ $w == *'"type":"ERROR"'*'"reason":"Expired"'*'"code":410'* ]] && ok "a watch from a compacted resourceVersion: ERROR 410 Expired" ||
 	bad "watch 410" "$w"

@@ -174,21 +174,7 @@ for c in json.load(sys.stdin)["clusters"]:
 until_ok 5 api_dead >/dev/null
 "$KSTEER" lab api start cluster1 >"$tmp/out" 2>&1 || bad "ksteer lab api start cluster1 (again)" "$(cat "$tmp/out")"
 until_ok 10 kc get namespaces >/dev/null || bad "the API server answers again" "$(cat "$tmp/out")"
-kc create configmap -n kwatch churn --from-literal=i=0 >/dev/null 2>&1
-python3 - <<'PY' >"$tmp/churn" 2>&1 || bad "4200 patches" "$(tail -n 3 "$tmp/churn")"
-import http.client, os, ssl
-ctx = ssl.create_default_context(cafile="/run/ksteer-lab/cluster1/api/ca.pem")
-tok = open("/run/ksteer-lab/cluster1/api/token").read().strip()
-srv = [l.split()[-1] for l in open(os.environ["KUBECONFIG"]) if "server:" in l][0]
-host, port = srv.split("//")[1].split(":")
-c = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=10)
-for i in range(4200):
-    c.request("PATCH", "/api/v1/namespaces/kwatch/configmaps/churn", body='{"data":{"i":"%d"}}' % i,
-              headers={"Authorization": "Bearer " + tok, "Content-Type": "application/merge-patch+json"})
-    r = c.getresponse()
-    r.read()
-    assert r.status == 200, r.status
-PY
+api_churn kwatch
 se 10.1.2.6 | kc apply -f - >"$tmp/out" 2>&1 || bad "kubectl apply while the agent is frozen" "$(cat "$tmp/out")"
 kill -CONT "$agent"
 gone_up() { [ "$(kstat gone)" -gt "$gone0" ] && [ "$(kstat relists)" -gt "$rel0" ]; }
