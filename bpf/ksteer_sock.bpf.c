@@ -78,14 +78,37 @@ int ksteer_connect6(struct bpf_sock_addr *ctx)
 	return ret;
 }
 
+/*
+ * What a rewritten socket dialled: from its storage when it went to the shim
+ * or the resolver, from the ks_peers ring when it was routed in the kernel.
+ */
+static __always_inline int dialled(struct bpf_sock_addr *ctx, struct ks_addr *addr, __be16 *port)
+{
+	struct ks_sock *st = bpf_sk_storage_get(&ks_sock, ctx->sk, NULL, 0);
+	struct ks_peer *p;
+
+	if (st && (st->flags & KS_SOCK_REWRITTEN)) {
+		*addr = st->orig_addr;
+		*port = st->orig_port;
+		return 1;
+	}
+	p = peer_of(ctx);
+	if (!p)
+		return 0;
+	*addr = p->addr;
+	*port = p->port;
+	return 1;
+}
+
 SEC("cgroup/getpeername4")
 int ksteer_getpeer4(struct bpf_sock_addr *ctx)
 {
-	struct ks_sock *st = bpf_sk_storage_get(&ks_sock, ctx->sk, NULL, 0);
+	struct ks_addr addr;
+	__be16 port;
 
-	if (st && (st->flags & KS_SOCK_REWRITTEN) && ks_addr_is_v4(&st->orig_addr)) {
-		ctx->user_ip4 = st->orig_addr.a[3];
-		ctx->user_port = st->orig_port;
+	if (dialled(ctx, &addr, &port) && ks_addr_is_v4(&addr)) {
+		ctx->user_ip4 = addr.a[3];
+		ctx->user_port = port;
 	}
 	return 1;
 }
@@ -93,14 +116,15 @@ int ksteer_getpeer4(struct bpf_sock_addr *ctx)
 SEC("cgroup/getpeername6")
 int ksteer_getpeer6(struct bpf_sock_addr *ctx)
 {
-	struct ks_sock *st = bpf_sk_storage_get(&ks_sock, ctx->sk, NULL, 0);
+	struct ks_addr addr;
+	__be16 port;
 
-	if (st && (st->flags & KS_SOCK_REWRITTEN)) {
-		ctx->user_ip6[0] = st->orig_addr.a[0];
-		ctx->user_ip6[1] = st->orig_addr.a[1];
-		ctx->user_ip6[2] = st->orig_addr.a[2];
-		ctx->user_ip6[3] = st->orig_addr.a[3];
-		ctx->user_port = st->orig_port;
+	if (dialled(ctx, &addr, &port)) {
+		ctx->user_ip6[0] = addr.a[0];
+		ctx->user_ip6[1] = addr.a[1];
+		ctx->user_ip6[2] = addr.a[2];
+		ctx->user_ip6[3] = addr.a[3];
+		ctx->user_port = port;
 	}
 	return 1;
 }

@@ -21,8 +21,11 @@
  * Layout 4 made ks_dests and ks_backends arrays and added ks_fe_filter.
  * Layout 5 moved what is fixed for an agent's life (its mark, the shim's
  * address and ports) out of ks_config into the programs' read-only data.
+ * Layout 6 replaced ks_fe_filter with ks_fe_slots (a frontend found in one
+ * cache line) and, for getpeername, ks_sock storage of routed sockets with
+ * the ks_peers ring.
  */
-#define KS_LAYOUT_VERSION 5
+#define KS_LAYOUT_VERSION 6
 
 /* Two generations of policy live side by side; ks_config.active picks one. */
 #define KS_GENERATIONS 2
@@ -86,14 +89,55 @@ struct ks_backend {
 };
 
 /*
- * ks_fe_filter: per generation a bitmap of 2^KS_FILTER_SHIFT bits (an array
- * of __u64 words, generation g's first word at g * KS_FILTER_WORDS), one bit
- * set per frontend key at ks_fe_bit() (bpf/lib/route.h). A clear bit means
- * "not a frontend" without a hash lookup: most connects are not to a VIP, and
- * 256 KB stays in cache where the frontends' hash table does not.
+ * ks_fe_slots: what connect reads, one 64-byte line per frontend. Per
+ * generation an open-addressing table of 2^KS_SLOT_SHIFT slots (generation g's
+ * first at g << KS_SLOT_SHIFT); a key's home is ks_fe_slot_home()
+ * (bpf/lib/route.h) and it lies in the first free slot of the
+ * KS_SLOT_PROBES from its home, wrapping. A lookup stops at a free slot (not
+ * a frontend); a key with no free slot in its window stays only in
+ * ks_frontends and marks its home KS_SLOT_OVERFLOW, where a lookup that found
+ * nothing in the window asks the hash. The slot carries the frontend and its
+ * first destination, so a route to one destination reads no ks_dests.
+ * ks_frontends (the hash) holds every frontend: what tools read.
+ * ks_fe_used is the table's occupancy, a bit per slot (generation g's first
+ * word at g * KS_SLOT_WORDS): a free home is "not a frontend" from 16 KB that
+ * stay in cache, where the table's 8 MB do not.
  */
-#define KS_FILTER_SHIFT 20
-#define KS_FILTER_WORDS ((1u << KS_FILTER_SHIFT) / 64)
+#define KS_SLOT_SHIFT 17
+#define KS_SLOTS (1u << KS_SLOT_SHIFT)
+#define KS_SLOT_WORDS (KS_SLOTS / 64)
+#define KS_SLOT_PROBES 4
+
+enum ks_slot_state {
+	KS_SLOT_USED = 1u << 0,
+	KS_SLOT_OVERFLOW = 1u << 1, /* a key homed here lies only in ks_frontends */
+};
+
+struct ks_fe_slot {
+	struct ks_addr addr;
+	__be16 port;
+	__u8 proto;
+	__u8 state; /* enum ks_slot_state; 0: free */
+	struct ks_frontend fe;
+	struct ks_dest first; /* ks_dests[fe.dest_first], when fe.dest_count > 0 */
+	__u32 pad[1];
+};
+
+/*
+ * ks_peers: what a routed socket dialled, for getpeername, at slot
+ * cookie % KS_PEERS (the socket's cookie is a counter: a slot is reused by
+ * the KS_PEERS-th socket given a cookie after it). A socket still open after
+ * that many newer ones were routed shows its backend to getpeername.
+ */
+#define KS_PEERS_SHIFT 18
+#define KS_PEERS (1u << KS_PEERS_SHIFT)
+
+struct ks_peer {
+	__u64 cookie; /* 0: free */
+	struct ks_addr addr;
+	__be16 port;
+	__u16 pad[3];
+};
 
 /*
  * ks_config: a single-entry array of what changes while the programs run;
@@ -123,7 +167,7 @@ struct ks_origdst {
 	__u32 frontend_id;
 };
 
-/* ks_sock (socket storage): what a redirected socket dialled, for getpeername */
+/* ks_sock (socket storage): what a socket sent to the shim or the resolver dialled */
 enum ks_sock_flags {
 	KS_SOCK_REWRITTEN = 1u << 0,
 	KS_SOCK_TO_SHIM = 1u << 1, /* sockops records its 4-tuple in ks_origdst */
@@ -234,6 +278,8 @@ _Static_assert(sizeof(struct ks_splice) == 16, "ks_splice layout");
 _Static_assert(sizeof(struct ks_addr) == 16, "ks_addr layout");
 _Static_assert(sizeof(struct ks_frontend_key) == 24, "ks_frontend_key layout");
 _Static_assert(sizeof(struct ks_frontend) == 24, "ks_frontend layout");
+_Static_assert(sizeof(struct ks_fe_slot) == 64, "ks_fe_slot layout");
+_Static_assert(sizeof(struct ks_peer) == 32, "ks_peer layout");
 _Static_assert(sizeof(struct ks_dest) == 16, "ks_dest layout");
 _Static_assert(sizeof(struct ks_backend) == 24, "ks_backend layout");
 _Static_assert(sizeof(struct ks_config) == 12, "ks_config layout");

@@ -993,6 +993,35 @@ static struct c_frontend *fe_new(struct cctx *c)
 	return fe;
 }
 
+/*
+ * Each frontend key's slot in ks_fe_slots: the first free one of the
+ * KS_SLOT_PROBES from its home, in key order; KS_SLOT_NONE when its window
+ * is full (it is then found through ks_frontends, and its home is marked).
+ */
+static void slots_place(struct cctx *c, struct c_image *img)
+{
+	uint64_t *used = arena_array(c->a, KS_SLOTS / 64, sizeof(*used));
+
+	img->slots = arena_array(c->a, img->n_fes ? img->n_fes : 1, sizeof(*img->slots));
+	img->n_overflow = 0;
+	for (uint32_t i = 0; i < img->n_fes; i++) {
+		const struct ks_frontend_key *k = &img->fe_keys[i];
+		uint32_t home = ks_fe_slot_home(&k->addr, k->port, k->proto);
+
+		img->slots[i] = KS_SLOT_NONE;
+		for (uint32_t j = 0; j < KS_SLOT_PROBES; j++) {
+			uint32_t at = (home + j) & (KS_SLOTS - 1);
+
+			if (!(used[at / 64] & 1ull << (at % 64))) {
+				used[at / 64] |= 1ull << (at % 64);
+				img->slots[i] = at;
+				break;
+			}
+		}
+		img->n_overflow += img->slots[i] == KS_SLOT_NONE;
+	}
+}
+
 static void frontends_build(struct cctx *c)
 {
 	/* Service ports */
@@ -1134,13 +1163,7 @@ static int image_build(struct cctx *c)
 	img->n_fes = n_keys;
 	img->n_dests = n_dests;
 	img->n_backends = n_be;
-	img->filter = arena_array(c->a, KS_FILTER_WORDS, sizeof(*img->filter));
-	for (uint32_t i = 0; i < n_keys; i++) {
-		const struct ks_frontend_key *k = &img->fe_keys[i];
-		uint32_t bit = ks_fe_bit(&k->addr, k->port, k->proto);
-
-		img->filter[bit / 64] |= 1ull << (bit % 64);
-	}
+	slots_place(c, img);
 	return c->failed ? -EINVAL : 0;
 }
 
@@ -1499,7 +1522,7 @@ unsigned char *image_serialize(const struct c_image *img, size_t *len)
 {
 	size_t n = 16 + img->n_fes * (sizeof(struct ks_frontend_key) + sizeof(struct ks_frontend)) +
 		   img->n_dests * sizeof(struct ks_dest) +
-		   img->n_backends * sizeof(struct ks_backend) + KS_FILTER_WORDS * sizeof(uint64_t);
+		   img->n_backends * sizeof(struct ks_backend) + img->n_fes * sizeof(uint32_t);
 	unsigned char *buf = malloc(n), *p = buf;
 	uint32_t hdr[4] = { KS_LAYOUT_VERSION, img->n_fes, img->n_dests, img->n_backends };
 
@@ -1519,10 +1542,8 @@ unsigned char *image_serialize(const struct c_image *img, size_t *len)
 	if (img->n_backends)
 		memcpy(p, img->backends, img->n_backends * sizeof(*img->backends));
 	p += img->n_backends * sizeof(*img->backends);
-	if (img->filter)
-		memcpy(p, img->filter, KS_FILTER_WORDS * sizeof(uint64_t));
-	else
-		memset(p, 0, KS_FILTER_WORDS * sizeof(uint64_t));
+	if (img->n_fes)
+		memcpy(p, img->slots, img->n_fes * sizeof(uint32_t));
 	*len = n;
 	return buf;
 }

@@ -117,6 +117,8 @@ struct c_frontend {
 	const char *gateway; /* set for routes bound to a Gateway server, not to the mesh */
 };
 
+#define KS_SLOT_NONE UINT32_MAX
+
 struct c_image {
 	struct ks_frontend_key *fe_keys;
 	struct ks_frontend *fes;
@@ -125,7 +127,8 @@ struct c_image {
 	uint32_t n_dests;
 	struct ks_backend *backends;
 	uint32_t n_backends;
-	uint64_t *filter; /* KS_FILTER_WORDS words: ks_fe_filter's bitmap of the fe_keys */
+	uint32_t *slots; /* per fe_key: its slot in its generation's ks_fe_slots, or KS_SLOT_NONE */
+	uint32_t n_overflow; /* fe_keys with KS_SLOT_NONE: found through ks_frontends */
 };
 
 /* A Pod with an address: who a connection comes from, whom it goes to. */

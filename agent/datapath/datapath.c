@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include "datapath.h"
+#include "../../bpf/lib/route.h"
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -23,7 +24,8 @@ const char *const dp_map_names[DP_MAPS] = {
 	[DP_CONFIG] = "ks_config",   [DP_FRONTENDS] = "ks_frontends",
 	[DP_DESTS] = "ks_dests",     [DP_BACKENDS] = "ks_backends",
 	[DP_STATS] = "ks_stats",     [DP_ORIGDST] = "ks_origdst",
-	[DP_FE_FILTER] = "ks_fe_filter",
+	[DP_FE_SLOTS] = "ks_fe_slots",  [DP_PEERS] = "ks_peers",
+	[DP_FE_USED] = "ks_fe_used",
 };
 
 static const struct {
@@ -155,7 +157,8 @@ static struct bpf_map *skel_map(struct ksteer_sock *s, enum dp_map m)
 		[DP_CONFIG] = s->maps.ks_config, [DP_FRONTENDS] = s->maps.ks_frontends,
 		[DP_DESTS] = s->maps.ks_dests,   [DP_BACKENDS] = s->maps.ks_backends,
 		[DP_STATS] = s->maps.ks_stats,   [DP_ORIGDST] = s->maps.ks_origdst,
-		[DP_FE_FILTER] = s->maps.ks_fe_filter,
+		[DP_FE_SLOTS] = s->maps.ks_fe_slots, [DP_PEERS] = s->maps.ks_peers,
+		[DP_FE_USED] = s->maps.ks_fe_used,
 	};
 
 	return maps[m];
@@ -375,7 +378,7 @@ int dp_open(struct datapath *dp, const struct dp_opts *o)
 		pr_warn("Error: open BPF object: %s\n", strerror(errno));
 		return err;
 	}
-	/* ks_fe_filter keeps its compiled size: KS_FILTER_WORDS per generation */
+	/* ks_fe_slots, ks_fe_used and ks_peers keep their compiled sizes */
 	sizes[DP_FRONTENDS] = (o->max_frontends ? o->max_frontends : KS_DEF_FRONTENDS) * KS_GENERATIONS;
 	sizes[DP_DESTS] = (o->max_dests ? o->max_dests : KS_DEF_DESTS) * KS_GENERATIONS;
 	sizes[DP_BACKENDS] = (o->max_backends ? o->max_backends : KS_DEF_BACKENDS) * KS_GENERATIONS;
@@ -476,6 +479,11 @@ fail:
 
 void dp_close(struct datapath *dp)
 {
+	for (int g = 0; g < KS_GENERATIONS; g++) {
+		free(dp->slots_used[g]);
+		dp->slots_used[g] = NULL;
+		dp->n_slots_used[g] = 0;
+	}
 	ksteer_sock__destroy(dp->skel); /* links and maps stay: they are pinned */
 	dp->skel = NULL;
 }
@@ -533,6 +541,106 @@ static int write_array(struct datapath *dp, enum dp_map m, uint32_t gen, uint32_
 	return write_entries(dp, m, keys, vals, n);
 }
 
+/* Frees generation gen's slots: those its last image used, or all of them once per process. */
+static int clear_slots(struct datapath *dp, uint32_t gen)
+{
+	uint32_t n = dp->slots_used[gen] ? dp->n_slots_used[gen] : KS_SLOTS;
+	struct ks_fe_slot *zero = calloc(n ? n : 1, sizeof(*zero));
+	uint32_t *keys = calloc(n ? n : 1, sizeof(*keys));
+	int err = -ENOMEM;
+
+	if (zero && keys) {
+		for (uint32_t i = 0; i < n; i++)
+			keys[i] = gen << KS_SLOT_SHIFT |
+				  (dp->slots_used[gen] ? dp->slots_used[gen][i] : i);
+		err = write_entries(dp, DP_FE_SLOTS, keys, zero, n);
+	}
+	free(zero);
+	free(keys);
+	return err;
+}
+
+/* Writes generation gen's ks_fe_used: the bits of the n slots in used[], every other clear. */
+static int write_used(struct datapath *dp, uint32_t gen, const uint32_t *used, uint32_t n)
+{
+	uint64_t *words = calloc(KS_SLOT_WORDS, sizeof(*words));
+	uint32_t *keys = calloc(KS_SLOT_WORDS, sizeof(*keys));
+	int err = -ENOMEM;
+
+	if (words && keys) {
+		for (uint32_t i = 0; i < n; i++)
+			words[used[i] / 64] |= 1ull << (used[i] % 64);
+		err = write_array(dp, DP_FE_USED, gen, keys, words, KS_SLOT_WORDS);
+	}
+	free(words);
+	free(keys);
+	return err;
+}
+
+/*
+ * Writes generation gen's ks_fe_slots from the image's placement: each placed
+ * key with its frontend (fv, absolute) and first destination (dv, absolute);
+ * the home of each key left out is marked KS_SLOT_OVERFLOW.
+ */
+static int write_slots(struct datapath *dp, uint32_t gen, const struct c_image *img,
+		       const struct ks_frontend_key *fk, const struct ks_frontend *fv,
+		       const struct ks_dest *dv)
+{
+	const uint32_t dcap = dp->max[DP_DESTS] / KS_GENERATIONS;
+	uint32_t n = img->n_fes - img->n_overflow, w = 0;
+	struct ks_fe_slot *sv = calloc(n ? n : 1, sizeof(*sv));
+	uint32_t *keys = calloc(n ? n : 1, sizeof(*keys)), *used = calloc(n ? n : 1, sizeof(*used));
+	int err;
+
+	if (!sv || !keys || !used) {
+		err = -ENOMEM;
+		goto out;
+	}
+	err = clear_slots(dp, gen);
+	if (err)
+		goto out;
+	free(dp->slots_used[gen]);
+	dp->slots_used[gen] = NULL;
+	for (uint32_t i = 0; i < img->n_fes && w < n; i++) {
+		struct ks_fe_slot *s = &sv[w];
+
+		if (img->slots[i] == KS_SLOT_NONE)
+			continue;
+		s->addr = fk[i].addr;
+		s->port = fk[i].port;
+		s->proto = fk[i].proto;
+		s->state = KS_SLOT_USED;
+		s->fe = fv[i];
+		if (fv[i].dest_count)
+			s->first = dv[fv[i].dest_first - gen * dcap];
+		used[w] = img->slots[i];
+		keys[w++] = gen << KS_SLOT_SHIFT | img->slots[i];
+	}
+	for (uint32_t i = 0; i < img->n_fes; i++) {
+		uint32_t home;
+
+		if (img->slots[i] != KS_SLOT_NONE)
+			continue;
+		home = ks_fe_slot_home(&fk[i].addr, fk[i].port, fk[i].proto);
+		for (uint32_t j = 0; j < w; j++)
+			if (used[j] == home)
+				sv[j].state |= KS_SLOT_OVERFLOW;
+	}
+	err = write_entries(dp, DP_FE_SLOTS, keys, sv, w);
+	if (!err)
+		err = write_used(dp, gen, used, w);
+	if (!err) {
+		dp->slots_used[gen] = used;
+		dp->n_slots_used[gen] = w;
+		used = NULL;
+	}
+out:
+	free(sv);
+	free(keys);
+	free(used);
+	return err;
+}
+
 int dp_apply(struct datapath *dp, const struct c_image *img, uint32_t *gen_out)
 {
 	const uint32_t dcap = dp->max[DP_DESTS] / KS_GENERATIONS,
@@ -545,7 +653,7 @@ int dp_apply(struct datapath *dp, const struct c_image *img, uint32_t *gen_out)
 	uint32_t *ik = NULL;
 	int err;
 
-	if (!img->filter)
+	if (!img->slots)
 		return -EINVAL;
 	if (bpf_map_lookup_elem(dp->fds[DP_CONFIG], &zero, &cfg))
 		return -errno;
@@ -569,8 +677,6 @@ int dp_apply(struct datapath *dp, const struct c_image *img, uint32_t *gen_out)
 			}
 	}
 	n_idx = img->n_dests > img->n_backends ? img->n_dests : img->n_backends;
-	if (n_idx < KS_FILTER_WORDS)
-		n_idx = KS_FILTER_WORDS;
 	fk = calloc(img->n_fes ? img->n_fes : 1, sizeof(*fk));
 	fv = calloc(img->n_fes ? img->n_fes : 1, sizeof(*fv));
 	dv = calloc(img->n_dests ? img->n_dests : 1, sizeof(*dv));
@@ -590,11 +696,11 @@ int dp_apply(struct datapath *dp, const struct c_image *img, uint32_t *gen_out)
 		dv[i] = img->dests[i];
 		dv[i].backend_first += gen * bcap;
 	}
-	/* endpoints first, frontends and their filter last: nothing points at what is not there */
+	/* endpoints first, frontends and their slots last: nothing points at what is not there */
 	if ((err = write_array(dp, DP_BACKENDS, gen, ik, img->backends, img->n_backends)) ||
 	    (err = write_array(dp, DP_DESTS, gen, ik, dv, img->n_dests)) ||
 	    (err = write_entries(dp, DP_FRONTENDS, fk, fv, img->n_fes)) ||
-	    (err = write_array(dp, DP_FE_FILTER, gen, ik, img->filter, KS_FILTER_WORDS)))
+	    (err = write_slots(dp, gen, img, fk, fv, dv)))
 		goto out;
 	/* the switch: one array update, so no connect sees half of two policies */
 	cfg.active = gen;

@@ -34,7 +34,9 @@ enum dp_map {
 	DP_BACKENDS,
 	DP_STATS,
 	DP_ORIGDST,
-	DP_FE_FILTER,
+	DP_FE_SLOTS,
+	DP_PEERS,
+	DP_FE_USED,
 	DP_MAPS
 };
 
@@ -47,6 +49,9 @@ struct datapath {
 	int splice_fd, splice_peer_fd; /* ks_splice, ks_splice_peer; -1 when off */
 	int fds[DP_MAPS];
 	uint32_t max[DP_MAPS];
+	/* the ks_fe_slots each generation's image uses; NULL: unknown (a region cleared whole) */
+	uint32_t *slots_used[KS_GENERATIONS];
+	uint32_t n_slots_used[KS_GENERATIONS];
 };
 
 extern const char *const dp_map_names[DP_MAPS];

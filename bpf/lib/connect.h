@@ -13,7 +13,7 @@
 
 #define KS_IPPROTO_UDP 17
 
-/* What a rewritten socket dialled, for getpeername (and sockops, for the shim); 0 or -ENOMEM. */
+/* What a socket sent to the shim or the resolver dialled (sockops, getpeername, recvmsg); 0 or -ENOMEM. */
 static __always_inline int remember(struct bpf_sock *sk, const struct ks_addr *addr, __be16 port,
 				    __u32 frontend_id, __u32 flags)
 {
@@ -28,16 +28,64 @@ static __always_inline int remember(struct bpf_sock *sk, const struct ks_addr *a
 	return 0;
 }
 
-/* The frontend addr:port:proto is in generation gen, or NULL (the bitmap first: no hashing). */
-static __always_inline struct ks_frontend *frontend(__u32 gen, const struct ks_addr *addr,
-						    __be16 port, __u8 proto)
+/* What a routed socket dialled, for getpeername: its slot in the ks_peers ring, no allocation. */
+static __always_inline void peer_record(struct bpf_sock_addr *ctx, const struct ks_addr *addr,
+					__be16 port)
 {
-	struct ks_frontend_key key = {};
-	__u32 bit = ks_fe_bit(addr, port, proto);
-	__u32 i = gen * KS_FILTER_WORDS + bit / 64;
-	__u64 *word = bpf_map_lookup_elem(&ks_fe_filter, &i);
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	__u32 i = (__u32)cookie & (KS_PEERS - 1);
+	struct ks_peer *p = bpf_map_lookup_elem(&ks_peers, &i);
 
-	if (!word || !(*word & (1ULL << (bit % 64))))
+	if (!p)
+		return;
+	p->addr = *addr;
+	p->port = port;
+	p->cookie = cookie;
+}
+
+/* The ring's record of this socket, or NULL (not routed, or its slot reused since). */
+static __always_inline struct ks_peer *peer_of(struct bpf_sock_addr *ctx)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	__u32 i = (__u32)cookie & (KS_PEERS - 1);
+	struct ks_peer *p = bpf_map_lookup_elem(&ks_peers, &i);
+
+	return p && p->cookie == cookie ? p : NULL;
+}
+
+/*
+ * The frontend addr:port:proto of generation gen, or NULL: its home's bit in
+ * ks_fe_used, then the slots of its window in ks_fe_slots (one line each, most often the first), the hash only
+ * when the home slot says a key of its window overflowed. *first is the
+ * frontend's first destination when the slot carries it.
+ */
+static __always_inline struct ks_frontend *frontend(__u32 gen, const struct ks_addr *addr,
+						    __be16 port, __u8 proto,
+						    const struct ks_dest **first)
+{
+	__u32 home = ks_fe_slot_home(addr, port, proto), i = gen * KS_SLOT_WORDS + home / 64;
+	__u64 *used = bpf_map_lookup_elem(&ks_fe_used, &i);
+	struct ks_frontend_key key = {};
+	struct ks_fe_slot *s;
+	__u8 home_state = 0;
+
+	*first = NULL;
+	if (!used || !(*used & (1ULL << (home % 64))))
+		return NULL; /* a free home: no key of this home anywhere */
+	for (int j = 0; j < KS_SLOT_PROBES; j++) {
+		i = gen << KS_SLOT_SHIFT | ((home + j) & (KS_SLOTS - 1));
+		s = bpf_map_lookup_elem(&ks_fe_slots, &i);
+		if (!s || !s->state)
+			return NULL; /* a free slot: the key would lie here or before */
+		if (j == 0)
+			home_state = s->state;
+		if (ks_slot_is(s, addr, port, proto)) {
+			if (s->fe.dest_count)
+				*first = &s->first;
+			return &s->fe;
+		}
+	}
+	if (!(home_state & KS_SLOT_OVERFLOW))
 		return NULL;
 	key.gen = gen;
 	key.addr = *addr;
@@ -46,26 +94,39 @@ static __always_inline struct ks_frontend *frontend(__u32 gen, const struct ks_a
 	return bpf_map_lookup_elem(&ks_frontends, &key);
 }
 
-/* A backend by the frontend's weights: a draw over the running sums, then one of the dest's. */
-static __always_inline struct ks_backend *pick(const struct ks_frontend *fe)
+/* One of a destination's backends, uniformly; NULL when it has none. */
+static __always_inline struct ks_backend *dest_backend(const struct ks_dest *d)
+{
+	__u32 i;
+
+	if (!d->backend_count)
+		return NULL;
+	i = d->backend_first + bpf_get_prandom_u32() % d->backend_count;
+	return bpf_map_lookup_elem(&ks_backends, &i);
+}
+
+/*
+ * A backend by the frontend's weights: a draw over the running sums, the
+ * first destination from the slot, the rest from ks_dests (adjacent: one or
+ * two cache lines), then one of the destination's backends.
+ */
+static __always_inline struct ks_backend *pick(const struct ks_frontend *fe,
+					       const struct ks_dest *first)
 {
 	__u32 r = bpf_get_prandom_u32() % fe->weight_total, i;
 	struct ks_dest *d;
 
-	/* a route's destinations are adjacent in ks_dests: one or two cache lines */
-	for (int j = 0; j < KS_MAX_DESTS; j++) {
+	if (first && ks_dest_hit(r, first->weight_cum))
+		return dest_backend(first);
+	for (int j = first ? 1 : 0; j < KS_MAX_DESTS; j++) {
 		if ((__u32)j >= fe->dest_count)
 			break;
 		i = fe->dest_first + j;
 		d = bpf_map_lookup_elem(&ks_dests, &i);
 		if (!d)
 			break;
-		if (!ks_dest_hit(r, d->weight_cum))
-			continue;
-		if (!d->backend_count)
-			return NULL;
-		i = d->backend_first + bpf_get_prandom_u32() % d->backend_count;
-		return bpf_map_lookup_elem(&ks_backends, &i);
+		if (ks_dest_hit(r, d->weight_cum))
+			return dest_backend(d);
 	}
 	return NULL;
 }
@@ -78,6 +139,7 @@ static __always_inline int route_connect(struct bpf_sock_addr *ctx, struct ks_ad
 					 __be16 *port)
 {
 	struct ks_config *cfg = ks_cfg();
+	const struct ks_dest *first;
 	struct ks_frontend *fe;
 	struct ks_backend *be;
 
@@ -88,7 +150,7 @@ static __always_inline int route_connect(struct bpf_sock_addr *ctx, struct ks_ad
 		stat_inc(KS_STAT_CONNECT_SELF);
 		return 1;
 	}
-	fe = frontend(cfg->active & (KS_GENERATIONS - 1), addr, *port, (__u8)ctx->protocol);
+	fe = frontend(cfg->active & (KS_GENERATIONS - 1), addr, *port, (__u8)ctx->protocol, &first);
 	if (!fe) {
 		stat_inc(KS_STAT_CONNECT_MISS);
 		return 1;
@@ -103,11 +165,10 @@ static __always_inline int route_connect(struct bpf_sock_addr *ctx, struct ks_ad
 	}
 	if ((fe->flags & KS_FE_NO_UPSTREAM) || !fe->weight_total)
 		goto no_upstream;
-	/* getpeername shows what it dialled: this allocation is most of a routed connect's cost */
-	remember(ctx->sk, addr, *port, fe->id, KS_SOCK_REWRITTEN);
-	be = pick(fe);
+	be = pick(fe, first);
 	if (!be)
 		goto no_upstream;
+	peer_record(ctx, addr, *port); /* getpeername shows what it dialled */
 	*addr = be->addr;
 	*port = be->port;
 	stat_inc(KS_STAT_CONNECT_ROUTED);

@@ -28,10 +28,24 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, KS_GENERATIONS * KS_FILTER_WORDS);
+	__uint(max_entries, KS_GENERATIONS * KS_SLOTS);
+	__type(key, __u32);
+	__type(value, struct ks_fe_slot);
+} ks_fe_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KS_GENERATIONS * KS_SLOT_WORDS);
 	__type(key, __u32);
 	__type(value, __u64);
-} ks_fe_filter SEC(".maps");
+} ks_fe_used SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KS_PEERS);
+	__type(key, __u32);
+	__type(value, struct ks_peer);
+} ks_peers SEC(".maps");
 
 /* arrays: the verifier inlines their lookups into an index check and an add */
 struct {
