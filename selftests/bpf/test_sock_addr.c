@@ -26,6 +26,7 @@
 
 #include "agent/datapath/counters.h"
 #include "agent/datapath/datapath.h"
+#include "bpf/lib/route.h"
 
 #define INSTANCE_PREFIX "bpft-" /* bpft-PID: runs side by side keep to their own pins */
 #define SELF_MARK 0x5e1f
@@ -572,6 +573,68 @@ static void test_generation_switch(void **state)
 	printf("ok   A -> B -> A: each connect follows the active generation\n");
 }
 
+/*
+ * KS_SLOT_PROBES + 1 VIPs with one home slot: the window holds the first
+ * ones, the last is found through ks_frontends (its home marked overflow);
+ * another address of that home is no frontend. Each VIP has its own endpoint.
+ */
+static void test_slot_overflow(void **state)
+{
+	static const char *const eps[] = {"127.0.0.11", "127.0.0.12", "127.0.0.21", "127.0.0.22",
+					  "127.0.0.31"};
+	char vips[KS_SLOT_PROBES + 2][INET_ADDRSTRLEN], reached[128], want[64], peer[64];
+	char *yaml = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&yaml, &len);
+	uint32_t home = 0, n = 0;
+
+	(void)state;
+	_Static_assert(KS_SLOT_PROBES + 1 <= sizeof(eps) / sizeof(eps[0]), "one endpoint per VIP");
+	assert_non_null(f);
+	for (uint32_t ip = 0xf0010001; n < KS_SLOT_PROBES + 2 && ip < 0xf1000000; ip++) {
+		struct ks_addr a;
+		uint32_t h;
+		struct in_addr in = {htonl(ip)};
+
+		ks_addr_from_v4(&a, in.s_addr);
+		h = ks_fe_slot_home(&a, htons(80), IPPROTO_TCP);
+		if (n && h != home)
+			continue;
+		home = h;
+		inet_ntop(AF_INET, &in, vips[n++], sizeof(vips[0]));
+	}
+	assert_int_equal(n, KS_SLOT_PROBES + 2);
+	for (uint32_t i = 0; i <= KS_SLOT_PROBES; i++)
+		fprintf(f,
+			"---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+			"metadata: {name: o%u, namespace: t}\nspec:\n  hosts: [o%u.t.example]\n"
+			"  addresses: [%s]\n  ports: [{number: 80, name: tcp, protocol: TCP}]\n"
+			"  location: MESH_INTERNAL\n  resolution: STATIC\n  endpoints: [{address: %s}]\n",
+			i, i, vips[i], eps[i]);
+	fclose(f);
+	apply(yaml);
+	free(yaml);
+	assert_int_equal(batch.plan.img.n_overflow, 1);
+	for (uint32_t i = 0; i <= KS_SLOT_PROBES; i++) {
+		struct row r = {"a VIP of a full window", AF_INET, SOCK_STREAM, vips[i], 80, 0, 0,
+				want, peer, KS_STAT_CONNECT_ROUTED};
+
+		snprintf(want, sizeof(want), "%s:80", eps[i]);
+		snprintf(peer, sizeof(peer), "%s:80", vips[i]);
+		run_row(&r, reached, sizeof(reached));
+	}
+	{
+		const struct row miss = {"the same home, no frontend", AF_INET, SOCK_STREAM,
+					 vips[KS_SLOT_PROBES + 1], 80, 0, ENETUNREACH, "", NULL,
+					 KS_STAT_CONNECT_MISS};
+
+		run_row(&miss, reached, sizeof(reached));
+	}
+	printf("ok   %d VIPs homed at slot %u: %d in its window, 1 through ks_frontends; %s of "
+	       "that home is no frontend\n",
+	       KS_SLOT_PROBES + 1, home, KS_SLOT_PROBES, vips[KS_SLOT_PROBES + 1]);
+}
+
 /* sockops: a connection sent to the shim leaves what it dialled under its own address. */
 static void test_shim_origdst(void **state)
 {
@@ -716,6 +779,7 @@ int main(void)
 	    cmocka_unit_test(test_connect_table),
 	    cmocka_unit_test(test_weights),
 	    cmocka_unit_test(test_generation_switch),
+	    cmocka_unit_test(test_slot_overflow),
 	    cmocka_unit_test(test_shim_origdst),
 	    cmocka_unit_test(test_dns_redirect),
 	    cmocka_unit_test(test_sockmap),
