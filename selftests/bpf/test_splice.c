@@ -57,7 +57,7 @@ static int sh(const char *cmd)
 
 static int listen_on(uint16_t port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
 	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -71,7 +71,7 @@ static int listen_on(uint16_t port)
 
 static int dial(uint16_t port, int rcvbuf)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	assert_true(fd >= 0);
@@ -95,7 +95,7 @@ static uint64_t cookie(int fd)
 /* c -> a, b -> s, then a and b joined in the kernel as relay.c's splice_start does. */
 static void tunnel_open(struct tunnel *t, int c_rcvbuf, int a_sndbuf)
 {
-	struct ks_splice pa = { 0 }, pb = { 0 };
+	struct ks_splice pa = {0}, pb = {0};
 	uint64_t fa, fb;
 
 	t->c = dial(GW_PORT, c_rcvbuf);
@@ -104,7 +104,8 @@ static void tunnel_open(struct tunnel *t, int c_rcvbuf, int a_sndbuf)
 	t->s = accept4(l_srv, NULL, NULL, SOCK_CLOEXEC);
 	assert_true(t->a >= 0 && t->s >= 0);
 	if (a_sndbuf)
-		assert_int_equal(setsockopt(t->a, SOL_SOCKET, SO_SNDBUF, &a_sndbuf, sizeof(a_sndbuf)), 0);
+		assert_int_equal(
+		    setsockopt(t->a, SOL_SOCKET, SO_SNDBUF, &a_sndbuf, sizeof(a_sndbuf)), 0);
 	t->ca = cookie(t->a);
 	t->cb = cookie(t->b);
 	pa.peer = t->cb;
@@ -165,7 +166,7 @@ static void send_pattern(int fd, uint64_t from, uint64_t to)
 
 	while (from < to) {
 		size_t n = to - from < sizeof(buf) ? (size_t)(to - from) : sizeof(buf);
-		struct pollfd p = { .fd = fd, .events = POLLOUT };
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
 		ssize_t w;
 
 		for (size_t i = 0; i < n; i++)
@@ -191,7 +192,7 @@ static uint64_t recv_pattern(int fd, uint64_t want)
 	uint64_t got = 0;
 
 	while (got < want) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct pollfd p = {.fd = fd, .events = POLLIN};
 		ssize_t n;
 
 		if (poll(&p, 1, 2000) < 1)
@@ -224,7 +225,7 @@ static bool eof_seen(int fd)
 
 static int setup(void **state)
 {
-	struct dp_opts o = { .splice = true };
+	struct dp_opts o = {.splice = true};
 	char path[PATH_MAX + 32];
 
 	(void)state;
@@ -289,7 +290,7 @@ static void test_bytes_both_ways(void **state)
 {
 	struct tunnel t;
 	uint64_t r0 = stat_of(KS_STAT_SPLICE_REDIRECTED);
-	char buf[16] = { 0 };
+	char buf[16] = {0};
 
 	(void)state;
 	tunnel_open(&t, 0, 0);
@@ -331,10 +332,11 @@ static void test_fin_mid_answer(void **state)
 	send_pattern(t.s, half, 2 * half);
 	got = recv_pattern(t.c, 2 * half);
 	if (got != 2 * half)
-		fail_msg("the client got %llu of %llu answer bytes after its FIN (kernel counted %llu "
-			 "redirected)",
-			 (unsigned long long)got, (unsigned long long)(2 * half),
-			 (unsigned long long)spliced(t.cb));
+		fail_msg(
+		    "the client got %llu of %llu answer bytes after its FIN (kernel counted %llu "
+		    "redirected)",
+		    (unsigned long long)got, (unsigned long long)(2 * half),
+		    (unsigned long long)spliced(t.cb));
 	tunnel_close(&t);
 }
 
