@@ -210,13 +210,15 @@ int ksteer_skb(struct __sk_buff *skb)
 	if (!p)
 		return SK_PASS; /* not (yet) spliced: user space reads it */
 	/*
-	 * A FIN arriving alone is a segment without bytes. Redirected, the peer's
-	 * psock backlog "sends" it, gets 0 from skb_send_sock and reports EPIPE on
-	 * the peer socket (sk_psock_backlog: 0 is taken as a hard error). Kept here,
-	 * it only marks the EOF that user space passes on once the bytes are out.
+	 * A FIN arriving alone is an skb without bytes, and the backlog takes 0 bytes
+	 * moved as a hard error (sk_psock_backlog): redirected, it breaks the peer;
+	 * passed while this socket's backlog still holds the peer's redirected bytes,
+	 * it is queued behind them and breaks this socket (EPIPE, TX off: the
+	 * answer's next segments are dropped). TCP has taken the FIN already
+	 * (RCV_SHUTDOWN), so user space sees the EOF without the skb.
 	 */
 	if (!skb->len)
-		return SK_PASS;
+		return SK_DROP;
 	if (bpf_sk_redirect_hash(skb, &ks_splice, &p->peer, 0) == SK_PASS) {
 		__sync_fetch_and_add(&p->bytes, skb->len);
 		stat_inc(KS_STAT_SPLICE_REDIRECTED);

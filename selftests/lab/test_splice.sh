@@ -86,7 +86,9 @@ PY
 		ok "half-close ($mode): after the client's FIN the whole 300 KB answer still arrived; after a FIN alone in its segment, an answer sent 0.5 s later too" ||
 		bad "half-close ($mode)" "$(cat "$tmp/hc")"
 	# backpressure: a reader that stalls for 3 s holds the sender back (kernel TCP
-	# memory stays bounded, as socket buffers bound it), then gets every byte
+	# memory stays bounded, as socket buffers bound it), then gets every byte. Spliced,
+	# the skbs waiting in a psock backlog are charged to no socket and this figure misses
+	# them (README, Benchmarks: the whole answer waits in the gateway)
 	ip netns exec ksl-c1-gw python3 - "$tmp/c" >"$tmp/bp" 2>&1 <<'PY'
 import hashlib, sys, time
 sys.path.insert(0, sys.argv[1])
@@ -115,6 +117,37 @@ PY
 	[ "${intact:-}" = True ] && [ "$got" = 40000000 ] && [ "$grown" -lt 65536 ] &&
 		ok "backpressure ($mode): a reader stalled 3 s on a 40 MB answer; kernel TCP memory grew $((grown / 1024)) MiB, then every byte arrived" ||
 		bad "backpressure ($mode)" "$(cat "$tmp/bp")"
+	# a half-close while the answer streams: the client reads the start of a 40 MB answer,
+	# sends its FIN alone, pauses, then reads on. The FIN reaches the gateway while the
+	# kernel still holds answer segments for the client's socket, and more come after it
+	# (the splice's case that lost answers: cut at about 20 MB before the fix)
+	ip netns exec ksl-c1-gw python3 - "$tmp/c" >"$tmp/hs" 2>&1 <<'PY'
+import hashlib, socket, ssl, sys, time
+sys.path.insert(0, sys.argv[1])
+from dial import dial
+n = 40000000
+s = dial(20)
+s.sendall(b"GET /bytes/%d HTTP/1.0\r\n\r\n" % n)
+data = bytearray(s.recv(65536))
+time.sleep(0.1)
+socket.socket.shutdown(s, socket.SHUT_WR)
+time.sleep(1)
+try:
+    while True:
+        x = s.recv(1 << 16)
+        if not x:
+            break
+        data += x
+except (ssl.SSLError, OSError) as e:
+    print("error", e)
+body = data.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in data else b""
+want = hashlib.sha256((bytes(range(251)) * (n // 251 + 1))[:n]).hexdigest()
+print(len(body), hashlib.sha256(body).hexdigest() == want)
+PY
+	read -r got intact <"$tmp/hs"
+	[ "${intact:-}" = True ] && [ "$got" = 40000000 ] &&
+		ok "half-close mid-answer ($mode): the client's FIN alone while a 40 MB answer streamed and waited unread; all of it arrived" ||
+		bad "half-close mid-answer ($mode)" "$(cat "$tmp/hs")"
 	ports=$(sed -n 's/^port //p' "$tmp/hc" | tr '\n' ' ')
 	for i in $(seq 20); do # a pooled tunnel closing meanwhile leaves one leg for a moment
 		sleep 0.1
