@@ -82,7 +82,8 @@ int ksteer_connect6(struct bpf_sock_addr *ctx)
  * What a rewritten socket dialled: from its storage when it went to the shim
  * or the resolver, from the ks_peers ring when it was routed in the kernel.
  */
-static __always_inline int dialled(struct bpf_sock_addr *ctx, struct ks_addr *addr, __be16 *port)
+static __always_inline int dialled(struct bpf_sock_addr *ctx, __be32 peer_lo,
+				   struct ks_addr *addr, __be16 *port)
 {
 	struct ks_sock *st = bpf_sk_storage_get(&ks_sock, ctx->sk, NULL, 0);
 	struct ks_peer *p;
@@ -92,7 +93,7 @@ static __always_inline int dialled(struct bpf_sock_addr *ctx, struct ks_addr *ad
 		*port = st->orig_port;
 		return 1;
 	}
-	p = peer_of(ctx);
+	p = peer_of(ctx, peer_lo, (__be16)ctx->user_port);
 	if (!p)
 		return 0;
 	*addr = p->addr;
@@ -106,7 +107,7 @@ int ksteer_getpeer4(struct bpf_sock_addr *ctx)
 	struct ks_addr addr;
 	__be16 port;
 
-	if (dialled(ctx, &addr, &port) && ks_addr_is_v4(&addr)) {
+	if (dialled(ctx, ctx->user_ip4, &addr, &port) && ks_addr_is_v4(&addr)) {
 		ctx->user_ip4 = addr.a[3];
 		ctx->user_port = port;
 	}
@@ -119,7 +120,7 @@ int ksteer_getpeer6(struct bpf_sock_addr *ctx)
 	struct ks_addr addr;
 	__be16 port;
 
-	if (dialled(ctx, &addr, &port)) {
+	if (dialled(ctx, ctx->user_ip6[3], &addr, &port)) {
 		ctx->user_ip6[0] = addr.a[0];
 		ctx->user_ip6[1] = addr.a[1];
 		ctx->user_ip6[2] = addr.a[2];

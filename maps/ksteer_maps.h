@@ -125,18 +125,21 @@ struct ks_fe_slot {
 
 /*
  * ks_peers: what a routed socket dialled, for getpeername, at slot
- * cookie % KS_PEERS (the socket's cookie is a counter: a slot is reused by
- * the KS_PEERS-th socket given a cookie after it). A socket still open after
- * that many newer ones were routed shows its backend to getpeername.
+ * cookie % KS_PEERS. Socket cookies are numbered host-wide (in per-CPU
+ * batches of 4,096) for every socket anything asks one of, so a record lasts
+ * until about KS_PEERS more cookies have been given out; after that, or once
+ * the socket is connected elsewhere (the backend no longer matches),
+ * getpeername shows the backend.
  */
 #define KS_PEERS_SHIFT 18
 #define KS_PEERS (1u << KS_PEERS_SHIFT)
 
 struct ks_peer {
 	__u64 cookie; /* 0: free */
-	struct ks_addr addr;
+	struct ks_addr addr; /* the VIP dialled */
 	__be16 port;
-	__u16 pad[3];
+	__be16 backend_port; /* where it was sent: getpeername rewrites only that peer */
+	__be32 backend_lo; /* the backend address's last 32 bits (IPv4: all of it) */
 };
 
 /*

@@ -996,11 +996,13 @@ static struct c_frontend *fe_new(struct cctx *c)
 /*
  * Each frontend key's slot in ks_fe_slots: the first free one of the
  * KS_SLOT_PROBES from its home, in key order; KS_SLOT_NONE when its window
- * is full (it is then found through ks_frontends, and its home is marked).
+ * is full (it is then found through ks_frontends, and the key in its home
+ * slot carries KS_SLOT_HOME_OF_OVERFLOW).
  */
 static void slots_place(struct cctx *c, struct c_image *img)
 {
-	uint64_t *used = arena_array(c->a, KS_SLOTS / 64, sizeof(*used));
+	/* which key holds each slot, + 1 (0: free) */
+	uint32_t *owner = arena_array(c->a, KS_SLOTS, sizeof(*owner));
 
 	img->slots = arena_array(c->a, img->n_fes ? img->n_fes : 1, sizeof(*img->slots));
 	img->n_overflow = 0;
@@ -1012,13 +1014,16 @@ static void slots_place(struct cctx *c, struct c_image *img)
 		for (uint32_t j = 0; j < KS_SLOT_PROBES; j++) {
 			uint32_t at = (home + j) & (KS_SLOTS - 1);
 
-			if (!(used[at / 64] & 1ull << (at % 64))) {
-				used[at / 64] |= 1ull << (at % 64);
+			if (!owner[at]) {
+				owner[at] = i + 1;
 				img->slots[i] = at;
 				break;
 			}
 		}
-		img->n_overflow += img->slots[i] == KS_SLOT_NONE;
+		if (img->slots[i] == KS_SLOT_NONE) {
+			img->slots[owner[home] - 1] |= KS_SLOT_HOME_OF_OVERFLOW;
+			img->n_overflow++;
+		}
 	}
 }
 

@@ -118,6 +118,8 @@ struct c_frontend {
 };
 
 #define KS_SLOT_NONE UINT32_MAX
+/* in c_image.slots: this key's slot is the home of a key left out (KS_SLOT_OVERFLOW) */
+#define KS_SLOT_HOME_OF_OVERFLOW (1u << 31)
 
 struct c_image {
 	struct ks_frontend_key *fe_keys;
@@ -127,7 +129,7 @@ struct c_image {
 	uint32_t n_dests;
 	struct ks_backend *backends;
 	uint32_t n_backends;
-	uint32_t *slots; /* per fe_key: its slot in its generation's ks_fe_slots, or KS_SLOT_NONE */
+	uint32_t *slots; /* per fe_key: its slot in ks_fe_slots (| KS_SLOT_HOME_OF_OVERFLOW), or KS_SLOT_NONE */
 	uint32_t n_overflow; /* fe_keys with KS_SLOT_NONE: found through ks_frontends */
 };
 

@@ -118,7 +118,7 @@ static void reload(struct daemon *ag)
 			 "policy applied: generation %u, %u frontend keys, %u destinations, %u "
 			 "backends",
 			 ag->gen, plan.img.n_fes, plan.img.n_dests, plan.img.n_backends);
-		if (plan.img.n_overflow) /* rare: a full window of ks_fe_slots */
+		if (plan.img.n_overflow) /* full windows of ks_fe_slots: grows with the load */
 			snprintf(ag->last + strlen(ag->last), sizeof(ag->last) - strlen(ag->last),
 				 " (%u frontend keys found through ks_frontends: their slot window is full)",
 				 plan.img.n_overflow);

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include "datapath.h"
-#include "../../bpf/lib/route.h"
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -387,8 +386,13 @@ int dp_open(struct datapath *dp, const struct dp_opts *o)
 		uint32_t pinned = 0;
 
 		snprintf(path, sizeof(path), "%s/%s", dp->pin_dir, dp_map_names[i]);
-		/* an existing pin is reused as it is: its size wins over the flags */
-		if (!pinned_max_entries(path, &pinned)) {
+		/*
+		 * an existing pin is reused as it is: its size wins over the flags; the
+		 * slot table, its bitmap and the peers ring are indexed by constants in
+		 * the programs, so libbpf refuses a pin of another size (uninstall first)
+		 */
+		if (!pinned_max_entries(path, &pinned) && i != DP_FE_SLOTS && i != DP_FE_USED &&
+		    i != DP_PEERS) {
 			if (sizes[i] && sizes[i] != pinned)
 				pr_info("%s: keeping the pinned size %u\n", dp_map_names[i], pinned);
 			sizes[i] = pinned;
@@ -579,8 +583,8 @@ static int write_used(struct datapath *dp, uint32_t gen, const uint32_t *used, u
 
 /*
  * Writes generation gen's ks_fe_slots from the image's placement: each placed
- * key with its frontend (fv, absolute) and first destination (dv, absolute);
- * the home of each key left out is marked KS_SLOT_OVERFLOW.
+ * key with its frontend (fv, absolute) and first destination (dv, absolute),
+ * KS_SLOT_OVERFLOW where the compiler marked a home of a key left out.
  */
 static int write_slots(struct datapath *dp, uint32_t gen, const struct c_image *img,
 		       const struct ks_frontend_key *fk, const struct ks_frontend *fv,
@@ -603,28 +607,20 @@ static int write_slots(struct datapath *dp, uint32_t gen, const struct c_image *
 	dp->slots_used[gen] = NULL;
 	for (uint32_t i = 0; i < img->n_fes && w < n; i++) {
 		struct ks_fe_slot *s = &sv[w];
+		uint32_t at = img->slots[i] & ~KS_SLOT_HOME_OF_OVERFLOW;
 
 		if (img->slots[i] == KS_SLOT_NONE)
 			continue;
 		s->addr = fk[i].addr;
 		s->port = fk[i].port;
 		s->proto = fk[i].proto;
-		s->state = KS_SLOT_USED;
+		s->state = KS_SLOT_USED |
+			   (img->slots[i] & KS_SLOT_HOME_OF_OVERFLOW ? KS_SLOT_OVERFLOW : 0);
 		s->fe = fv[i];
 		if (fv[i].dest_count)
 			s->first = dv[fv[i].dest_first - gen * dcap];
-		used[w] = img->slots[i];
-		keys[w++] = gen << KS_SLOT_SHIFT | img->slots[i];
-	}
-	for (uint32_t i = 0; i < img->n_fes; i++) {
-		uint32_t home;
-
-		if (img->slots[i] != KS_SLOT_NONE)
-			continue;
-		home = ks_fe_slot_home(&fk[i].addr, fk[i].port, fk[i].proto);
-		for (uint32_t j = 0; j < w; j++)
-			if (used[j] == home)
-				sv[j].state |= KS_SLOT_OVERFLOW;
+		used[w] = at;
+		keys[w++] = gen << KS_SLOT_SHIFT | at;
 	}
 	err = write_entries(dp, DP_FE_SLOTS, keys, sv, w);
 	if (!err)

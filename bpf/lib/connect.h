@@ -28,29 +28,43 @@ static __always_inline int remember(struct bpf_sock *sk, const struct ks_addr *a
 	return 0;
 }
 
-/* What a routed socket dialled, for getpeername: its slot in the ks_peers ring, no allocation. */
+/*
+ * What a routed socket dialled, for getpeername: its slot in the ks_peers
+ * ring, no allocation; with the backend it was sent to, so a socket connected
+ * elsewhere since is not rewritten. Flags of an earlier connect (to the shim,
+ * to the resolver) are dropped from its storage, if it has any.
+ */
 static __always_inline void peer_record(struct bpf_sock_addr *ctx, const struct ks_addr *addr,
-					__be16 port)
+					__be16 port, const struct ks_backend *be)
 {
 	__u64 cookie = bpf_get_socket_cookie(ctx);
 	__u32 i = (__u32)cookie & (KS_PEERS - 1);
 	struct ks_peer *p = bpf_map_lookup_elem(&ks_peers, &i);
+	struct ks_sock *st = bpf_sk_storage_get(&ks_sock, ctx->sk, NULL, 0);
 
+	if (st)
+		st->flags &= ~(KS_SOCK_REWRITTEN | KS_SOCK_TO_SHIM | KS_SOCK_DNS);
 	if (!p)
 		return;
+	p->cookie = 0;
 	p->addr = *addr;
 	p->port = port;
+	p->backend_port = be->port;
+	p->backend_lo = be->addr.a[3];
 	p->cookie = cookie;
 }
 
-/* The ring's record of this socket, or NULL (not routed, or its slot reused since). */
-static __always_inline struct ks_peer *peer_of(struct bpf_sock_addr *ctx)
+/* The ring's record of this socket connected to peer_lo:peer_port, or NULL. */
+static __always_inline struct ks_peer *peer_of(struct bpf_sock_addr *ctx, __be32 peer_lo,
+					       __be16 peer_port)
 {
 	__u64 cookie = bpf_get_socket_cookie(ctx);
 	__u32 i = (__u32)cookie & (KS_PEERS - 1);
 	struct ks_peer *p = bpf_map_lookup_elem(&ks_peers, &i);
 
-	return p && p->cookie == cookie ? p : NULL;
+	if (!p || p->cookie != cookie || p->backend_lo != peer_lo || p->backend_port != peer_port)
+		return NULL;
+	return p;
 }
 
 /*
@@ -168,7 +182,7 @@ static __always_inline int route_connect(struct bpf_sock_addr *ctx, struct ks_ad
 	be = pick(fe, first);
 	if (!be)
 		goto no_upstream;
-	peer_record(ctx, addr, *port); /* getpeername shows what it dialled */
+	peer_record(ctx, addr, *port, be); /* getpeername shows what it dialled */
 	*addr = be->addr;
 	*port = be->port;
 	stat_inc(KS_STAT_CONNECT_ROUTED);

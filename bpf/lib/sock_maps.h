@@ -26,8 +26,10 @@ struct {
 	__type(value, struct ks_frontend);
 } ks_frontends SEC(".maps");
 
+/* mmapable: the values start page-aligned, so a slot is one cache line */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, KS_GENERATIONS * KS_SLOTS);
 	__type(key, __u32);
 	__type(value, struct ks_fe_slot);
@@ -42,6 +44,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, KS_PEERS);
 	__type(key, __u32);
 	__type(value, struct ks_peer);

@@ -573,38 +573,45 @@ static void test_generation_switch(void **state)
 	printf("ok   A -> B -> A: each connect follows the active generation\n");
 }
 
-/*
- * KS_SLOT_PROBES + 1 VIPs with one home slot: the window holds the first
- * ones, the last is found through ks_frontends (its home marked overflow);
- * another address of that home is no frontend. Each VIP has its own endpoint.
- */
-static void test_slot_overflow(void **state)
+/* The first address from *ip up (240.0.0.0/4) whose home slot is home, as text; its successor in *ip. */
+static void addr_homed(uint32_t *ip, uint32_t home, char out[INET_ADDRSTRLEN])
 {
-	static const char *const eps[] = {"127.0.0.11", "127.0.0.12", "127.0.0.21", "127.0.0.22",
-					  "127.0.0.31"};
-	char vips[KS_SLOT_PROBES + 2][INET_ADDRSTRLEN], reached[128], want[64], peer[64];
-	char *yaml = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&yaml, &len);
-	uint32_t home = 0, n = 0;
-
-	(void)state;
-	_Static_assert(KS_SLOT_PROBES + 1 <= sizeof(eps) / sizeof(eps[0]), "one endpoint per VIP");
-	assert_non_null(f);
-	for (uint32_t ip = 0xf0010001; n < KS_SLOT_PROBES + 2 && ip < 0xf1000000; ip++) {
+	for (; *ip < 0xff000000; (*ip)++) {
+		struct in_addr in = {htonl(*ip)};
 		struct ks_addr a;
-		uint32_t h;
-		struct in_addr in = {htonl(ip)};
 
 		ks_addr_from_v4(&a, in.s_addr);
-		h = ks_fe_slot_home(&a, htons(80), IPPROTO_TCP);
-		if (n && h != home)
-			continue;
-		home = h;
-		inet_ntop(AF_INET, &in, vips[n++], sizeof(vips[0]));
+		if (ks_fe_slot_home(&a, htons(80), IPPROTO_TCP) == home) {
+			inet_ntop(AF_INET, &in, out, INET_ADDRSTRLEN);
+			(*ip)++;
+			return;
+		}
 	}
-	assert_int_equal(n, KS_SLOT_PROBES + 2);
-	for (uint32_t i = 0; i <= KS_SLOT_PROBES; i++)
+	fail_msg("no address of 240.0.0.0/4 has home slot %u", home);
+}
+
+static uint32_t home_of(const char *vip)
+{
+	struct in_addr in;
+	struct ks_addr a;
+
+	inet_pton(AF_INET, vip, &in);
+	ks_addr_from_v4(&a, in.s_addr);
+	return ks_fe_slot_home(&a, htons(80), IPPROTO_TCP);
+}
+
+/* n VIPs, each with its own endpoint: the image has `overflow` keys left out, each VIP routes. */
+static void vips_route(char vips[][INET_ADDRSTRLEN], uint32_t n, uint32_t overflow)
+{
+	static const char *const eps[] = {"127.0.0.11", "127.0.0.12", "127.0.0.21",
+					  "127.0.0.22", "127.0.0.31", "127.0.0.41"};
+	char reached[128], want[64], peer[64], *yaml = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&yaml, &len);
+
+	assert_non_null(f);
+	assert_true(n <= sizeof(eps) / sizeof(eps[0]));
+	for (uint32_t i = 0; i < n; i++)
 		fprintf(f,
 			"---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
 			"metadata: {name: o%u, namespace: t}\nspec:\n  hosts: [o%u.t.example]\n"
@@ -614,8 +621,8 @@ static void test_slot_overflow(void **state)
 	fclose(f);
 	apply(yaml);
 	free(yaml);
-	assert_int_equal(batch.plan.img.n_overflow, 1);
-	for (uint32_t i = 0; i <= KS_SLOT_PROBES; i++) {
+	assert_int_equal(batch.plan.img.n_overflow, overflow);
+	for (uint32_t i = 0; i < n; i++) {
 		struct row r = {"a VIP of a full window", AF_INET, SOCK_STREAM, vips[i], 80, 0, 0,
 				want, peer, KS_STAT_CONNECT_ROUTED};
 
@@ -623,16 +630,100 @@ static void test_slot_overflow(void **state)
 		snprintf(peer, sizeof(peer), "%s:80", vips[i]);
 		run_row(&r, reached, sizeof(reached));
 	}
-	{
-		const struct row miss = {"the same home, no frontend", AF_INET, SOCK_STREAM,
-					 vips[KS_SLOT_PROBES + 1], 80, 0, ENETUNREACH, "", NULL,
-					 KS_STAT_CONNECT_MISS};
+}
 
-		run_row(&miss, reached, sizeof(reached));
+/*
+ * Full slot windows. KS_SLOT_PROBES + 1 VIPs with one home h: the window
+ * holds the first ones, the last is found through ks_frontends (h marked
+ * overflow); another address homed at h is no frontend. Then windows that
+ * overlap: KS_SLOT_PROBES VIPs homed at g fill g..g+3, one homed at g+4 takes
+ * g+4, and one homed at g+1 (placed last: the highest address) finds g+1..g+4
+ * full and marks g+1, a slot another home's key holds.
+ */
+static void test_slot_overflow(void **state)
+{
+	char vips[KS_SLOT_PROBES + 2][INET_ADDRSTRLEN], miss[INET_ADDRSTRLEN], reached[128];
+	uint32_t ip = 0xf0010001, home, g;
+
+	(void)state;
+	_Static_assert(KS_SLOT_PROBES == 4, "the cases below are written for 4-slot windows");
+	addr_homed(&ip, home_of("240.1.0.1"), vips[0]);
+	home = home_of(vips[0]);
+	for (uint32_t i = 1; i <= KS_SLOT_PROBES; i++)
+		addr_homed(&ip, home, vips[i]);
+	addr_homed(&ip, home, miss);
+	vips_route(vips, KS_SLOT_PROBES + 1, 1);
+	{
+		const struct row r = {"the same home, no frontend", AF_INET, SOCK_STREAM, miss, 80,
+				      0, ENETUNREACH, "", NULL, KS_STAT_CONNECT_MISS};
+
+		run_row(&r, reached, sizeof(reached));
 	}
 	printf("ok   %d VIPs homed at slot %u: %d in its window, 1 through ks_frontends; %s of "
 	       "that home is no frontend\n",
-	       KS_SLOT_PROBES + 1, home, KS_SLOT_PROBES, vips[KS_SLOT_PROBES + 1]);
+	       KS_SLOT_PROBES + 1, home, KS_SLOT_PROBES, miss);
+
+	ip = 0xf0200001;
+	addr_homed(&ip, home_of("240.32.0.1"), vips[0]);
+	g = home_of(vips[0]);
+	for (uint32_t i = 1; i < KS_SLOT_PROBES; i++)
+		addr_homed(&ip, g, vips[i]);
+	addr_homed(&ip, (g + 4) & (KS_SLOTS - 1), vips[KS_SLOT_PROBES]);
+	addr_homed(&ip, (g + 1) & (KS_SLOTS - 1), vips[KS_SLOT_PROBES + 1]);
+	vips_route(vips, KS_SLOT_PROBES + 2, 1);
+	printf("ok   overlapping windows: 4 VIPs homed at %u, 1 at %u, then %s homed at %u through "
+	       "ks_frontends\n",
+	       g, (g + 4) & (KS_SLOTS - 1), vips[KS_SLOT_PROBES + 1], (g + 1) & (KS_SLOTS - 1));
+}
+
+static void expect_peer(int fd, const char *want, const char *when)
+{
+	struct sockaddr_storage peer;
+	socklen_t pn = sizeof(peer);
+	char got[64];
+
+	if (getpeername(fd, (struct sockaddr *)&peer, &pn))
+		fail_msg("%s: getpeername: %s", when, strerror(errno));
+	sa_str(&peer, got, sizeof(got));
+	if (strcmp(got, want))
+		fail_msg("%s: getpeername shows %s, expected %s", when, got, want);
+}
+
+/*
+ * One UDP socket connected in turn to a resolver (sent to the agent's), to a
+ * routed VIP and to an address that is no frontend: getpeername shows what it
+ * dialled last each time, not an earlier connect's record.
+ */
+static void test_reconnect(void **state)
+{
+	static const char policy[] = "apiVersion: networking.istio.io/v1\n"
+				     "kind: ServiceEntry\n"
+				     "metadata: {name: dns-like, namespace: t}\n"
+				     "spec:\n"
+				     "  hosts: [u.t.example]\n"
+				     "  addresses: [240.0.0.9]\n"
+				     "  ports: [{number: 5353, name: udp, protocol: UDP}]\n"
+				     "  location: MESH_INTERNAL\n"
+				     "  resolution: STATIC\n"
+				     "  endpoints: [{address: 127.0.0.11}]\n";
+	struct sockaddr_storage ss;
+	socklen_t n;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	(void)state;
+	assert_true(fd >= 0);
+	apply(policy);
+	n = sa_of("192.0.2.53", 53, &ss);
+	assert_int_equal(connect(fd, (struct sockaddr *)&ss, n), 0);
+	expect_peer(fd, "192.0.2.53:53", "connected to a resolver (sent to the agent's)");
+	n = sa_of("240.0.0.9", 5353, &ss);
+	assert_int_equal(connect(fd, (struct sockaddr *)&ss, n), 0);
+	expect_peer(fd, "240.0.0.9:5353", "then to a routed UDP VIP");
+	n = sa_of("127.0.0.50", 9, &ss);
+	assert_int_equal(connect(fd, (struct sockaddr *)&ss, n), 0);
+	expect_peer(fd, "127.0.0.50:9", "then to an address that is no frontend");
+	close(fd);
+	printf("ok   UDP reconnects: resolver, routed VIP, plain address: getpeername follows each\n");
 }
 
 /* sockops: a connection sent to the shim leaves what it dialled under its own address. */
@@ -780,6 +871,7 @@ int main(void)
 	    cmocka_unit_test(test_weights),
 	    cmocka_unit_test(test_generation_switch),
 	    cmocka_unit_test(test_slot_overflow),
+	    cmocka_unit_test(test_reconnect),
 	    cmocka_unit_test(test_shim_origdst),
 	    cmocka_unit_test(test_dns_redirect),
 	    cmocka_unit_test(test_sockmap),
