@@ -12,8 +12,6 @@
 #include "../unit/harness.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
-#include <signal.h>
 #include <bpf/bpf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,8 +25,8 @@
 #include "agent/datapath/counters.h"
 #include "agent/datapath/datapath.h"
 #include "bpf/lib/route.h"
+#include "fixture.h"
 
-#define INSTANCE_PREFIX "bpft-" /* bpft-PID: runs side by side keep to their own pins */
 #define SELF_MARK 0x5e1f
 #define SHIM_ADDR "127.0.0.99"
 #define SHIM_PORT 15001
@@ -164,15 +162,6 @@ static const char *const listen_addrs[] = {
 #define N_LISTEN (sizeof(listen_addrs) / sizeof(listen_addrs[0]))
 static int listeners[N_LISTEN + 1]; /* the last: the shim's outbound port */
 
-static int sh(const char *cmd)
-{
-	int rc = system(cmd);
-
-	if (rc)
-		fprintf(stderr, "test_sock_addr: `%s` exited %d\n", cmd, rc);
-	return rc;
-}
-
 static int write_file(const char *path, const char *text)
 {
 	int fd = open(path, O_WRONLY), rc = 0;
@@ -270,21 +259,6 @@ static void drain(void)
 			close(fd);
 }
 
-/* Pins of runs whose process is gone (killed before their teardown). */
-static void sweep_dead_runs(void)
-{
-	DIR *d = opendir(KS_PIN_ROOT);
-	struct dirent *e;
-
-	if (!d)
-		return;
-	while ((e = readdir(d)))
-		if (!strncmp(e->d_name, INSTANCE_PREFIX, strlen(INSTANCE_PREFIX)) &&
-		    kill(atoi(e->d_name + strlen(INSTANCE_PREFIX)), 0) && errno == ESRCH)
-			dp_uninstall(e->d_name);
-	closedir(d);
-}
-
 static void apply(const char *yaml)
 {
 	uint32_t gen;
@@ -321,19 +295,12 @@ static int setup(void **state)
 	char path[PATH_MAX + 32];
 
 	(void)state;
-	if (geteuid()) {
-		fprintf(stderr, "test_sock_addr needs root (BPF, cgroups, a network namespace)\n");
+	if (bpft_env("test_sock_addr", cg_mount, sizeof(cg_mount), instance, sizeof(instance)) ||
+	    bpft_sh("test_sock_addr", "ip -6 addr add fd00::11/128 dev lo nodad") ||
+	    bpft_sh("test_sock_addr", "ip -6 addr add fd00::50/128 dev lo nodad"))
 		return -1;
-	}
-	if (unshare(CLONE_NEWNET)) {
-		fprintf(stderr, "test_sock_addr: unshare(CLONE_NEWNET): %s\n", strerror(errno));
-		return -1;
-	}
-	if (sh("ip link set lo up") || sh("ip -6 addr add fd00::11/128 dev lo nodad") ||
-	    sh("ip -6 addr add fd00::50/128 dev lo nodad"))
-		return -1;
-	if (cgroup2_mount(cg_mount, sizeof(cg_mount)) || own_cgroup(cg_home, sizeof(cg_home))) {
-		fprintf(stderr, "test_sock_addr: no cgroup v2 mount or own cgroup\n");
+	if (own_cgroup(cg_home, sizeof(cg_home))) {
+		fprintf(stderr, "test_sock_addr: no own cgroup\n");
 		return -1;
 	}
 	snprintf(cg_dir, sizeof(cg_dir), "ksteer-bpftest-%d", (int)getpid());
@@ -348,8 +315,7 @@ static int setup(void **state)
 	/* as the agent: its shim's listener, and the datapath (sockops on its own cgroup) */
 	if (join_cgroup(cg_agent) || (listeners[N_LISTEN] = listen_on(SHIM_ADDR, SHIM_PORT)) < 0)
 		return -1;
-	sweep_dead_runs();
-	snprintf(instance, sizeof(instance), INSTANCE_PREFIX "%d", (int)getpid());
+	bpft_sweep_dead_runs();
 	o.instance = instance;
 	o.cgroup = cg_dir;
 	addr_parse(SHIM_ADDR, &o.shim_addr);
@@ -436,15 +402,27 @@ struct row {
 	enum ks_stat stat;   /* the one connect result counter that moves */
 };
 
+static void expect_peer(int fd, const char *want, const char *when)
+{
+	struct sockaddr_storage peer;
+	socklen_t pn = sizeof(peer);
+	char got[64];
+
+	if (getpeername(fd, (struct sockaddr *)&peer, &pn))
+		fail_msg("%s: getpeername: %s", when, strerror(errno));
+	sa_str(&peer, got, sizeof(got));
+	if (strcmp(got, want))
+		fail_msg("%s: getpeername shows %s, expected %s", when, got, want);
+}
+
 static void run_row(const struct row *r, char *reached, size_t len)
 {
 	static const enum ks_stat results[] = {KS_STAT_CONNECT_ROUTED, KS_STAT_CONNECT_SHIM,
 					       KS_STAT_CONNECT_NO_UPSTREAM, KS_STAT_CONNECT_MISS,
 					       KS_STAT_CONNECT_SELF};
 	uint64_t before[KS_STAT_MAX], after[KS_STAT_MAX];
-	struct sockaddr_storage ss, peer;
-	socklen_t n = sa_of(r->dial, r->port, &ss), pn = sizeof(peer);
-	char got[128];
+	struct sockaddr_storage ss;
+	socklen_t n = sa_of(r->dial, r->port, &ss);
 	int fd, rc, err;
 
 	if (r->family == AF_INET6 && ss.ss_family == AF_INET)
@@ -473,13 +451,8 @@ static void run_row(const struct row *r, char *reached, size_t len)
 				 (unsigned long long)(after[results[i]] - before[results[i]]),
 				 results[i] == r->stat);
 	}
-	if (r->peer) {
-		if (getpeername(fd, (struct sockaddr *)&peer, &pn))
-			fail_msg("%s: getpeername: %s", r->what, strerror(errno));
-		sa_str(&peer, got, sizeof(got));
-		if (strcmp(got, r->peer))
-			fail_msg("%s: getpeername shows %s, expected %s", r->what, got, r->peer);
-	}
+	if (r->peer)
+		expect_peer(fd, r->peer, r->what);
 	reached[0] = 0;
 	if (r->type == SOCK_STREAM && !r->err)
 		accepted(reached, len);
@@ -674,19 +647,6 @@ static void test_slot_overflow(void **state)
 	printf("ok   overlapping windows: 4 VIPs homed at %u, 1 at %u, then %s homed at %u through "
 	       "ks_frontends\n",
 	       g, (g + 4) & (KS_SLOTS - 1), vips[KS_SLOT_PROBES + 1], (g + 1) & (KS_SLOTS - 1));
-}
-
-static void expect_peer(int fd, const char *want, const char *when)
-{
-	struct sockaddr_storage peer;
-	socklen_t pn = sizeof(peer);
-	char got[64];
-
-	if (getpeername(fd, (struct sockaddr *)&peer, &pn))
-		fail_msg("%s: getpeername: %s", when, strerror(errno));
-	sa_str(&peer, got, sizeof(got));
-	if (strcmp(got, want))
-		fail_msg("%s: getpeername shows %s, expected %s", when, got, want);
 }
 
 /*

@@ -29,8 +29,8 @@
 
 #include "agent/datapath/counters.h"
 #include "agent/datapath/datapath.h"
+#include "fixture.h"
 
-#define INSTANCE_PREFIX "bpft-" /* as test_sock_addr: its sweep takes dead runs' pins */
 #define GW_PORT 15443
 #define SRV_PORT 15008
 #define SMALL_BUF 65536 /* c's receive and a's send buffer: the answer waits in the kernel */
@@ -45,15 +45,6 @@ struct tunnel {
 	int c, a, b, s;
 	uint64_t ca, cb; /* a's and b's socket cookies */
 };
-
-static int sh(const char *cmd)
-{
-	int rc = system(cmd);
-
-	if (rc)
-		fprintf(stderr, "test_splice: %s: exit %d\n", cmd, rc);
-	return rc;
-}
 
 static int listen_on(uint16_t port)
 {
@@ -229,20 +220,8 @@ static int setup(void **state)
 	char path[PATH_MAX + 32];
 
 	(void)state;
-	if (geteuid()) {
-		fprintf(stderr, "test_splice needs root (BPF, cgroups, a network namespace)\n");
+	if (bpft_env("test_splice", cg_mount, sizeof(cg_mount), instance, sizeof(instance)))
 		return -1;
-	}
-	if (unshare(CLONE_NEWNET)) {
-		fprintf(stderr, "test_splice: unshare(CLONE_NEWNET): %s\n", strerror(errno));
-		return -1;
-	}
-	if (sh("ip link set lo up"))
-		return -1;
-	if (cgroup2_mount(cg_mount, sizeof(cg_mount))) {
-		fprintf(stderr, "test_splice: no cgroup v2 mount\n");
-		return -1;
-	}
 	/* the socket programs need a cgroup to attach to; the splice needs only its map */
 	snprintf(cg_dir, sizeof(cg_dir), "ksteer-bpftest-splice-%d", (int)getpid());
 	snprintf(path, sizeof(path), "%s/%s", cg_mount, cg_dir);
@@ -250,7 +229,6 @@ static int setup(void **state)
 		fprintf(stderr, "test_splice: mkdir %s: %s\n", path, strerror(errno));
 		return -1;
 	}
-	snprintf(instance, sizeof(instance), INSTANCE_PREFIX "%d", (int)getpid());
 	o.instance = instance;
 	o.cgroup = cg_dir;
 	if (dp_open(&dp, &o)) {
