@@ -197,8 +197,9 @@ int ksteer_msg(struct sk_msg_md *msg)
 
 /*
  * The gateway's splice: a segment from one side goes out of the other,
- * counted. A stream verdict without a parser is linked from 5.10 on; from
- * 6.1 it is run on each skb as it arrives (tcp_read_skb), the same path as
+ * counted, within the bound on what waits for the other side (splice_segment).
+ * A stream verdict without a parser is linked from 5.10 on; from 6.1 it is run
+ * on each skb as it arrives (tcp_read_skb), the same path as
  * BPF_SK_SKB_VERDICT (5.13); 5.10-6.0 hand it copies through tcp_read_sock.
  * Only 6.1, 6.12 and 6.18 were run.
  */
@@ -220,13 +221,7 @@ int ksteer_skb(struct __sk_buff *skb)
 	 */
 	if (!skb->len)
 		return SK_DROP;
-	if (bpf_sk_redirect_hash(skb, &ks_splice, &p->peer, 0) == SK_PASS) {
-		__sync_fetch_and_add(&p->bytes, skb->len);
-		stat_inc(KS_STAT_SPLICE_REDIRECTED);
-		return SK_PASS;
-	}
-	stat_inc(KS_STAT_SPLICE_DROPPED); /* the peer closed: as TCP would, nothing takes it */
-	return SK_DROP;
+	return splice_segment(skb, c, p);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -24,8 +24,10 @@
  * Layout 6 replaced ks_fe_filter with ks_fe_slots (a frontend found in one
  * cache line) and, for getpeername, ks_sock storage of routed sockets with
  * the ks_peers ring.
+ * Layout 7 bounded the splice: ks_splice grew its backlog accounting and
+ * ks_stats the splice_fallback and splice_overflow counters.
  */
-#define KS_LAYOUT_VERSION 6
+#define KS_LAYOUT_VERSION 7
 
 /* Two generations of policy live side by side; ks_config.active picks one. */
 #define KS_GENERATIONS 2
@@ -207,6 +209,8 @@ enum ks_stat {
 	KS_STAT_SOCKMAP_PLAIN, /* messages that went through TCP: no peer when the flow began */
 	KS_STAT_SPLICE_REDIRECTED, /* gateway: segments sent socket to socket by sk_skb */
 	KS_STAT_SPLICE_DROPPED, /* gateway: segments whose peer was already gone */
+	KS_STAT_SPLICE_FALLBACK, /* gateway: directions handed to the copy loop at the bound */
+	KS_STAT_SPLICE_OVERFLOW, /* gateway: tunnels broken, both ways stalled past the bound */
 	KS_STAT_MAX,
 };
 
@@ -227,10 +231,32 @@ struct ks_sock_key {
  * (a SOCKHASH keyed by socket cookie); an sk_skb verdict sends each side's
  * bytes out of the other and counts them, so half-closes are passed on only
  * once every byte before them has been queued.
+ *
+ * Bytes redirected wait in the peer's psock backlog, charged to no socket,
+ * until the peer's TCP takes them: the verdict keeps that backlog under
+ * KS_SPLICE_BACKLOG (redirected - (peer's write_seq - base)). At the bound the
+ * direction falls back for good: its bytes are passed up to this socket
+ * (charged to it, so TCP's window closes) and the shim copies them once the
+ * backlog has been sent. Passed bytes that must wait behind this socket's own
+ * backlog are again uncharged: past KS_SPLICE_BACKLOG of them (both ways
+ * stalled) the tunnel is broken (KS_SPLICE_OVERFLOW) and the shim resets it.
  */
+#define KS_SPLICE_BACKLOG (256 * 1024)
+
+enum ks_splice_flags {
+	KS_SPLICE_BASED = 1u << 0, /* base holds the peer's write_seq at the first redirect */
+	KS_SPLICE_COPY = 1u << 1, /* fell back: every byte from here on is passed up */
+	KS_SPLICE_OVERFLOW = 1u << 2, /* bytes dropped: the shim resets the tunnel */
+};
+
 struct ks_splice {
 	__u64 peer; /* the other socket's cookie */
 	__u64 bytes; /* payload bytes redirected from this socket to the peer */
+	__u64 passed; /* bytes passed up to user space after the fallback */
+	__u32 held; /* passed bytes now waiting behind this socket's own backlog */
+	__u32 base; /* the peer's write_seq when the first byte was redirected */
+	__u32 flags; /* enum ks_splice_flags, written by this socket's verdict only */
+	__u32 pad;
 };
 
 /*
@@ -277,7 +303,7 @@ enum ks_guard_stat {
 _Static_assert(sizeof(struct ks_lpm_key) == 20, "ks_lpm_key layout");
 _Static_assert(sizeof(struct ks_frag_key) == 40, "ks_frag_key layout");
 _Static_assert(sizeof(struct ks_sock_key) == 36, "ks_sock_key layout");
-_Static_assert(sizeof(struct ks_splice) == 16, "ks_splice layout");
+_Static_assert(sizeof(struct ks_splice) == 40, "ks_splice layout");
 _Static_assert(sizeof(struct ks_addr) == 16, "ks_addr layout");
 _Static_assert(sizeof(struct ks_frontend_key) == 24, "ks_frontend_key layout");
 _Static_assert(sizeof(struct ks_frontend) == 24, "ks_frontend layout");

@@ -28,8 +28,11 @@ const struct dp_counter dp_stat_counters[KS_STAT_MAX] = {
 	  NULL),
 	C(KS_STAT_SOCKMAP_PLAIN, "sockmap_plain", "sockmap", "event", "plain", NULL),
 	C(KS_STAT_SPLICE_REDIRECTED, "splice_redirected", "splice", "event", "redirected",
-	  "The gateway's sk_skb splice: segments redirected, or dropped with the peer gone"),
+	  "The gateway's sk_skb splice: segments redirected, dropped with the peer gone; "
+	  "directions handed to the copy loop at the backlog bound, tunnels broken past it"),
 	C(KS_STAT_SPLICE_DROPPED, "splice_dropped", "splice", "event", "dropped", NULL),
+	C(KS_STAT_SPLICE_FALLBACK, "splice_fallback", "splice", "event", "fallback", NULL),
+	C(KS_STAT_SPLICE_OVERFLOW, "splice_overflow", "splice", "event", "overflow", NULL),
 };
 
 const struct dp_counter dp_guard_counters[KS_GUARD_STAT_MAX] = {

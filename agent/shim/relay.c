@@ -43,6 +43,13 @@
 
 enum { T_HELLO, T_TLS, T_CONNECT, T_ORIGINATE, T_RELAY, T_SPLICED };
 
+/*
+ * A way of a spliced tunnel: the kernel redirects its bytes; or the verdict
+ * passes them up (KS_SPLICE_COPY) and the peer's backlog is still being sent;
+ * or this loop copies them.
+ */
+enum { W_SPLICED, W_DRAIN, W_COPY };
+
 struct tun {
 	struct evh h;
 	struct shim *s;
@@ -63,6 +70,11 @@ struct tun {
 	uint32_t ev_a, ev_b;
 	/* spliced in the kernel: cookies, bytes user space sent to b first, EOFs seen */
 	uint64_t ca, cb, w_a2b;
+	/* each way of a spliced tunnel (from a, from b): spliced, or handed back to this
+	 * copy loop at the kernel's backlog bound; bytes copied since */
+	int mode_a, mode_b;
+	uint64_t got_a, got_b;
+	bool splice_wait;
 	/* the kernel's byte counts at the last look, and when to look again (every quarter
 	 * of the idle timeout: a spliced tunnel is closed within 1.25 times it) */
 	uint64_t spliced_seen, spliced_look;
@@ -590,61 +602,184 @@ static uint64_t queued(int fd)
 	return ti.tcpi_bytes_acked + (uint64_t)(outq > 0 ? outq : 0);
 }
 
-static uint64_t spliced_bytes(struct tun *t, uint64_t cookie)
+/* Sends what a side owes; a byte sent counts as activity. False on a socket error. */
+static bool tun_flush(struct tun *t, struct side *sd)
+{
+	size_t owed = sd->out.len;
+	bool ok = side_flush(sd);
+
+	if (sd->out.len < owed)
+		t->last = now_ms();
+	return ok;
+}
+
+/* A half-close passed on: SHUT_WR once every byte owed before it is sent. */
+static void tun_fin(struct side *to, bool done, bool *fin)
+{
+	if (done && !*fin && !to->out.len) {
+		shutdown(to->fd, SHUT_WR);
+		*fin = true;
+	}
+}
+
+/* The verdict's record of a spliced socket; zeroes once it is gone. */
+static struct ks_splice splice_rec(struct tun *t, uint64_t cookie)
 {
 	struct ks_splice v;
 
-	return bpf_map_lookup_elem(t->s->o.splice_peer_fd, &cookie, &v) ? 0 : v.bytes;
+	if (bpf_map_lookup_elem(t->s->o.splice_peer_fd, &cookie, &v))
+		memset(&v, 0, sizeof(v));
+	return v;
+}
+
+static uint64_t spliced_bytes(struct tun *t, uint64_t cookie)
+{
+	return splice_rec(t, cookie).bytes;
 }
 
 static void splice_pending_arm(struct shim *s);
 
 /*
  * A spliced tunnel: the kernel moves the bytes; this passes on half-closes, each
- * only once the other socket has been given every byte that came before it.
+ * only once the other socket has been given every byte that came before it, and
+ * takes a way over when the verdict hands it back at the backlog bound.
  */
-/* 0 after noting an EOF (or none yet); -1: bytes the verdict left behind, or a reset. */
-static int peek_eof(int fd, bool *eof)
+struct sway {
+	struct side *from, *to;
+	uint64_t cookie; /* from's */
+	uint64_t first; /* bytes this loop wrote to `to` before the splice */
+	int *mode;
+	uint64_t *got;
+	bool *eof, *done, *fin;
+	bool wait; /* to be looked at again by the timer */
+};
+
+/* Copies what the verdict passed up; from's EOF counts once every such byte was read. */
+static int sway_copy(struct tun *t, struct sway *w)
 {
-	char c;
+	char buf[16384];
 	ssize_t n;
 
-	if (*eof)
-		return 0;
-	n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-	if (n == 0)
-		*eof = true;
-	else if (n > 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
-		return -1;
+	while (!*w->done && w->to->out.len < SIDE_HIGH_WATER) {
+		n = side_read(w->from, buf, sizeof(buf));
+		if (n > 0) {
+			*w->got += (uint64_t)n;
+			t->last = now_ms();
+			stream_bytes(t->s, &t->st, w->from == &t->a, buf, (size_t)n);
+			if (!side_write(w->to, buf, (size_t)n))
+				return -1;
+			continue;
+		}
+		if (n == -EAGAIN)
+			break;
+		if (n < 0)
+			return -1;
+		if (*w->got < splice_rec(t, w->cookie).passed) {
+			/* passed bytes wait behind from's own backlog: the EOF came first */
+			w->from->eof = false;
+			w->wait = true;
+			break;
+		}
+		*w->eof = *w->done = true;
+	}
+	tun_fin(w->to, *w->done, w->fin);
 	return 0;
 }
 
-/* A half-close seen and not yet passed on. */
+/* One way: -1 when the tunnel must go (a reset, bytes left behind, the bound overflowed). */
+static int sway_step(struct tun *t, struct sway *w)
+{
+	struct ks_splice r;
+	ssize_t n = 0;
+	char c;
+
+	if (*w->done)
+		return 0;
+	if (*w->mode == W_SPLICED && !*w->eof) {
+		n = recv(w->from->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			return -1;
+	}
+	r = splice_rec(t, w->cookie); /* after the peek: the verdict ran on what came before */
+	if (r.flags & KS_SPLICE_OVERFLOW) { /* bytes were dropped: a reset, not a FIN */
+		struct linger rst = { 1, 0 };
+
+		pr_info("gateway: splice: both ways stalled past %u bytes: reset\n",
+			KS_SPLICE_BACKLOG);
+		setsockopt(t->a.fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+		setsockopt(t->b.fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+		return -1;
+	}
+	if (*w->mode == W_SPLICED) {
+		if (r.flags & KS_SPLICE_COPY)
+			*w->mode = W_DRAIN;
+		else if (n > 0)
+			return -1; /* bytes the verdict left behind */
+		else if (n == 0 && !*w->eof)
+			*w->eof = true;
+	}
+	if (*w->mode == W_SPLICED) {
+		if (*w->eof && !w->to->out.len && queued(w->to->fd) >= w->first + r.bytes) {
+			shutdown(w->to->fd, SHUT_WR);
+			*w->done = *w->fin = true;
+		}
+		w->wait = *w->eof && !*w->done;
+		return 0;
+	}
+	if (*w->mode == W_DRAIN) {
+		if (w->to->out.len || queued(w->to->fd) < w->first + r.bytes) {
+			w->wait = true;
+			return 0;
+		}
+		*w->mode = W_COPY;
+		*w->eof = false;
+	}
+	return sway_copy(t, w);
+}
+
+static void splice_ways(struct tun *t, struct sway *wa, struct sway *wb)
+{
+	*wa = (struct sway){ &t->a, &t->b, t->ca, t->w_a2b, &t->mode_a, &t->got_a,
+			     &t->a_eof, &t->a_done, &t->b_fin, false };
+	*wb = (struct sway){ &t->b, &t->a, t->cb, 0, &t->mode_b, &t->got_b,
+			     &t->b_eof, &t->b_done, &t->a_fin, false };
+}
+
+/* What one socket waits for: the way from it, and the bytes it owes the other way. */
+static uint32_t sway_want(const struct sway *from_it, const struct side *it)
+{
+	uint32_t want = it->out.len ? EPOLLOUT : 0;
+
+	if (*from_it->done || from_it->wait)
+		return want; /* draining, or an EOF before its bytes: the timer looks again */
+	if (*from_it->mode == W_SPLICED && !*from_it->eof) /* a FIN, or bytes passed up */
+		want |= EPOLLRDHUP | EPOLLIN;
+	else if (*from_it->mode == W_COPY && from_it->to->out.len < SIDE_HIGH_WATER)
+		want |= EPOLLIN;
+	return want;
+}
+
+/* A way waiting for the kernel (a half-close, a hand-back): the timer steps it. */
 static bool splice_waiting(const struct tun *t)
 {
-	return (t->a_eof && !t->a_done) || (t->b_eof && !t->b_done);
+	return t->splice_wait;
 }
 
 static void splice_step(struct tun *t)
 {
-	if (!side_flush(&t->b) || peek_eof(t->a.fd, &t->a_eof) || peek_eof(t->b.fd, &t->b_eof))
+	struct sway wa, wb;
+
+	splice_ways(t, &wa, &wb);
+	if (!tun_flush(t, &t->b) || !tun_flush(t, &t->a) || sway_step(t, &wa) ||
+	    sway_step(t, &wb) || !tun_flush(t, &t->a) || !tun_flush(t, &t->b))
 		goto kill;
-	if (t->a_eof && !t->a_done && !t->b.out.len &&
-	    queued(t->b.fd) >= t->w_a2b + spliced_bytes(t, t->ca)) {
-		shutdown(t->b.fd, SHUT_WR);
-		t->a_done = true;
-	}
-	if (t->b_eof && !t->b_done && queued(t->a.fd) >= spliced_bytes(t, t->cb)) {
-		shutdown(t->a.fd, SHUT_WR);
-		t->b_done = true;
-	}
-	if (t->a_done && t->b_done)
+	if (t->a_done && t->b_done && t->a_fin && t->b_fin)
 		goto kill;
-	if (splice_waiting(t) && !t->s->pend_us)
+	t->splice_wait = wa.wait || wb.wait;
+	if (t->splice_wait && !t->s->pend_us)
 		splice_pending_arm(t->s);
-	/* EOFs seen are not asked about again (level-triggered); the timer re-checks */
-	tun_arm(t, t->a.fd, &t->ev_a, t->a_eof ? 0 : EPOLLRDHUP);
-	tun_arm(t, t->b.fd, &t->ev_b, (t->b_eof ? 0 : EPOLLRDHUP) | (t->b.out.len ? EPOLLOUT : 0));
+	tun_arm(t, t->a.fd, &t->ev_a, sway_want(&wa, &t->a));
+	tun_arm(t, t->b.fd, &t->ev_b, sway_want(&wb, &t->b));
 	return;
 kill:
 	tun_kill(t);
@@ -682,17 +817,6 @@ void splice_pending_event(struct evh *h, uint32_t events)
 		splice_pending_arm(s);
 	else
 		s->pend_us = 0;
-}
-
-/* Sends what a side owes; a byte sent counts as activity. False on a socket error. */
-static bool tun_flush(struct tun *t, struct side *sd)
-{
-	size_t owed = sd->out.len;
-	bool ok = side_flush(sd);
-
-	if (sd->out.len < owed)
-		t->last = now_ms();
-	return ok;
 }
 
 /*
@@ -763,15 +887,6 @@ static void tun_arm_all(struct tun *t)
 	}
 	tun_arm(t, t->a.fd, &t->ev_a, wa | (t->a.out.len ? EPOLLOUT : 0));
 	tun_arm(t, t->b.fd, &t->ev_b, wb | (t->b.out.len ? EPOLLOUT : 0));
-}
-
-/* A half-close passed on: SHUT_WR once every byte owed before it is sent. */
-static void tun_fin(struct side *to, bool done, bool *fin)
-{
-	if (done && !*fin && !to->out.len) {
-		shutdown(to->fd, SHUT_WR);
-		*fin = true;
-	}
 }
 
 static void tun_step(struct tun *t)

@@ -71,4 +71,86 @@ static __always_inline void origdst_record(struct bpf_sock_ops *ops, const struc
 	bpf_map_update_elem(&ks_origdst, &key, &od, BPF_ANY);
 }
 
+/*
+ * Where a spliced socket's TCP stands: its write_seq, every byte it has been
+ * given to send. 0 when the socket is no longer in ks_splice.
+ */
+static __always_inline int splice_write_seq(__u64 cookie, __u32 *seq)
+{
+	struct bpf_sock *sk = bpf_map_lookup_elem(&ks_splice, &cookie);
+	struct tcp_sock *tp;
+	int ok = 0;
+
+	if (!sk)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (tp) {
+		*seq = tp->write_seq;
+		ok = 1;
+	}
+	bpf_sk_release(sk);
+	return ok;
+}
+
+/* Bytes p's socket redirected that the peer's TCP (at peer_seq) has not taken yet. */
+static __always_inline __u32 splice_backlog(const struct ks_splice *p, __u32 peer_seq)
+{
+	__s32 d = (__s32)((__u32)p->bytes + p->base - peer_seq);
+
+	return d > 0 ? (__u32)d : 0;
+}
+
+/*
+ * One segment of a spliced socket (cookie c, record p): redirected to the
+ * peer while the peer's backlog stays under KS_SPLICE_BACKLOG; past it, or
+ * once the peer fell back, passed up for the shim to copy (ks_splice in
+ * maps/ksteer_maps.h). SK_PASS or SK_DROP.
+ */
+static __always_inline int splice_segment(struct __sk_buff *skb, __u64 c, struct ks_splice *p)
+{
+	struct ks_splice *q = bpf_map_lookup_elem(&ks_splice_peer, &p->peer);
+	__u32 seq, len = skb->len;
+
+	if (p->flags & KS_SPLICE_OVERFLOW)
+		return SK_DROP; /* the shim resets the tunnel */
+	if (!(p->flags & KS_SPLICE_COPY)) {
+		if (!q || !splice_write_seq(p->peer, &seq))
+			goto gone;
+		if (!(p->flags & KS_SPLICE_BASED)) {
+			p->base = seq;
+			p->flags |= KS_SPLICE_BASED;
+		}
+		if (!(q->flags & KS_SPLICE_COPY) &&
+		    splice_backlog(p, seq) + len <= KS_SPLICE_BACKLOG) {
+			if (bpf_sk_redirect_hash(skb, &ks_splice, &p->peer, 0) != SK_PASS)
+				goto gone;
+			__sync_fetch_and_add(&p->bytes, len);
+			stat_inc(KS_STAT_SPLICE_REDIRECTED);
+			return SK_PASS;
+		}
+		p->flags |= KS_SPLICE_COPY; /* for good: a redirect now could overtake */
+		stat_inc(KS_STAT_SPLICE_FALLBACK);
+	}
+	/*
+	 * Passed up. While this socket's own backlog holds the peer's bytes, the
+	 * segment waits behind them uncharged and TCP's window stays open: held.
+	 */
+	if (q && (q->flags & KS_SPLICE_BASED) && splice_write_seq(c, &seq) &&
+	    splice_backlog(q, seq)) {
+		if (p->held + len > KS_SPLICE_BACKLOG) {
+			p->flags |= KS_SPLICE_OVERFLOW;
+			stat_inc(KS_STAT_SPLICE_OVERFLOW);
+			return SK_DROP;
+		}
+		p->held += len;
+	} else {
+		p->held = 0;
+	}
+	__sync_fetch_and_add(&p->passed, len);
+	return SK_PASS;
+gone:
+	stat_inc(KS_STAT_SPLICE_DROPPED); /* the peer closed: as TCP would, nothing takes it */
+	return SK_DROP;
+}
+
 #endif

@@ -19,13 +19,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <linux/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/sockios.h>
 
 #include "agent/datapath/counters.h"
 #include "agent/datapath/datapath.h"
@@ -128,11 +131,30 @@ static uint64_t stat_of(int which)
 	return v[which];
 }
 
+/* The verdict's record of a spliced socket; zeroes when it has none. */
+static struct ks_splice record(uint64_t c)
+{
+	struct ks_splice v = {0};
+
+	bpf_map_lookup_elem(dp.splice_peer_fd, &c, &v);
+	return v;
+}
+
 static uint64_t spliced(uint64_t c)
 {
-	struct ks_splice v;
+	return record(c).bytes;
+}
 
-	return bpf_map_lookup_elem(dp.splice_peer_fd, &c, &v) ? 0 : v.bytes;
+/* Every byte fd's TCP was given to send (relay.c's queued()): acknowledged or still queued. */
+static uint64_t queued(int fd)
+{
+	struct tcp_info ti = {0};
+	socklen_t l = sizeof(ti);
+	int outq = 0;
+
+	getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l);
+	ioctl(fd, SIOCOUTQ, &outq);
+	return ti.tcpi_bytes_acked + (uint64_t)(outq > 0 ? outq : 0);
 }
 
 static uint64_t now_ms(void)
@@ -149,46 +171,37 @@ static unsigned char pattern(uint64_t i)
 	return (unsigned char)(i % 251);
 }
 
-/* Writes bytes [from, to) of the pattern to fd within 5 s. */
-static void send_pattern(int fd, uint64_t from, uint64_t to)
+/*
+ * The server writes the pattern from `from` while the client reads it all from
+ * byte 0 (the first part already waits in the kernel); stops when no byte moved
+ * for 5 s. What the client got, checked.
+ */
+static uint64_t exchange(int s, uint64_t from, int c, uint64_t total)
 {
-	unsigned char buf[16384];
-	uint64_t end = now_ms() + 5000;
+	static unsigned char buf[65536];
+	uint64_t got = 0, idle_since = now_ms();
 
-	while (from < to) {
-		size_t n = to - from < sizeof(buf) ? (size_t)(to - from) : sizeof(buf);
-		struct pollfd p = {.fd = fd, .events = POLLOUT};
-		ssize_t w;
-
-		for (size_t i = 0; i < n; i++)
-			buf[i] = pattern(from + i);
-		if (poll(&p, 1, 100) < 1) {
-			if (now_ms() > end)
-				fail_msg("the server could write only %llu bytes in 5 s",
-					 (unsigned long long)from);
-			continue;
-		}
-		w = send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (w < 0 && errno != EAGAIN)
-			fail_msg("server send: %s", strerror(errno));
-		if (w > 0)
-			from += (uint64_t)w;
-	}
-}
-
-/* Reads fd until want bytes came or none came for 2 s; checks them against the pattern. */
-static uint64_t recv_pattern(int fd, uint64_t want)
-{
-	unsigned char buf[65536];
-	uint64_t got = 0;
-
-	while (got < want) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
+	while (got < total && now_ms() - idle_since < 5000) {
+		struct pollfd p[2] = {{.fd = c, .events = POLLIN},
+				      {.fd = s, .events = from < total ? POLLOUT : 0}};
 		ssize_t n;
 
-		if (poll(&p, 1, 2000) < 1)
-			break;
-		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (poll(p, 2, 100) < 1)
+			continue;
+		if (p[1].revents & POLLOUT) {
+			size_t k = total - from < 16384 ? (size_t)(total - from) : 16384;
+
+			for (size_t i = 0; i < k; i++)
+				buf[i] = pattern(from + i);
+			n = send(s, buf, k, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (n > 0) {
+				from += (uint64_t)n;
+				idle_since = now_ms();
+			}
+		}
+		if (!(p[0].revents & POLLIN))
+			continue;
+		n = recv(c, buf, sizeof(buf), MSG_DONTWAIT);
 		if (n <= 0)
 			break;
 		for (ssize_t i = 0; i < n; i++)
@@ -197,6 +210,7 @@ static uint64_t recv_pattern(int fd, uint64_t want)
 					 (unsigned long long)(got + (uint64_t)i), buf[i],
 					 pattern(got + (uint64_t)i));
 		got += (uint64_t)n;
+		idle_since = now_ms();
 	}
 	return got;
 }
@@ -212,6 +226,105 @@ static bool eof_seen(int fd)
 		usleep(10000);
 	}
 	return false;
+}
+
+/*
+ * The shim's part once b's direction falls back (relay.c): wait until a's TCP
+ * has taken every byte redirected to it, then copy what the verdict passes up
+ * on b to a; b's EOF counts only once every passed byte has been read.
+ */
+struct copier {
+	pthread_t th;
+	struct tunnel *t;
+	volatile bool stop;
+	uint64_t copied;
+	bool started;
+};
+
+static void *copier_run(void *arg)
+{
+	struct copier *cp = arg;
+	struct tunnel *t = cp->t;
+	static unsigned char buf[65536];
+	bool drained = false;
+
+	while (!cp->stop) {
+		struct ks_splice r = record(t->cb);
+		struct pollfd p = {.fd = t->b, .events = POLLIN};
+		ssize_t n;
+
+		if (!(r.flags & KS_SPLICE_COPY) || (!drained && queued(t->a) < r.bytes)) {
+			usleep(1000);
+			continue;
+		}
+		drained = true;
+		if (poll(&p, 1, 10) < 1)
+			continue;
+		n = recv(t->b, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n == 0 && cp->copied >= record(t->cb).passed) {
+			shutdown(t->a, SHUT_WR);
+			break;
+		}
+		if (n <= 0) {
+			usleep(1000); /* an EOF before every passed byte: the rest is on its way */
+			continue;
+		}
+		for (ssize_t off = 0; off < n && !cp->stop;) {
+			struct pollfd w = {.fd = t->a, .events = POLLOUT};
+			ssize_t k;
+
+			if (poll(&w, 1, 10) < 1)
+				continue;
+			k = send(t->a, buf + off, (size_t)(n - off), MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (k > 0)
+				off += k;
+			else if (k < 0 && errno != EAGAIN)
+				return NULL;
+		}
+		cp->copied += (uint64_t)n;
+	}
+	return NULL;
+}
+
+static void copier_start(struct copier *cp, struct tunnel *t)
+{
+	memset(cp, 0, sizeof(*cp));
+	cp->t = t;
+	assert_int_equal(pthread_create(&cp->th, NULL, copier_run, cp), 0);
+	cp->started = true;
+}
+
+static void copier_stop(struct copier *cp)
+{
+	if (!cp->started)
+		return;
+	cp->stop = true;
+	pthread_join(cp->th, NULL);
+	cp->started = false;
+}
+
+/* Writes to fd without blocking until it takes no more for 1 s or max went; what went. */
+static uint64_t send_until_stalled(int fd, uint64_t from, uint64_t max)
+{
+	unsigned char buf[16384];
+	uint64_t at = from;
+
+	while (at - from < max) {
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		size_t n = max - (at - from) < sizeof(buf) ? (size_t)(max - (at - from)) : sizeof(buf);
+		ssize_t w;
+
+		if (poll(&p, 1, 1000) < 1)
+			break;
+		for (size_t i = 0; i < n; i++)
+			buf[i] = pattern(at + i);
+		w = send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w < 0 && errno != EAGAIN)
+			fail_msg("send: %s", strerror(errno));
+		if (w > 0)
+			at += (uint64_t)w;
+	}
+	return at - from;
 }
 
 static int setup(void **state)
@@ -289,32 +402,115 @@ static void test_bytes_both_ways(void **state)
 
 /*
  * The client's FIN alone while the answer waits in a's psock backlog (c does not
- * read; its receive buffer and a's send buffer are small), then more answer: every
- * byte must still reach c, and a's user space must see the EOF. Before the verdict
+ * read; its receive buffer and a's send buffer are small; the rest of what the
+ * server could write waits passed up for the shim's copy), then more answer:
+ * every byte must still reach c, and a's user space must see the EOF. Before the verdict
  * dropped empty skbs, the FIN was queued behind the answer, taken as a broken pipe
  * when reached, and the rest of the answer was lost.
  */
 static void test_fin_mid_answer(void **state)
 {
-	const uint64_t half = 4 << 20;
+	const uint64_t total = 8 << 20;
+	struct copier cp;
 	struct tunnel t;
-	uint64_t got;
+	uint64_t wrote, got;
 
 	(void)state;
 	tunnel_open(&t, SMALL_BUF, SMALL_BUF);
-	send_pattern(t.s, 0, half);
-	usleep(100000); /* the backlog has sent what a's send buffer takes, the rest waits */
+	copier_start(&cp, &t); /* the answer outgrows the backlog's bound: the shim's copy */
+	wrote = send_until_stalled(t.s, 0, total);
 	assert_int_equal(shutdown(t.c, SHUT_WR), 0);
 	if (!eof_seen(t.a))
 		fail_msg("a's user space saw no EOF within 1 s of the client's FIN");
-	send_pattern(t.s, half, 2 * half);
-	got = recv_pattern(t.c, 2 * half);
-	if (got != 2 * half)
+	got = exchange(t.s, wrote, t.c, total);
+	if (got != total)
 		fail_msg(
 		    "the client got %llu of %llu answer bytes after its FIN (kernel counted %llu "
-		    "redirected)",
-		    (unsigned long long)got, (unsigned long long)(2 * half),
-		    (unsigned long long)spliced(t.cb));
+		    "redirected, %llu passed up, user space copied %llu)",
+		    (unsigned long long)got, (unsigned long long)total,
+		    (unsigned long long)spliced(t.cb), (unsigned long long)record(t.cb).passed,
+		    (unsigned long long)cp.copied);
+	copier_stop(&cp);
+	tunnel_close(&t);
+}
+
+/*
+ * A client that stops reading: the answer waiting for it in a's backlog stays
+ * within KS_SPLICE_BACKLOG, b's direction falls back, TCP's window holds the
+ * server back; once the client reads again, the shim's copy delivers the rest,
+ * every byte in order. Before the bound, the whole answer went into the
+ * backlog, charged to nobody.
+ */
+static void test_backlog_bound(void **state)
+{
+	const uint64_t total = 32 << 20;
+	uint64_t f0 = stat_of(KS_STAT_SPLICE_FALLBACK), wrote, wait, got;
+	struct ks_splice r;
+	struct copier cp;
+	struct tunnel t;
+
+	(void)state;
+	tunnel_open(&t, SMALL_BUF, SMALL_BUF);
+	wrote = send_until_stalled(t.s, 0, total);
+	r = record(t.cb);
+	wait = r.bytes - queued(t.a);
+	if (wrote >= total)
+		fail_msg("the server wrote all %llu bytes to a client that reads nothing: no bound "
+			 "held it back (backlog %llu)",
+			 (unsigned long long)total, (unsigned long long)wait);
+	if (!(r.flags & KS_SPLICE_COPY) || stat_of(KS_STAT_SPLICE_FALLBACK) - f0 != 1)
+		fail_msg("b's direction did not fall back (flags %u, splice_fallback +%llu)", r.flags,
+			 (unsigned long long)(stat_of(KS_STAT_SPLICE_FALLBACK) - f0));
+	if (wait > KS_SPLICE_BACKLOG)
+		fail_msg("%llu bytes wait in a's backlog, over the bound %u",
+			 (unsigned long long)wait, KS_SPLICE_BACKLOG);
+	printf("stalled: the server wrote %llu bytes, %llu wait in a's backlog, %llu passed up\n",
+	       (unsigned long long)wrote, (unsigned long long)wait, (unsigned long long)r.passed);
+	copier_start(&cp, &t);
+	got = exchange(t.s, wrote, t.c, total);
+	copier_stop(&cp);
+	if (got != total)
+		fail_msg("the client got %llu of %llu bytes (copied by user space %llu)",
+			 (unsigned long long)got, (unsigned long long)total,
+			 (unsigned long long)cp.copied);
+	tunnel_close(&t);
+}
+
+/*
+ * Both ends write and neither reads: each direction falls back, and the bytes
+ * passed up behind the other direction's backlog (uncharged again) reach the
+ * bound too: the verdict marks the tunnel broken for the shim to reset, counts
+ * it and drops from then on. The writer whose bytes are dropped is not held
+ * back (TCP took them), but the kernel keeps none of them.
+ */
+static void test_both_stalled(void **state)
+{
+	const uint64_t total = 64 << 20, kept_max = 8 << 20;
+	uint64_t o0 = stat_of(KS_STAT_SPLICE_OVERFLOW), wc, ws;
+	struct ks_splice ra, rb;
+	struct tunnel t;
+
+	(void)state;
+	tunnel_open(&t, SMALL_BUF, SMALL_BUF);
+	ws = send_until_stalled(t.s, 0, total);
+	wc = send_until_stalled(t.c, 0, total);
+	ws += send_until_stalled(t.s, ws, total - ws);
+	ra = record(t.ca);
+	rb = record(t.cb);
+	printf("both stalled: client wrote %llu (kept %llu), server %llu (kept %llu); flags a %u "
+	       "b %u\n",
+	       (unsigned long long)wc, (unsigned long long)(ra.bytes + ra.passed),
+	       (unsigned long long)ws, (unsigned long long)(rb.bytes + rb.passed), ra.flags,
+	       rb.flags);
+	if (!((ra.flags | rb.flags) & KS_SPLICE_OVERFLOW) ||
+	    stat_of(KS_STAT_SPLICE_OVERFLOW) == o0)
+		fail_msg("no overflow marked (flags a %u b %u)", ra.flags, rb.flags);
+	if (ra.held > KS_SPLICE_BACKLOG || rb.held > KS_SPLICE_BACKLOG)
+		fail_msg("held over the bound: a %u b %u", ra.held, rb.held);
+	if (ra.bytes + ra.passed > kept_max || rb.bytes + rb.passed > kept_max)
+		fail_msg("the kernel kept %llu of the client's and %llu of the server's bytes",
+			 (unsigned long long)(ra.bytes + ra.passed),
+			 (unsigned long long)(rb.bytes + rb.passed));
 	tunnel_close(&t);
 }
 
@@ -323,6 +519,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_bytes_both_ways),
 	    cmocka_unit_test(test_fin_mid_answer),
+	    cmocka_unit_test(test_backlog_bound),
+	    cmocka_unit_test(test_both_stalled),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
