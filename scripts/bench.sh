@@ -25,7 +25,9 @@ cleanup() {
 	[ -n "${stats_was:-}" ] && sysctl -qw kernel.bpf_stats_enabled="$stats_was"
 	ip netns del ksb-c4 2>/dev/null || true
 	if [ -d /sys/fs/bpf/ksb-floor ]; then
-		bpftool cgroup detach "$cg/ksb-c4" connect4 pinned /sys/fs/bpf/ksb-floor/floor_connect4 2>/dev/null || true
+		for f in floor_connect4 floor_line floor_route; do
+			bpftool cgroup detach "$cg/ksb-c4" connect4 pinned "/sys/fs/bpf/ksb-floor/$f" 2>/dev/null || true
+		done
 		rm -rf /sys/fs/bpf/ksb-floor
 	fi
 	rmdir "$cg/ksb-c4" 2>/dev/null || true
@@ -114,15 +116,19 @@ c4_run() {
 }
 c4_id=$(c4_prog connect4)
 c6_id=$(c4_prog connect6)
-# the floor: a connect4 program that only returns, beside ksteer's on the same cgroup
+# the floors (selftests/bench/floor.bpf.c), beside ksteer's on the same cgroup and
+# after it: a program that only returns, one that reads one cold line of a table as
+# big as the slots', one that then keeps a getpeername record as ksteer does
+floors="floor_connect4 floor_line floor_route"
 bpftool prog loadall "$PWD/.output/bench/floor.bpf.o" /sys/fs/bpf/ksb-floor
-bpftool cgroup attach "$cg/ksb-c4" connect4 pinned /sys/fs/bpf/ksb-floor/floor_connect4 multi
+for f in $floors; do
+	bpftool cgroup attach "$cg/ksb-c4" connect4 pinned "/sys/fs/bpf/ksb-floor/$f" multi
+done
 floor_prog() { bpftool -j prog show pinned "/sys/fs/bpf/ksb-floor/$1" |
 	python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
-fc_id=$(floor_prog floor_connect4)
 stats_was=$(sysctl -n kernel.bpf_stats_enabled)
 sysctl -qw kernel.bpf_stats_enabled=1
-read -r fc_t0 fc_n0 <<<"$(c4_stats "$fc_id")"
+for f in $floors; do read -r "${f}_t0" "${f}_n0" <<<"$(c4_stats "$(floor_prog "$f")")"; done
 echo "-- connect4/6 run time per call, 10k services, $C4_CONNECTS connects per run"
 for r in $(seq "$RUNS"); do
 	c4_run "$c4_id" 10.96.0.0 10000 80 >>"$tmp/c4vip"
@@ -132,7 +138,7 @@ for r in $(seq "$RUNS"); do
 	echo "   run $r: connect4 VIP $(tail -1 "$tmp/c4vip")  not a VIP $(tail -1 "$tmp/c4miss")" \
 		" connect6 VIP $(tail -1 "$tmp/c6vip")  IPv4-mapped VIP $(tail -1 "$tmp/c6mapped") ns"
 done
-read -r fc_t1 fc_n1 <<<"$(c4_stats "$fc_id")"
+for f in $floors; do read -r "${f}_t1" "${f}_n1" <<<"$(c4_stats "$(floor_prog "$f")")"; done
 sysctl -qw kernel.bpf_stats_enabled="$stats_was"
 stats_was=
 kill "$agent_pid" && wait "$agent_pid" 2>/dev/null || true
@@ -147,9 +153,17 @@ c4_row "connect4 to a VIP (1 in 10 split 50/30/20)" "$tmp/c4vip"
 c4_row "connect4 to an address that is not a VIP" "$tmp/c4miss"
 c4_row "connect6 to an IPv6 VIP" "$tmp/c6vip"
 c4_row "connect6 to an IPv4-mapped VIP" "$tmp/c6mapped"
-per_call() { python3 -c "print(f'{($2 - $1) / max($4 - $3, 1):.0f}')"; }
-printf '| floor: a connect4 program that only returns (all runs) | %s | ns per call |\n' \
-	"$(per_call "$fc_t0" "$fc_t1" "$fc_n0" "$fc_n1")" >>"$tmp/c4rows"
+per_call() { # FLOOR: ns per call over all connect4 runs
+	local t0=${1}_t0 t1=${1}_t1 n0=${1}_n0 n1=${1}_n1
+	python3 -c "print(f'{(${!t1} - ${!t0}) / max(${!n1} - ${!n0}, 1):.0f}')"
+}
+fl=$(per_call floor_connect4) fline=$(per_call floor_line) froute=$(per_call floor_route)
+{
+	printf '| floor: a connect4 program that only returns (all connect4 runs) | %s | ns per call |\n' "$fl"
+	printf '| floor_line: one cold line of an 8 MB table, at the address'"'"'s hash | %s | ns per call |\n' "$fline"
+	printf '| floor_route: that line warm, the cookie, a record in an 8 MB ring, a counter | %s | ns per call |\n' "$froute"
+	printf '| the least a routed connect with getpeername touches (line + route - floor) | %s | ns per call |\n' "$((fline + froute - fl))"
+} >>"$tmp/c4rows"
 c4_table() {
 	echo "| program, 10k services loaded | median (min-max) | unit |"
 	echo "|---|---|---|"
