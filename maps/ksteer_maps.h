@@ -247,16 +247,17 @@ enum ks_splice_flags {
 	KS_SPLICE_BASED = 1u << 0, /* base holds the peer's write_seq at the first redirect */
 	KS_SPLICE_COPY = 1u << 1, /* fell back: every byte from here on is passed up */
 	KS_SPLICE_OVERFLOW = 1u << 2, /* bytes dropped: the shim resets the tunnel */
+	KS_SPLICE_DRAINED = 1u << 3, /* the peer fell back and this socket's backlog is sent */
 };
 
 struct ks_splice {
 	__u64 peer; /* the other socket's cookie */
 	__u64 bytes; /* payload bytes redirected from this socket to the peer */
 	__u64 passed; /* bytes passed up to user space after the fallback */
-	__u32 held; /* passed bytes now waiting behind this socket's own backlog */
+	__u32 held; /* passed bytes waiting behind this socket's own backlog */
 	__u32 base; /* the peer's write_seq when the first byte was redirected */
 	__u32 flags; /* enum ks_splice_flags, written by this socket's verdict only */
-	__u32 pad;
+	__u32 held_end; /* this socket's write_seq once the bytes held wait no more */
 };
 
 /*

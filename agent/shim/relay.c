@@ -670,20 +670,52 @@ static int sway_copy(struct tun *t, struct sway *w)
 				return -1;
 			continue;
 		}
-		if (n == -EAGAIN)
-			break;
-		if (n < 0)
+		if (n < 0 && n != -EAGAIN)
 			return -1;
 		if (*w->got < splice_rec(t, w->cookie).passed) {
-			/* passed bytes wait behind from's own backlog: the EOF came first */
+			/*
+			 * Passed bytes wait behind from's own backlog: the socket polls
+			 * readable (TCP counts them) and reads nothing, or shows its EOF
+			 * first (sway_want).
+			 */
 			w->from->eof = false;
 			w->wait = true;
 			break;
 		}
+		if (n == -EAGAIN)
+			break;
 		*w->eof = *w->done = true;
 	}
 	tun_fin(w->to, *w->done, w->fin);
 	return 0;
+}
+
+/* A socket reset or closed under us: what it owed will never be sent. */
+static bool sock_broken(int fd)
+{
+	struct tcp_info ti;
+	socklen_t l = sizeof(ti);
+	int err = 0;
+	socklen_t el = sizeof(err);
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) || err ||
+	    getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l))
+		return true;
+	return ti.tcpi_state == 7; /* TCP_CLOSE (include/net/tcp_states.h) */
+}
+
+/* The kernel dropped bytes at the bound (both ways stalled): reset both legs, not a FIN. */
+static bool splice_overflowed(struct tun *t)
+{
+	struct linger rst = { 1, 0 };
+
+	if (!((splice_rec(t, t->ca).flags | splice_rec(t, t->cb).flags) & KS_SPLICE_OVERFLOW))
+		return false;
+	pr_info("gateway: splice: both ways stalled past %u bytes: reset\n", KS_SPLICE_BACKLOG);
+	setsockopt(t->a.fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+	setsockopt(t->b.fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+	return true;
 }
 
 /* One way: -1 when the tunnel must go (a reset, bytes left behind, the bound overflowed). */
@@ -701,15 +733,8 @@ static int sway_step(struct tun *t, struct sway *w)
 			return -1;
 	}
 	r = splice_rec(t, w->cookie); /* after the peek: the verdict ran on what came before */
-	if (r.flags & KS_SPLICE_OVERFLOW) { /* bytes were dropped: a reset, not a FIN */
-		struct linger rst = { 1, 0 };
-
-		pr_info("gateway: splice: both ways stalled past %u bytes: reset\n",
-			KS_SPLICE_BACKLOG);
-		setsockopt(t->a.fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
-		setsockopt(t->b.fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+	if ((r.flags & KS_SPLICE_OVERFLOW) && splice_overflowed(t))
 		return -1;
-	}
 	if (*w->mode == W_SPLICED) {
 		if (r.flags & KS_SPLICE_COPY)
 			*w->mode = W_DRAIN;
@@ -724,12 +749,12 @@ static int sway_step(struct tun *t, struct sway *w)
 			*w->done = *w->fin = true;
 		}
 		w->wait = *w->eof && !*w->done;
-		return 0;
+		return w->wait && sock_broken(w->to->fd) ? -1 : 0;
 	}
 	if (*w->mode == W_DRAIN) {
 		if (w->to->out.len || queued(w->to->fd) < w->first + r.bytes) {
 			w->wait = true;
-			return 0;
+			return sock_broken(w->to->fd) ? -1 : 0;
 		}
 		*w->mode = W_COPY;
 		*w->eof = false;
@@ -745,18 +770,23 @@ static void splice_ways(struct tun *t, struct sway *wa, struct sway *wb)
 			     &t->b_eof, &t->b_done, &t->a_fin, false };
 }
 
-/* What one socket waits for: the way from it, and the bytes it owes the other way. */
+/*
+ * What one socket waits for: the way from it, and the bytes it owes the other
+ * way. A copied way whose passed bytes still wait behind the socket's backlog
+ * polls readable with nothing to read: edge-triggered then, woken when they
+ * reach the socket (and by the timer).
+ */
 static uint32_t sway_want(const struct sway *from_it, const struct side *it)
 {
 	uint32_t want = it->out.len ? EPOLLOUT : 0;
 
-	if (*from_it->done || from_it->wait)
-		return want; /* draining, or an EOF before its bytes: the timer looks again */
+	if (*from_it->done)
+		return want;
 	if (*from_it->mode == W_SPLICED && !*from_it->eof) /* a FIN, or bytes passed up */
 		want |= EPOLLRDHUP | EPOLLIN;
 	else if (*from_it->mode == W_COPY && from_it->to->out.len < SIDE_HIGH_WATER)
-		want |= EPOLLIN;
-	return want;
+		want |= EPOLLIN | (from_it->wait ? EPOLLET : 0);
+	return want; /* draining, or an EOF waiting for its bytes: the timer looks */
 }
 
 /* A way waiting for the kernel (a half-close, a hand-back): the timer steps it. */
@@ -1093,6 +1123,11 @@ void tun_tick(struct shim *s, uint64_t now)
 	for (struct tun *t = s->tuns, *nx; t; t = nx) {
 		nx = t->next;
 		if (t->state == T_SPLICED) {
+			/* a way whose bytes are all held passes nothing up: nothing wakes it */
+			if (splice_overflowed(t)) {
+				tun_kill(t);
+				continue;
+			}
 			if (splice_waiting(t))
 				splice_step(t); /* a half-close waiting for its bytes to be queued */
 			if (!t->dead && now >= t->spliced_look) {

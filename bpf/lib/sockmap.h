@@ -102,14 +102,14 @@ static __always_inline __u32 splice_backlog(const struct ks_splice *p, __u32 pee
 
 /*
  * One segment of a spliced socket (cookie c, record p): redirected to the
- * peer while the peer's backlog stays under KS_SPLICE_BACKLOG; past it, or
- * once the peer fell back, passed up for the shim to copy (ks_splice in
- * maps/ksteer_maps.h). SK_PASS or SK_DROP.
+ * peer while the peer's backlog stays under KS_SPLICE_BACKLOG; past it, passed
+ * up for the shim to copy, for good (ks_splice in maps/ksteer_maps.h).
+ * SK_PASS or SK_DROP.
  */
 static __always_inline int splice_segment(struct __sk_buff *skb, __u64 c, struct ks_splice *p)
 {
 	struct ks_splice *q = bpf_map_lookup_elem(&ks_splice_peer, &p->peer);
-	__u32 seq, len = skb->len;
+	__u32 seq, len = skb->len, wait;
 
 	if (p->flags & KS_SPLICE_OVERFLOW)
 		return SK_DROP; /* the shim resets the tunnel */
@@ -120,8 +120,7 @@ static __always_inline int splice_segment(struct __sk_buff *skb, __u64 c, struct
 			p->base = seq;
 			p->flags |= KS_SPLICE_BASED;
 		}
-		if (!(q->flags & KS_SPLICE_COPY) &&
-		    splice_backlog(p, seq) + len <= KS_SPLICE_BACKLOG) {
+		if (splice_backlog(p, seq) + len <= KS_SPLICE_BACKLOG) {
 			if (bpf_sk_redirect_hash(skb, &ks_splice, &p->peer, 0) != SK_PASS)
 				goto gone;
 			__sync_fetch_and_add(&p->bytes, len);
@@ -133,18 +132,27 @@ static __always_inline int splice_segment(struct __sk_buff *skb, __u64 c, struct
 	}
 	/*
 	 * Passed up. While this socket's own backlog holds the peer's bytes, the
-	 * segment waits behind them uncharged and TCP's window stays open: held.
+	 * segment waits behind them uncharged and TCP's window stays open: held,
+	 * until this socket's write_seq passes where that backlog ended. Once the
+	 * peer has fallen back and the backlog is sent, nothing refills it (the
+	 * shim's own writes then move write_seq past any mark): no more looks.
 	 */
-	if (q && (q->flags & KS_SPLICE_BASED) && splice_write_seq(c, &seq) &&
-	    splice_backlog(q, seq)) {
-		if (p->held + len > KS_SPLICE_BACKLOG) {
-			p->flags |= KS_SPLICE_OVERFLOW;
-			stat_inc(KS_STAT_SPLICE_OVERFLOW);
-			return SK_DROP;
+	if (q && (q->flags & KS_SPLICE_BASED) && !(p->flags & KS_SPLICE_DRAINED) &&
+	    splice_write_seq(c, &seq)) {
+		if ((__s32)(seq - p->held_end) >= 0)
+			p->held = 0;
+		wait = splice_backlog(q, seq);
+		if (!wait && (q->flags & KS_SPLICE_COPY))
+			p->flags |= KS_SPLICE_DRAINED;
+		if (wait) {
+			if (p->held + len > KS_SPLICE_BACKLOG) {
+				p->flags |= KS_SPLICE_OVERFLOW;
+				stat_inc(KS_STAT_SPLICE_OVERFLOW);
+				return SK_DROP;
+			}
+			p->held += len;
+			p->held_end = seq + wait;
 		}
-		p->held += len;
-	} else {
-		p->held = 0;
 	}
 	__sync_fetch_and_add(&p->passed, len);
 	return SK_PASS;

@@ -172,9 +172,9 @@ static unsigned char pattern(uint64_t i)
 }
 
 /*
- * The server writes the pattern from `from` while the client reads it all from
+ * Writer s writes the pattern from `from` while reader c reads it all from
  * byte 0 (the first part already waits in the kernel); stops when no byte moved
- * for 5 s. What the client got, checked.
+ * for 5 s. What the reader got, checked.
  */
 static uint64_t exchange(int s, uint64_t from, int c, uint64_t total)
 {
@@ -477,6 +477,33 @@ static void test_backlog_bound(void **state)
 }
 
 /*
+ * A client that reads nothing but still sends (an upload during a download):
+ * the answer's way falls back, the client's way stays spliced and carries all
+ * of the upload. Only a way's own backlog makes it fall back.
+ */
+static void test_stalled_reader_sends(void **state)
+{
+	const uint64_t up = 1 << 20;
+	uint64_t got, o0 = stat_of(KS_STAT_SPLICE_OVERFLOW);
+	struct ks_splice ra, rb;
+	struct tunnel t;
+
+	(void)state;
+	tunnel_open(&t, SMALL_BUF, SMALL_BUF);
+	send_until_stalled(t.s, 0, 32 << 20);
+	got = exchange(t.c, 0, t.s, up);
+	ra = record(t.ca);
+	rb = record(t.cb);
+	if (got != up || (ra.flags & (KS_SPLICE_COPY | KS_SPLICE_OVERFLOW)) ||
+	    !(rb.flags & KS_SPLICE_COPY) || stat_of(KS_STAT_SPLICE_OVERFLOW) != o0)
+		fail_msg("the server got %llu of the client's %llu bytes; flags a %u b %u, "
+			 "splice_overflow +%llu",
+			 (unsigned long long)got, (unsigned long long)up, ra.flags, rb.flags,
+			 (unsigned long long)(stat_of(KS_STAT_SPLICE_OVERFLOW) - o0));
+	tunnel_close(&t);
+}
+
+/*
  * Both ends write and neither reads: each direction falls back, and the bytes
  * passed up behind the other direction's backlog (uncharged again) reach the
  * bound too: the verdict marks the tunnel broken for the shim to reset, counts
@@ -520,6 +547,7 @@ int main(void)
 	    cmocka_unit_test(test_bytes_both_ways),
 	    cmocka_unit_test(test_fin_mid_answer),
 	    cmocka_unit_test(test_backlog_bound),
+	    cmocka_unit_test(test_stalled_reader_sends),
 	    cmocka_unit_test(test_both_stalled),
 	};
 
