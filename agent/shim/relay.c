@@ -16,6 +16,7 @@
  */
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <errno.h>
 #include <linux/sockios.h>
 #include <linux/tcp.h>
@@ -1118,13 +1119,36 @@ void tun_outbound(struct shim *s, int fd, const struct sockaddr_in6 *peer,
 	}
 }
 
+/*
+ * Whether the verdict broke a tunnel since the last look: its splice_overflow
+ * counter (one lookup a tick, not two per spliced tunnel).
+ */
+static bool splice_overflow_news(struct shim *s)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	uint32_t k = KS_STAT_SPLICE_OVERFLOW;
+	uint64_t v[512], sum = 0;
+	bool news;
+
+	if (s->o.stats_fd < 0 || s->o.splice_fd < 0 || ncpu <= 0 || ncpu > 512 ||
+	    bpf_map_lookup_elem(s->o.stats_fd, &k, v))
+		return false;
+	for (int i = 0; i < ncpu; i++)
+		sum += v[i];
+	news = sum != s->splice_overflows;
+	s->splice_overflows = sum;
+	return news;
+}
+
 void tun_tick(struct shim *s, uint64_t now)
 {
+	bool overflowed = splice_overflow_news(s);
+
 	for (struct tun *t = s->tuns, *nx; t; t = nx) {
 		nx = t->next;
 		if (t->state == T_SPLICED) {
 			/* a way whose bytes are all held passes nothing up: nothing wakes it */
-			if (splice_overflowed(t)) {
+			if (overflowed && splice_overflowed(t)) {
 				tun_kill(t);
 				continue;
 			}

@@ -167,6 +167,7 @@ struct shim {
 	struct evh pend;
 	int pend_fd;
 	unsigned pend_us; /* the next wait; doubles while bytes are still on their way */
+	uint64_t splice_overflows; /* the kernel's splice_overflow count at the last tick */
 	/* outlier detection: each endpoint's consecutive errors and ejection, by address */
 	struct ep_health {
 		struct ks_addr a;
