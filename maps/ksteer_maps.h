@@ -238,10 +238,13 @@ struct ks_sock_key {
  * direction falls back for good: its bytes are passed up to this socket
  * (charged to it, so TCP's window closes) and the shim copies them once the
  * backlog has been sent. Passed bytes that must wait behind this socket's own
- * backlog are again uncharged: past KS_SPLICE_BACKLOG of them (both ways
- * stalled) the tunnel is broken (KS_SPLICE_OVERFLOW) and the shim resets it.
+ * backlog are uncharged again, so while that backlog holds the other way's
+ * bytes the verdict redirects on instead, up to KS_SPLICE_BACKLOG_MAX; past
+ * that, or past KS_SPLICE_BACKLOG bytes held after a fall-back (both ways
+ * stalled), the tunnel is broken (KS_SPLICE_OVERFLOW) and the shim resets it.
  */
 #define KS_SPLICE_BACKLOG (256 * 1024)
+#define KS_SPLICE_BACKLOG_MAX (4 * KS_SPLICE_BACKLOG)
 
 enum ks_splice_flags {
 	KS_SPLICE_BASED = 1u << 0, /* base holds the peer's write_seq at the first redirect */

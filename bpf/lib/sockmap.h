@@ -120,7 +120,20 @@ static __always_inline int splice_segment(struct __sk_buff *skb, __u64 c, struct
 			p->base = seq;
 			p->flags |= KS_SPLICE_BASED;
 		}
-		if (splice_backlog(p, seq) + len <= KS_SPLICE_BACKLOG) {
+		wait = splice_backlog(p, seq) + len;
+		/*
+		 * Past the bound the way falls back, unless this socket's own backlog
+		 * holds the peer's bytes: passed up, the segment would wait behind them
+		 * uncharged. Then it is redirected on, up to KS_SPLICE_BACKLOG_MAX, as
+		 * the peer's backlog is most often just late (its worker not yet run).
+		 */
+		if (wait > KS_SPLICE_BACKLOG && q->flags & KS_SPLICE_BASED &&
+		    splice_write_seq(c, &seq) && splice_backlog(q, seq)) {
+			if (wait > KS_SPLICE_BACKLOG_MAX)
+				goto overflow;
+			wait = 0;
+		}
+		if (wait <= KS_SPLICE_BACKLOG) {
 			if (bpf_sk_redirect_hash(skb, &ks_splice, &p->peer, 0) != SK_PASS)
 				goto gone;
 			__sync_fetch_and_add(&p->bytes, len);
@@ -145,17 +158,18 @@ static __always_inline int splice_segment(struct __sk_buff *skb, __u64 c, struct
 		if (!wait && (q->flags & KS_SPLICE_COPY))
 			p->flags |= KS_SPLICE_DRAINED;
 		if (wait) {
-			if (p->held + len > KS_SPLICE_BACKLOG) {
-				p->flags |= KS_SPLICE_OVERFLOW;
-				stat_inc(KS_STAT_SPLICE_OVERFLOW);
-				return SK_DROP;
-			}
+			if (p->held + len > KS_SPLICE_BACKLOG)
+				goto overflow;
 			p->held += len;
 			p->held_end = seq + wait;
 		}
 	}
 	__sync_fetch_and_add(&p->passed, len);
 	return SK_PASS;
+overflow:
+	p->flags |= KS_SPLICE_OVERFLOW;
+	stat_inc(KS_STAT_SPLICE_OVERFLOW);
+	return SK_DROP;
 gone:
 	stat_inc(KS_STAT_SPLICE_DROPPED); /* the peer closed: as TCP would, nothing takes it */
 	return SK_DROP;

@@ -172,14 +172,14 @@ static unsigned char pattern(uint64_t i)
 }
 
 /*
- * Writer s writes the pattern from `from` while reader c reads it all from
- * byte 0 (the first part already waits in the kernel); stops when no byte moved
- * for 5 s. What the reader got, checked.
+ * Writer s writes the pattern from `from` to `total` while reader c reads it
+ * from byte `got` (what comes before `from` already waits in the kernel); stops
+ * when no byte moved for 5 s. How many bytes the reader got, checked.
  */
-static uint64_t exchange(int s, uint64_t from, int c, uint64_t total)
+static uint64_t exchange(int s, uint64_t from, int c, uint64_t got, uint64_t total)
 {
 	static unsigned char buf[65536];
-	uint64_t got = 0, idle_since = now_ms();
+	uint64_t got0 = got, idle_since = now_ms();
 
 	while (got < total && now_ms() - idle_since < 5000) {
 		struct pollfd p[2] = {{.fd = c, .events = POLLIN},
@@ -212,7 +212,7 @@ static uint64_t exchange(int s, uint64_t from, int c, uint64_t total)
 		got += (uint64_t)n;
 		idle_since = now_ms();
 	}
-	return got;
+	return got - got0;
 }
 
 /* An EOF the user space of a socket can see (what the shim peeks for), within 1 s. */
@@ -422,7 +422,7 @@ static void test_fin_mid_answer(void **state)
 	assert_int_equal(shutdown(t.c, SHUT_WR), 0);
 	if (!eof_seen(t.a))
 		fail_msg("a's user space saw no EOF within 1 s of the client's FIN");
-	got = exchange(t.s, wrote, t.c, total);
+	got = exchange(t.s, wrote, t.c, 0, total);
 	if (got != total)
 		fail_msg(
 		    "the client got %llu of %llu answer bytes after its FIN (kernel counted %llu "
@@ -467,7 +467,7 @@ static void test_backlog_bound(void **state)
 	printf("stalled: the server wrote %llu bytes, %llu wait in a's backlog, %llu passed up\n",
 	       (unsigned long long)wrote, (unsigned long long)wait, (unsigned long long)r.passed);
 	copier_start(&cp, &t);
-	got = exchange(t.s, wrote, t.c, total);
+	got = exchange(t.s, wrote, t.c, 0, total);
 	copier_stop(&cp);
 	if (got != total)
 		fail_msg("the client got %llu of %llu bytes (copied by user space %llu)",
@@ -479,27 +479,44 @@ static void test_backlog_bound(void **state)
 /*
  * A client that reads nothing but still sends (an upload during a download):
  * the answer's way falls back, the client's way stays spliced and carries all
- * of the upload. Only a way's own backlog makes it fall back.
+ * of the upload: only a way's own backlog makes it fall back. And when the
+ * server pauses, the upload's backlog passes the bound while the client's
+ * socket still holds the answer's bytes: passed up, the upload would wait
+ * behind them uncharged, so it is redirected on (up to KS_SPLICE_BACKLOG_MAX)
+ * and arrives whole once the server reads again.
  */
 static void test_stalled_reader_sends(void **state)
 {
-	const uint64_t up = 1 << 20;
-	uint64_t got, o0 = stat_of(KS_STAT_SPLICE_OVERFLOW);
+	const uint64_t up = 1 << 20, more = 640 << 10;
+	uint64_t got, late, o0 = stat_of(KS_STAT_SPLICE_OVERFLOW);
+	int small = 16384;
 	struct ks_splice ra, rb;
 	struct tunnel t;
 
 	(void)state;
 	tunnel_open(&t, SMALL_BUF, SMALL_BUF);
 	send_until_stalled(t.s, 0, 32 << 20);
-	got = exchange(t.c, 0, t.s, up);
+	got = exchange(t.c, 0, t.s, 0, up);
+	assert_int_equal(setsockopt(t.s, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+	assert_int_equal(setsockopt(t.b, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	assert_int_equal(send_until_stalled(t.c, up, more), more);
+	usleep(200000);
+	ra = record(t.ca);
+	late = ra.bytes - queued(t.b);
+	got += exchange(t.c, up + more, t.s, up, up + more);
 	ra = record(t.ca);
 	rb = record(t.cb);
-	if (got != up || (ra.flags & (KS_SPLICE_COPY | KS_SPLICE_OVERFLOW)) ||
+	printf("upload: %llu of %llu bytes waited in b's backlog while the server paused\n",
+	       (unsigned long long)late, (unsigned long long)(up + more));
+	if (got != up + more || (ra.flags & (KS_SPLICE_COPY | KS_SPLICE_OVERFLOW)) ||
 	    !(rb.flags & KS_SPLICE_COPY) || stat_of(KS_STAT_SPLICE_OVERFLOW) != o0)
 		fail_msg("the server got %llu of the client's %llu bytes; flags a %u b %u, "
 			 "splice_overflow +%llu",
-			 (unsigned long long)got, (unsigned long long)up, ra.flags, rb.flags,
+			 (unsigned long long)got, (unsigned long long)(up + more), ra.flags, rb.flags,
 			 (unsigned long long)(stat_of(KS_STAT_SPLICE_OVERFLOW) - o0));
+	if (late <= KS_SPLICE_BACKLOG)
+		fail_msg("the paused server left only %llu bytes in b's backlog: the case past the "
+			 "bound was not reached", (unsigned long long)late);
 	tunnel_close(&t);
 }
 

@@ -165,5 +165,48 @@ PY
 	[ -n "$ports" ] && [ "$mine" = 0 ] && [ "$in" = "$out" ] &&
 		ok "the half-closing clients' tunnels closed behind them, both legs ($mode; $in other tunnel(s) open, each with both)" ||
 		bad "tunnels left ($mode)" "client ports ${ports:-?} still open: $mine; legs from clients $in, to nodes $out" "$(ip netns exec ksl-c2-gw ss -tn)"
+	# both ways stalled: a client writes to tcp-echo and never reads, so the echo blocks
+	# writing and stops reading too. The copy loop holds both senders back (bounded
+	# buffers, nothing reset); spliced, bytes passed up behind the other way's backlog are
+	# charged to no socket, so past KS_SPLICE_BACKLOG of them the verdict drops and the
+	# gateway resets the tunnel (splice_overflow)
+	eval "$("$KSTEER" lab env)" # CLUSTER2_GW_ADDR for the ServiceEntry
+	{
+		"$KSTEER" lab apply cluster1 -n sample -f "$EX/sleep.yaml" &&
+			"$KSTEER" lab apply cluster1 -n sample -f "$EX/tcp-echo.yaml" -l service=tcp-echo &&
+			sed -e '/subset: v1}, weight: 80}/d' -e 's/subset: v2}, weight: 20}/subset: v2}, weight: 100}/' \
+				"$EX/tcp-echo-multicluster.yaml" | "$KSTEER" lab apply cluster1 -n sample -f - &&
+			"$KSTEER" lab apply cluster2 -n sample -f "$EX/tcp-echo.yaml" -l service=tcp-echo &&
+			"$KSTEER" lab apply cluster2 -n sample -f "$EX/tcp-echo.yaml" -l version=v2 &&
+			"$KSTEER" lab apply cluster2 -n sample -f "$EX/tcp-echo-dr-cluster2.yaml"
+	} >"$tmp/apply" 2>&1 || bad "apply tcp-echo ($mode)" "$(cat "$tmp/apply")"
+	o0=$(stat lab-cluster2-gateway splice_overflow)
+	"$KSTEER" lab exec cluster1 sample/sleep -- python3 - >"$tmp/st" 2>&1 <<'PY'
+import socket, time
+s = socket.create_connection(("tcp-echo", 9000), timeout=10)
+s.settimeout(1)
+chunk = (b"x" * 1023 + b"\n") * 64
+sent, err, t0 = 0, "-", time.time()
+while time.time() - t0 < 15 and sent < 256 << 20:
+    try:
+        sent += s.send(chunk)
+    except socket.timeout:
+        pass
+    except OSError as e:
+        err = e.__class__.__name__
+        break
+print(sent, err)
+PY
+	read -r sent err <"$tmp/st"
+	over=$(($(stat lab-cluster2-gateway splice_overflow) - o0))
+	if [ $mode = on ]; then
+		[ "${err:-}" != - ] && [ "$over" -ge 1 ] && [ "${sent:-0}" -lt $((256 << 20)) ] &&
+			ok "both ways stalled (on): the tunnel was reset ($err after $((sent >> 20)) MiB written), splice_overflow +$over" ||
+			bad "both ways stalled (on)" "$(cat "$tmp/st")" "splice_overflow +$over"
+	else
+		[ "${err:-}" = - ] && [ "$over" = 0 ] && [ "${sent:-0}" -lt $((64 << 20)) ] &&
+			ok "both ways stalled (off): the writer held back at $((sent >> 20)) MiB for 15 s, nothing reset" ||
+			bad "both ways stalled (off)" "$(cat "$tmp/st")" "splice_overflow +$over"
+	fi
 done
 finish
