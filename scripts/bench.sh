@@ -255,7 +255,7 @@ iperf_pid=
 echo "-- the scenario in the lab: requests per second on keep-alive connections (wrk -t1 -c4)"
 lab_used=1
 "$K" lab down >/dev/null 2>&1 || true
-"$K" lab up --splice >/dev/null # splice off by default; the gateway rows switch it per run
+"$K" lab up --splice --sockmap >/dev/null # both off by default; the rows switch them per run
 eval "$("$K" lab env)"
 ex=manifests/examples
 "$K" lab apply cluster1 -n hello -f $ex/sleep.yaml >/dev/null

@@ -75,7 +75,7 @@ int cmd_agent(int argc, char **argv)
 	};
 	struct daemon_opts opt = {
 		.dp = { .self_mark = 0x6b73 /* "ks" */, .shim_port = 15001, .dns_port = 15053,
-			.sockmap = true, .splice = false },
+			.sockmap = false, .splice = false },
 		.so = { .outbound = true, .out_port = 15001, .in_port = 15008,
 			.gateway_labels = "istio=ingressgateway", .trust_domain = ID_TRUST_DOMAIN,
 			.cert_ttl = ID_DEFAULT_TTL },

@@ -60,7 +60,7 @@ static const struct cli_help {
 	{ "lab", NULL, "clusters of network namespaces on this machine (root)" },
 	{ "lab up",
 	  "[-f|--file LABFILE] [--cert-ttl DUR] [--sni-form global|local] [--no-guard]\n"
-	  "[--no-sockmap] [--splice|--no-splice] [--limit NAME=VALUE]...",
+	  "[--sockmap|--no-sockmap] [--splice|--no-splice] [--limit NAME=VALUE]...",
 	  NULL },
 	{ "lab apply", "CLUSTER [-n NS] [-l SELECTOR] -f FILE|-", NULL },
 	{ "lab exec", "CLUSTER NS/NAME -- CMD...", NULL },

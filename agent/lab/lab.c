@@ -67,7 +67,7 @@ struct lab {
 	int lockfd;
 	char cert_ttl[32], sni_form[16]; /* for the agents lab up starts */
 	bool guard; /* XDP guards on the uplinks (lab up --no-guard: none) */
-	bool sockmap; /* app <-> shim sockets joined in the kernel (lab up --no-sockmap: not) */
+	bool sockmap; /* app <-> shim sockets joined in the kernel (lab up --sockmap) */
 	bool splice; /* gateway tunnels joined in the kernel (lab up --splice); else copied */
 	const char *limits[16]; /* lab up --limit NAME=VALUE: passed to every agent */
 	unsigned n_limits;
@@ -595,13 +595,15 @@ static int lab_up(int argc, char **argv)
 					      { "sni-form", required_argument, NULL, 's' },
 					      { "no-guard", no_argument, NULL, 'G' },
 					      { "no-sockmap", no_argument, NULL, 'K' },
+					      { "sockmap", no_argument, NULL, 'k' },
 					      { "no-splice", no_argument, NULL, 'J' },
 					      { "splice", no_argument, NULL, 'j' },
 					      { "limit", required_argument, NULL, 'l' },
 					      { "manifests", required_argument, NULL, 'm' },
 					      { NULL, 0, NULL, 0 } };
 	const char *cert_ttl = "24h", *sni_form = "global", *limits[16], *manifests = NULL;
-	bool guard = true, sockmap = true, splice = false; /* splice: see README, Benchmarks */
+	/* sockmap and splice off by default: README, Limits and Benchmarks */
+	bool guard = true, sockmap = false, splice = false;
 	unsigned n_limits = 0;
 
 	optind = 2;
@@ -616,6 +618,8 @@ static int lab_up(int argc, char **argv)
 			guard = false;
 		else if (c == 'K')
 			sockmap = false;
+		else if (c == 'k')
+			sockmap = true;
 		else if (c == 'J')
 			splice = false;
 		else if (c == 'j')

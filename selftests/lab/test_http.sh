@@ -54,7 +54,7 @@ tally() {
 }
 
 # ---- sockmap on: straight to the pod, then the local path ----
-lab_fresh
+lab_fresh --sockmap
 setup_local || bad "apply helloworld v1, sleep and the routes" "$(cat "$tmp/apply")"
 HW=$(vip cluster1 hello helloworld)
 V1=$(podip helloworld-v1)

@@ -9,7 +9,7 @@ need_root
 SOCKMAP=${SOCKMAP:-on}
 
 "$KSTEER" lab down >/dev/null 2>&1
-"$KSTEER" lab up $([ "$SOCKMAP" = off ] && echo --no-sockmap) >"$tmp/up" 2>&1 || { bad "lab up" "$(cat "$tmp/up")"; finish; exit 1; }
+"$KSTEER" lab up $([ "$SOCKMAP" = off ] && echo --no-sockmap || echo --sockmap) >"$tmp/up" 2>&1 || { bad "lab up" "$(cat "$tmp/up")"; finish; exit 1; }
 for f in "$EX/helloworld.yaml" "$EX/sleep.yaml"; do
 	"$KSTEER" lab apply cluster1 -n hello -f "$f" >"$tmp/o" 2>&1 || bad "apply $(basename "$f")" "$(cat "$tmp/o")"
 done
